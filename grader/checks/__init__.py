@@ -1,0 +1,20 @@
+"""Check types, registered by the YAML ``type:`` they serve.
+
+Importing this package imports every check module, so no type can be left
+unregistered by accident.
+"""
+
+from grader.checks import model, shape_table, text, value
+from grader.checks.base import REGISTRY, CheckContext, CheckSpec, CheckType, register
+
+__all__ = [
+    "REGISTRY",
+    "CheckContext",
+    "CheckSpec",
+    "CheckType",
+    "model",
+    "register",
+    "shape_table",
+    "text",
+    "value",
+]

@@ -1,0 +1,160 @@
+"""What every check shares: its spec base class, its context, and the registry.
+
+A check type is registered under the YAML ``type:`` it serves (the timm pattern: a
+decorator and a dict). The rubric loader looks the type up here, so a check type cannot
+exist without a spec model that rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.models import Answer, AnswerRequest, CheckResult, CheckStatus, ExecutionReport
+
+
+class StrictModel(BaseModel):
+    """A frozen pydantic model that rejects keys it does not know."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSpec(StrictModel):
+    """Keys every check accepts."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: str
+    prompt: str = ""
+    show_expected: bool = True
+    expected: str | None = None  # reference key; defaults to the check id
+
+    @property
+    def reference_key(self) -> str:
+        """The key of the reference's computed values this check compares with."""
+        return self.expected or self.id
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """Points this check is worth (a table's worth depends on the reference's rows)."""
+        raise NotImplementedError
+
+    def requests(self) -> list[AnswerRequest]:
+        """Top-level names the harness must harvest for this check."""
+        return []
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check may look at: the student's harvested data and the reference's."""
+
+    answers: Mapping[str, Answer]
+    expected: Mapping[str, Any]
+    markdown: tuple[str, ...]
+    execution: ExecutionReport | None
+    notebook_problem: str | None = None  # why nothing could run (no notebook, not JSON)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+S = TypeVar("S", bound=CheckSpec)
+GradeFn = Callable[[Any, CheckContext], CheckResult]
+
+
+@dataclass(frozen=True)
+class CheckType(Generic[S]):
+    """A registered check type: the spec model and the grading function."""
+
+    name: str
+    spec: type[S]
+    grade: Callable[[S, CheckContext], CheckResult]
+
+
+REGISTRY: dict[str, CheckType[Any]] = {}
+
+
+def register(
+    name: str, spec: type[S]
+) -> Callable[[Callable[[S, CheckContext], CheckResult]], Callable[[S, CheckContext], CheckResult]]:
+    """Register ``fn`` as the grader of YAML ``type: name`` checks described by ``spec``."""
+
+    def decorate(
+        fn: Callable[[S, CheckContext], CheckResult],
+    ) -> Callable[[S, CheckContext], CheckResult]:
+        if name in REGISTRY:
+            raise ValueError(f"check type {name!r} registered twice")
+        REGISTRY[name] = CheckType(name=name, spec=spec, grade=fn)
+        return fn
+
+    return decorate
+
+
+def result(
+    spec: CheckSpec,
+    top: float,
+    score: float,
+    status: CheckStatus,
+    message: str,
+    *,
+    expected: Any = None,
+    got: Any = None,
+    details: Any = None,
+) -> CheckResult:
+    """Build a CheckResult for ``spec`` worth ``top``; expected values dropped unless shown."""
+    return CheckResult(
+        id=spec.id,
+        type=spec.type,
+        score=round(max(0.0, min(score, top)), 2),
+        max_score=round(top, 2),
+        status=status,
+        message=message,
+        expected=expected if spec.show_expected else None,
+        got=got,
+        details=details,
+        show_expected=spec.show_expected,
+        prompt=spec.prompt,
+    )
+
+
+def status_for(score: float, top: float) -> CheckStatus:
+    """pass / partial / fail from points earned."""
+    if top > 0 and score >= top - 1e-9:
+        return "pass"
+    return "partial" if score > 0 else "fail"
+
+
+def unavailable(spec: CheckSpec, ctx: CheckContext, name: str, top: float) -> CheckResult | None:
+    """The result for an answer that is absent or unusable, or None when it is usable.
+
+    Shared by every check that reads a harvested name, so missing, crashed and
+    unsupported answers read the same everywhere.
+    """
+    if ctx.notebook_problem is not None:
+        return result(spec, top, 0, "fail", f"{name} could not be graded: {ctx.notebook_problem}")
+    answer = ctx.answers.get(name)
+    if answer is None or answer.status == "missing":
+        msg = (
+            answer.message
+            if answer is not None and answer.message
+            else (
+                f"{name} is not defined at the notebook's top level: assign it in a code cell "
+                "and make sure that cell runs"
+            )
+        )
+        return result(spec, top, 0, "fail", msg)
+    if answer.status == "error":
+        return result(spec, top, 0, "error", answer.message or f"{name} could not be read")
+    if answer.status == "unsupported":
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            answer.message
+            or f"{name} has an unsupported type ({answer.type_name}): use a number, a list, "
+            "a NumPy array or a torch tensor",
+            details={"type": answer.type_name},
+        )
+    if answer.status == "too_large":
+        return result(spec, top, 0, "fail", answer.message or f"{name} is too large to grade")
+    return None

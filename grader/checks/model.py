@@ -1,0 +1,228 @@
+"""``type: model`` — a student's ``torch.nn.Module``, graded from its probe results.
+
+The module is probed inside the student's kernel (forward in eval mode on a
+grader-made batch, ``torch.cat`` calls recorded during that forward, parameters
+counted); only the probe's plain results reach this module, which compares them with
+what the reference model gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from grader.checks.base import (
+    CheckContext,
+    CheckSpec,
+    StrictModel,
+    register,
+    result,
+    status_for,
+    unavailable,
+)
+from grader.models import AnswerRequest, CheckResult, ProbeSpec
+from grader.normalize import to_plain
+
+
+class Probe(StrictModel):
+    """The grader-made input batch: its full shape (batch first) and value range."""
+
+    input_shape: list[int] = Field(min_length=1)
+    low: float = 0.0
+    high: float = 1.0
+    seed: int = 0
+
+
+class RangePart(StrictModel):
+    """Points for every output value lying in [min, max]."""
+
+    points: float = Field(ge=0)
+    min: float
+    max: float
+
+
+class ConcatPart(StrictModel):
+    """Points for a ``torch.cat`` of at least ``min_inputs`` tensors along ``dim``."""
+
+    points: float = Field(ge=0)
+    min_inputs: int = Field(default=2, ge=2)
+    dim: int = 1
+
+
+class Parts(StrictModel):
+    """The graded parts of a model and their points."""
+
+    runs: float = Field(default=0, ge=0)
+    output_shape: float = Field(default=0, ge=0)
+    output_range: RangePart | None = None
+    param_count: float = Field(default=0, ge=0)
+    concat: ConcatPart | None = None
+
+
+class ModelSpec(CheckSpec):
+    """A module probed on a grader-made batch."""
+
+    type: Literal["model"]
+    answer: str = Field(min_length=1)
+    probe: Probe
+    parts: Parts
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """The sum of the parts' points."""
+        p = self.parts
+        return (
+            p.runs
+            + p.output_shape
+            + p.param_count
+            + (p.output_range.points if p.output_range else 0)
+            + (p.concat.points if p.concat else 0)
+        )
+
+    def requests(self) -> list[AnswerRequest]:
+        """The module's name, with the probe to run on it."""
+        probe = ProbeSpec(
+            input_shape=tuple(self.probe.input_shape),
+            low=self.probe.low,
+            high=self.probe.high,
+            seed=self.probe.seed,
+        )
+        return [AnswerRequest(name=self.answer, kind="model", probe=probe)]
+
+
+def _part(name: str, points: float, ok: bool, message: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "points": points if ok else 0.0,
+        "max_points": points,
+        "ok": ok,
+        "message": message,
+    }
+
+
+@register("model", ModelSpec)
+def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
+    """Score each declared part from the probe's observations."""
+    top = spec.max_points(ctx.expected)
+    missing = unavailable(spec, ctx, spec.answer, top)
+    if missing is not None:
+        return missing
+    probe = ctx.answers[spec.answer].value
+    if not isinstance(probe, dict):
+        return result(spec, top, 0, "error", f"probing {spec.answer} produced no usable result")
+    expected: dict[str, Any] = ctx.expected[spec.reference_key]
+    batch = spec.probe.input_shape[0]
+    ran = bool(probe.get("ran"))
+    parts: list[dict[str, Any]] = []
+    p = spec.parts
+    error = probe.get("error") or "the forward pass failed"
+    if p.runs:
+        shape = tuple(spec.probe.input_shape)
+        msg = (
+            "the forward pass runs in eval mode"
+            if ran
+            else f"the forward pass on a batch of shape {shape} raised {error}"
+        )
+        parts.append(_part("runs", p.runs, ran, msg))
+    if p.output_shape:
+        want = [batch, *expected["output_shape"]]
+        got = probe.get("output_shape")
+        ok = ran and got == want
+        msg = (
+            f"the output has shape {tuple(want)}"
+            if ok
+            else "no output (the forward pass failed)"
+            if not ran
+            else f"the output has shape {tuple(got) if got else got}, expected {tuple(want)}"
+        )
+        parts.append(_part("output_shape", p.output_shape, ok, msg))
+    if p.output_range is not None:
+        lo, hi = probe.get("output_min"), probe.get("output_max")
+        rng = p.output_range
+        ok = (
+            ran
+            and bool(probe.get("output_finite"))
+            and lo is not None
+            and hi is not None
+            and rng.min <= lo
+            and hi <= rng.max
+        )
+        msg = (
+            f"all outputs lie in [{rng.min:g}, {rng.max:g}]"
+            if ok
+            else "no output (the forward pass failed)"
+            if not ran
+            else f"outputs range over [{_fmt(lo)}, {_fmt(hi)}], outside [{rng.min:g}, {rng.max:g}]"
+            " (is the final activation missing?)"
+        )
+        parts.append(_part("output_range", rng.points, ok, msg))
+    if p.param_count:
+        got_params = probe.get("trainable_params")
+        want_params = expected["trainable_params"]
+        ok = got_params == want_params
+        msg = (
+            f"{want_params:,} trainable parameters"
+            if ok
+            else f"{got_params:,} trainable parameters; the architecture in the handout has "
+            f"{want_params:,}"
+            if isinstance(got_params, int)
+            else "parameters could not be counted"
+        )
+        if not spec.show_expected and not ok:
+            msg = f"{got_params} trainable parameters is not the architecture's count"
+        parts.append(_part("param_count", p.param_count, ok, msg))
+    if p.concat is not None:
+        parts.append(_concat_part(p.concat, probe, ran))
+    score = sum(part["points"] for part in parts)
+    status = status_for(score, top)
+    failed = [part["message"] for part in parts if not part["ok"]]
+    message = "all parts correct" if not failed else "; ".join(failed)
+    details = {"parts": parts, "probe": _probe_summary(probe)}
+    if not ran and probe.get("traceback"):
+        details["traceback"] = probe["traceback"]
+    return result(spec, top, score, status, message, expected=to_plain(expected), details=details)
+
+
+def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> dict[str, Any]:
+    calls = probe.get("cat_calls") or []
+    hits = [
+        c for c in calls if c.get("n_inputs", 0) >= rule.min_inputs and c.get("dim") == rule.dim
+    ]
+    ok = ran and bool(hits)
+    if ok:
+        msg = f"{hits[0]['n_inputs']} tensors are concatenated along dim {rule.dim}"
+    elif not ran:
+        msg = "no concatenation observed (the forward pass failed)"
+    elif calls:
+        seen = ", ".join(f"{c.get('n_inputs')} tensors on dim {c.get('dim')}" for c in calls[:3])
+        msg = f"expected ≥{rule.min_inputs} tensors concatenated on dim {rule.dim}; saw {seen}"
+    else:
+        msg = (
+            f"no torch.cat call during the forward pass: the {rule.min_inputs} branches "
+            f"must be concatenated along dim {rule.dim}"
+        )
+    return _part("concat", rule.points, ok, msg)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
+
+
+def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "ran",
+        "error",
+        "output_shape",
+        "output_dtype",
+        "output_min",
+        "output_max",
+        "output_finite",
+        "trainable_params",
+        "total_params",
+        "cat_calls",
+    )
+    summary = {k: to_plain(probe.get(k)) for k in keep if k in probe}
+    modules = probe.get("modules") or []
+    summary["modules"] = to_plain(modules[:60])
+    return summary

@@ -1,0 +1,175 @@
+"""``type: shape_table`` — a layer table (name, output shape, parameters) row by row.
+
+The reference builds the model in torch and reads every row from a forward pass, so
+the expected rows are the reference's; each graded row earns its shape point and its
+parameter point separately, compared with the reference's row at the same position.
+A reference row whose shape is ``"invalid"`` (a size went non-positive) expects the
+student to write ``"invalid"`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from grader.checks.base import CheckContext, CheckSpec, register, result, status_for, unavailable
+from grader.models import AnswerRequest, CheckResult
+from grader.normalize import NotNumeric, to_count, to_plain, to_shape
+
+INVALID = "invalid"
+
+
+class ShapeTableSpec(CheckSpec):
+    """Rows ``[layer_name, output_shape, trainable_params]`` graded row by row."""
+
+    type: Literal["shape_table"]
+    answer: str = Field(min_length=1)
+    convention: Literal["steps_channels", "height_width_channels", "channels_first"] = (
+        "steps_channels"
+    )
+    skip_rows: int = Field(default=1, ge=0)
+    shape_points: float = Field(default=1.0, ge=0)
+    param_points: float = Field(default=1.0, ge=0)
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """Shape and parameter points for every graded reference row."""
+        rows = len(expected[self.reference_key]) - self.skip_rows
+        return max(rows, 0) * (self.shape_points + self.param_points)
+
+    def requests(self) -> list[AnswerRequest]:
+        """The table's name."""
+        return [AnswerRequest(name=self.answer)]
+
+
+_CONVENTION_WORDS = {
+    "steps_channels": "(steps, channels)",
+    "height_width_channels": "(height, width, channels)",
+    "channels_first": "(channels, …)",
+}
+
+
+def _row_cells(row: Any) -> tuple[Any, Any, Any] | None:
+    if isinstance(row, list | tuple) and len(row) == 3:
+        return row[0], row[1], row[2]
+    if isinstance(row, dict):
+        keys = {k.lower(): v for k, v in row.items()}
+        shape = keys.get("output_shape", keys.get("shape"))
+        params = keys.get("trainable_params", keys.get("params", keys.get("parameters")))
+        if shape is not None and params is not None:
+            return keys.get("layer", keys.get("name", "")), shape, params
+    return None
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | str:
+    if isinstance(value, str) and value.strip().lower() == INVALID:
+        return INVALID
+    return to_shape(value)
+
+
+@register("shape_table", ShapeTableSpec)
+def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
+    """Award each graded row's shape and parameter points independently."""
+    reference_rows: list[Any] = ctx.expected[spec.reference_key]
+    top = spec.max_points(ctx.expected)
+    missing = unavailable(spec, ctx, spec.answer, top)
+    if missing is not None:
+        return missing
+    table = ctx.answers[spec.answer].value
+    if not isinstance(table, list | tuple):
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"{spec.answer} must be a list of rows [layer_name, output_shape, trainable_params]",
+            got=to_plain(table),
+        )
+    rows_out: list[dict[str, Any]] = []
+    score = 0.0
+    problems: list[str] = []
+    for index in range(spec.skip_rows, len(reference_rows)):
+        row_result = _grade_row(spec, index, reference_rows[index], table)
+        score += row_result["points"]
+        if row_result.get("problem"):
+            problems.append(row_result.pop("problem"))
+        rows_out.append(row_result)
+    if len(table) != len(reference_rows):
+        problems.insert(
+            0,
+            f"the table has {len(table)} rows; it should have {len(reference_rows)} "
+            "(one for the input and one per layer)",
+        )
+    status = status_for(score, top)
+    if status == "pass":
+        message = f"all {len(rows_out)} graded rows are correct"
+    else:
+        message = "; ".join(problems[:4]) + ("; …" if len(problems) > 4 else "")
+    return result(
+        spec, top, score, status, message, got=to_plain(table), details={"rows": rows_out}
+    )
+
+
+def _grade_row(
+    spec: ShapeTableSpec, index: int, reference: Any, table: list[Any]
+) -> dict[str, Any]:
+    layer, exp_shape, exp_params = reference
+    exp_shape_v = exp_shape if exp_shape == INVALID else tuple(exp_shape)
+    out: dict[str, Any] = {
+        "row": index + 1,
+        "layer": str(layer),
+        "got_shape": None,
+        "got_params": None,
+        "shape_ok": False,
+        "params_ok": False,
+        "points": 0.0,
+        "max_points": spec.shape_points + spec.param_points,
+    }
+    if spec.show_expected:
+        out["expected_shape"] = to_plain(exp_shape_v)
+        out["expected_params"] = exp_params
+    cells = _row_cells(table[index]) if index < len(table) else None
+    if cells is None:
+        out["problem"] = f"row {index + 1} ({layer}) is missing or not [name, shape, params]"
+        return out
+    _, got_shape_raw, got_params_raw = cells
+    notes = []
+    try:
+        got_shape = _shape_of(got_shape_raw)
+        out["got_shape"] = to_plain(got_shape)
+    except NotNumeric:
+        got_shape = None
+        out["got_shape"] = to_plain(got_shape_raw)
+        notes.append(f"its shape {got_shape_raw!r} is not a shape")
+    if got_shape is not None and got_shape == exp_shape_v:
+        out["shape_ok"] = True
+        out["points"] += spec.shape_points
+    elif got_shape is not None:
+        wrong = f"the output shape {to_plain(got_shape)} is wrong"
+        if (
+            isinstance(got_shape, tuple)
+            and isinstance(exp_shape_v, tuple)
+            and len(got_shape) > 1
+            and got_shape == exp_shape_v[::-1]
+        ):
+            wrong += f": write it as {_CONVENTION_WORDS[spec.convention]}"
+        notes.append(wrong)
+    got_params = to_count(got_params_raw)
+    out["got_params"] = got_params if got_params is not None else to_plain(got_params_raw)
+    if got_params is not None and got_params == exp_params:
+        out["params_ok"] = True
+        out["points"] += spec.param_points
+    else:
+        wrong = f"the parameter count {out['got_params']!r} is wrong"
+        if (
+            got_params
+            and isinstance(exp_shape_v, tuple)
+            and exp_shape_v
+            and got_params * exp_shape_v[-1] == exp_params
+        ):
+            wrong += " (it is the count for one filter: multiply by the number of filters)"
+        notes.append(wrong)
+    if notes:
+        out["problem"] = f"row {index + 1} ({layer}): " + " and ".join(notes)
+    return out

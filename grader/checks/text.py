@@ -1,0 +1,119 @@
+"""``type: text`` — a free-text answer under a Markdown heading, marked by an instructor.
+
+The grader finds the answer, counts its words, looks for the rubric's concepts (each
+with synonyms) and suggests a mark; the status stays ``manual`` until an instructor
+confirms or overrides it (``overrides.yaml``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.models import CheckResult
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+_MAX_ANSWER_CHARS = 1500
+
+
+class Concept(StrictModel):
+    """An idea the answer should contain, recognised by any of its phrases."""
+
+    name: str = Field(min_length=1)
+    any: list[str] = Field(min_length=1)
+
+
+class TextSpec(CheckSpec):
+    """A Markdown answer found under its heading."""
+
+    type: Literal["text"]
+    heading: str = Field(min_length=1)
+    points: float = Field(ge=0)
+    min_words: int = Field(default=0, ge=0)
+    concepts: list[Concept] = Field(default_factory=list)
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """The instructor's mark is out of ``points``."""
+        return self.points
+
+
+def heading_pattern(part: str) -> re.Pattern[str]:
+    """A regex matching headings that start with ``part`` (``Q1a`` ≡ ``Q1 a)`` ≡ ``Q1 (a)``)."""
+    tokens = re.findall(r"[A-Za-z]+|\d+", part)
+    body = r"[\s\-_.:]*[(\[]?\s*".join(re.escape(t) for t in tokens)
+    return re.compile(r"^\W*" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def find_answer(markdown: tuple[str, ...], part: str) -> str | None:
+    """The text under the first heading for ``part``, up to the next heading of the
+    same or a higher level, across cells; None when there is no such heading."""
+    pattern = heading_pattern(part)
+    lines = [line for cell in markdown for line in cell.splitlines()]
+    for start, line in enumerate(lines):
+        match = _HEADING.match(line.strip())
+        if not match or not pattern.match(match.group(2)):
+            continue
+        level = len(match.group(1))
+        body: list[str] = []
+        for later in lines[start + 1 :]:
+            nxt = _HEADING.match(later.strip())
+            if nxt and len(nxt.group(1)) <= level:
+                break
+            body.append(later)
+        return "\n".join(body).strip()
+    return None
+
+
+def _found(text: str, phrase: str) -> bool:
+    """``phrase`` occurs case-insensitively, starting at a word boundary."""
+    return re.search(r"(?<![A-Za-z0-9])" + re.escape(phrase.lower()), text) is not None
+
+
+@register("text", TextSpec)
+def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
+    """Suggest a mark from concepts found and length; flag for the instructor."""
+    top = spec.points
+    if ctx.notebook_problem is not None:
+        return result(
+            spec, top, 0, "fail", f"{spec.heading} could not be graded: {ctx.notebook_problem}"
+        )
+    answer = find_answer(ctx.markdown, spec.heading)
+    if answer is None:
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"no Markdown heading starting with {spec.heading} was found: put the answer under "
+            f"a heading such as '### {spec.heading}'",
+        )
+    lowered = answer.lower()
+    concepts = []
+    for concept in spec.concepts:
+        hit = next((p for p in concept.any if _found(lowered, p)), None)
+        concepts.append({"name": concept.name, "found": hit is not None, "matched": hit})
+    words = len(answer.split())
+    share = sum(c["found"] for c in concepts) / len(concepts) if concepts else 1.0
+    suggested = top * share
+    if spec.min_words and words < spec.min_words:
+        suggested *= words / spec.min_words
+    found = [c["name"] for c in concepts if c["found"]]
+    absent = [c["name"] for c in concepts if not c["found"]]
+    message = f"suggested {round(suggested, 2):g}/{top:g}, awaiting instructor review"
+    if absent:
+        message += "; not found: " + ", ".join(absent)
+    if spec.min_words and words < spec.min_words:
+        message += f"; {words} words, fewer than the {spec.min_words} expected"
+    details = {
+        "concepts": concepts,
+        "found": found,
+        "word_count": words,
+        "min_words": spec.min_words,
+        "answer": answer[:_MAX_ANSWER_CHARS],
+        "suggested": round(suggested, 2),
+    }
+    return result(spec, top, suggested, "manual", message, details=details)

@@ -1,0 +1,117 @@
+"""``type: value`` — a number, matrix or shape read by name and compared with tolerances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.models import AnswerRequest, CheckResult
+from grader.normalize import FloatArray, NotNumeric, to_array, to_plain, to_shape
+
+
+class ValueSpec(CheckSpec):
+    """A named answer compared with the reference's value, all or nothing."""
+
+    type: Literal["value"]
+    answer: str = Field(min_length=1)
+    points: float = Field(ge=0)
+    atol: float = Field(default=1e-6, ge=0)
+    rtol: float = Field(default=0.0, ge=0)
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """All or nothing."""
+        return self.points
+
+    def requests(self) -> list[AnswerRequest]:
+        """The one name this check reads."""
+        return [AnswerRequest(name=self.answer)]
+
+
+def _describe_shape(shape: tuple[int, ...]) -> str:
+    if not shape:
+        return "a single number"
+    if len(shape) == 2:
+        return f"a {shape[0]}×{shape[1]} matrix"
+    return f"an array of shape {shape}"
+
+
+def _read(expected: Any, got: Any) -> tuple[FloatArray, FloatArray]:
+    """Student and reference values as arrays, a shape answer read as a shape."""
+    if isinstance(expected, tuple):  # the reference marks shapes as tuples
+        return (
+            np.asarray(expected, dtype=np.float64),
+            np.asarray(to_shape(got), dtype=np.float64),
+        )
+    exp = to_array(expected)
+    arr = to_array(got)
+    if exp.ndim == 0 and arr.size == 1:
+        arr = arr.reshape(())
+    return exp, arr
+
+
+@register("value", ValueSpec)
+def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
+    """Compare elementwise with |got − expected| ≤ atol + rtol·|expected|."""
+    top = spec.points
+    missing = unavailable(spec, ctx, spec.answer, top)
+    if missing is not None:
+        return missing
+    got_raw = ctx.answers[spec.answer].value
+    expected_raw = ctx.expected[spec.reference_key]
+    shown = to_plain(expected_raw)
+    try:
+        exp, got = _read(expected_raw, got_raw)
+    except NotNumeric as exc:
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"{spec.answer} could not be read as numbers: {exc}",
+            expected=shown,
+            got=to_plain(got_raw),
+        )
+    if exp.shape != got.shape:
+        hint = ""
+        if exp.size == got.size:
+            hint = f" (it has the right number of entries: reshape it to {exp.shape})"
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"{spec.answer} should be {_describe_shape(exp.shape)}, got "
+            f"{_describe_shape(got.shape)}{hint}",
+            expected=shown,
+            got=to_plain(got),
+            details={"expected_shape": list(exp.shape), "got_shape": list(got.shape)},
+        )
+    close = np.abs(got - exp) <= spec.atol + spec.rtol * np.abs(exp)
+    close &= np.isfinite(got)
+    if bool(np.all(close)):
+        return result(
+            spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=to_plain(got)
+        )
+    details: dict[str, Any] = {}
+    if exp.ndim >= 1:
+        details["mismatch"] = (~close).tolist()
+    message = _wrong_message(spec.answer, exp, got, close)
+    return result(
+        spec, top, 0, "fail", message, expected=shown, got=to_plain(got), details=details or None
+    )
+
+
+def _wrong_message(name: str, exp: FloatArray, got: FloatArray, close: np.ndarray) -> str:
+    if exp.ndim == 0:
+        return f"{name} = {got.item():g} is not the expected value"
+    wrong = int((~close).sum())
+    message = f"{name} differs from the expected value in {wrong} of {exp.size} entries"
+    if exp.ndim == 2 and exp.shape[0] == exp.shape[1] and np.allclose(got.T, exp, atol=1e-9):
+        message += ": it equals the transpose of the right answer, so check which index is the row"
+    elif np.allclose(got, -exp, atol=1e-9):
+        message += ": every entry has the wrong sign"
+    return message

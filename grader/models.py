@@ -1,0 +1,157 @@
+"""The records that flow between the grader's stages.
+
+Every record is a frozen dataclass holding plain data, so any stage can be replayed
+from what the previous one wrote to disk. Student-derived values inside these records
+were decoded in the grader's process from JSON and ``.npy`` files (never pickles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+CheckStatus = Literal["pass", "partial", "fail", "error", "manual"]
+AnswerStatus = Literal["ok", "missing", "unsupported", "too_large", "error"]
+FailureKind = Literal["error", "timeout", "kernel_died", "limit"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's work: a folder, or a single file as LMS downloads come."""
+
+    student: str
+    path: Path
+    files: tuple[Path, ...]
+    is_single_file: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """How a student's ``torch.nn.Module`` is probed inside the kernel.
+
+    The input batch is generated in the kernel from ``seed`` (uniform in
+    ``[low, high]``), so no hidden data ever enters the student's process.
+    """
+
+    input_shape: tuple[int, ...]
+    low: float = 0.0
+    high: float = 1.0
+    seed: int = 0
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """A top-level name the harness harvests: a plain value, or a model to probe."""
+
+    name: str
+    kind: Literal["value", "model"] = "value"
+    probe: ProbeSpec | None = None
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    """A notebook cell that did not finish normally."""
+
+    cell: int  # 1-based position among all cells of the notebook
+    kind: FailureKind
+    ename: str
+    evalue: str
+    traceback: str  # trimmed, ANSI codes removed
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    """What happened when a submission's notebook ran."""
+
+    notebook: str | None  # file name that was run, None when nothing could run
+    cells_total: int
+    cells_run: int
+    cells_not_run: tuple[int, ...]
+    failures: tuple[CellFailure, ...]
+    timed_out: bool
+    kernel_died: bool
+    limit_hit: str | None
+    warnings: tuple[str, ...]
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A harvested answer decoded into plain Python/NumPy data in the grader."""
+
+    name: str
+    status: AnswerStatus
+    value: Any = None
+    type_name: str = ""
+    cell: int | None = None  # the cell after which this value was last harvested
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """The execution report of one notebook plus the answers harvested from it."""
+
+    execution: ExecutionReport
+    answers: dict[str, Answer]
+    markdown: tuple[str, ...] = ()  # markdown cell sources in order, for text checks
+    code: tuple[str, ...] = ()  # code cell sources with their 1-based cell positions
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one rubric check for one student."""
+
+    id: str
+    type: str
+    score: float
+    max_score: float
+    status: CheckStatus
+    message: str
+    expected: Any = None
+    got: Any = None
+    details: Any = None
+    show_expected: bool = True
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """A question's checks and its points."""
+
+    id: str
+    title: str
+    score: float
+    max_score: float
+    checks: tuple[CheckResult, ...]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Everything needed to reproduce a grade."""
+
+    submission_sha256: str
+    rubric_sha256: str
+    reference_sha256: str
+    grader_version: str
+    python: str
+    torch: str
+    numpy: str
+    seeds: dict[str, int] = field(default_factory=dict)
+    graded_at: str = ""
+
+
+@dataclass(frozen=True)
+class GradeRecord:
+    """One student's complete result, written to ``results/<student>.json``."""
+
+    student: str
+    assignment: str
+    title: str
+    course: str
+    score: float
+    max_score: float
+    questions: tuple[QuestionResult, ...]
+    execution: ExecutionReport
+    provenance: Provenance

@@ -1,0 +1,210 @@
+"""Rubric YAML → typed, validated ``Rubric``; errors name the file, the line and the key."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from grader.checks import REGISTRY
+from grader.checks.base import CheckSpec, StrictModel
+from grader.errors import RubricError
+from grader.models import AnswerRequest
+from grader.yamlpos import Path_, line_of, load_with_lines
+
+RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
+
+
+class Limits(StrictModel):
+    """Per-submission limits; the sandbox enforces those it can."""
+
+    cell_timeout: float = Field(default=60.0, gt=0)
+    notebook_timeout: float = Field(default=900.0, gt=0)
+    memory_mb: int = Field(default=2048, ge=256)
+    processes: int = Field(default=256, ge=8)
+
+
+class QuestionSpec(StrictModel):
+    """A question: its id (a gradebook column), title and checks."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    title: str = ""
+    prompt: str = ""
+    checks: list[Any] = Field(min_length=1)
+
+
+class RubricFile(StrictModel):
+    """The top level of a rubric file."""
+
+    assignment: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    course: str = ""
+    reference: str = Field(min_length=1)
+    solution: str | None = None
+    notebook: str = Field(min_length=1)
+    limits: Limits = Limits()
+    questions: list[QuestionSpec] = Field(min_length=1)
+
+    @field_validator("notebook")
+    @classmethod
+    def _notebook_name(cls, value: str) -> str:
+        if not value.endswith(".ipynb") or "/" in value:
+            raise ValueError("must be a notebook file name such as hw3.ipynb")
+        return value
+
+
+@dataclass(frozen=True)
+class Question:
+    """A validated question with its typed check specs."""
+
+    id: str
+    title: str
+    prompt: str
+    checks: tuple[CheckSpec, ...]
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A validated rubric, with where it came from and its content hash."""
+
+    path: Path
+    sha256: str
+    assignment: str
+    title: str
+    course: str
+    reference: str
+    solution: Path | None
+    notebook: str
+    limits: Limits
+    questions: tuple[Question, ...]
+
+    def checks(self) -> list[CheckSpec]:
+        """Every check, in rubric order."""
+        return [c for q in self.questions for c in q.checks]
+
+    def requests(self) -> list[AnswerRequest]:
+        """Every name the harness must harvest, each once."""
+        seen: dict[str, AnswerRequest] = {}
+        for check in self.checks():
+            for request in check.requests():
+                seen.setdefault(request.name, request)
+        return list(seen.values())
+
+    def max_score(self, expected: Mapping[str, Any]) -> float:
+        """Total points available."""
+        return round(sum(c.max_points(expected) for c in self.checks()), 2)
+
+
+def resolve_rubric_path(name_or_path: str) -> Path:
+    """A rubric path as given, or a name looked up in ``rubrics/`` (``hw3`` or ``hw3.yaml``)."""
+    given = Path(name_or_path)
+    if given.is_file():
+        return given.resolve()
+    for candidate in (RUBRICS_DIR / name_or_path, RUBRICS_DIR / f"{name_or_path}.yaml"):
+        if candidate.is_file():
+            return candidate.resolve()
+    known = ", ".join(sorted(p.stem for p in RUBRICS_DIR.glob("*.yaml"))) or "none"
+    raise RubricError(
+        given, f"no such rubric file, and no rubric of that name in {RUBRICS_DIR} (known: {known})"
+    )
+
+
+def load_rubric(name_or_path: str | Path) -> Rubric:
+    """Load and validate a rubric; raise RubricError naming the file, line and key."""
+    path = resolve_rubric_path(str(name_or_path))
+    data, lines = load_with_lines(path)
+    if not isinstance(data, dict):
+        raise RubricError(
+            path, "a rubric must be a mapping with assignment, title, questions, …", 1
+        )
+    try:
+        top = RubricFile.model_validate(data)
+    except ValidationError as exc:
+        raise _rubric_error(path, lines, exc, ()) from exc
+    questions = []
+    ids: dict[str, Path_] = {}
+    for qi, question in enumerate(top.questions):
+        specs = []
+        for ci, raw in enumerate(question.checks):
+            here: Path_ = ("questions", qi, "checks", ci)
+            spec = _check_spec(path, lines, raw, here)
+            if spec.id in ids:
+                first = line_of(lines, ids[spec.id])
+                raise RubricError(
+                    path,
+                    f"check id {spec.id!r} is used twice (also at line {first})",
+                    line_of(lines, here),
+                )
+            ids[spec.id] = here
+            specs.append(spec)
+        questions.append(Question(question.id, question.title, question.prompt, tuple(specs)))
+    qids = [q.id for q in questions]
+    if len(set(qids)) != len(qids):
+        dup = next(q for q in qids if qids.count(q) > 1)
+        raise RubricError(
+            path, f"question id {dup!r} is used twice", line_of(lines, ("questions",))
+        )
+    solution = (path.parent / top.solution).resolve() if top.solution else None
+    return Rubric(
+        path=path,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        assignment=top.assignment,
+        title=top.title,
+        course=top.course,
+        reference=top.reference,
+        solution=solution,
+        notebook=top.notebook,
+        limits=top.limits,
+        questions=tuple(questions),
+    )
+
+
+def _check_spec(path: Path, lines: dict[Path_, int], raw: Any, here: Path_) -> CheckSpec:
+    line = line_of(lines, here)
+    if not isinstance(raw, dict):
+        raise RubricError(path, "a check must be a mapping with id, type, …", line)
+    kind = raw.get("type")
+    if kind not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise RubricError(
+            path,
+            f"check {raw.get('id', '?')!r}: unknown type {kind!r} (known types: {known})",
+            line_of(lines, (*here, "type")),
+        )
+    try:
+        spec: CheckSpec = REGISTRY[kind].spec.model_validate(raw)
+    except ValidationError as exc:
+        raise _rubric_error(path, lines, exc, here, check=str(raw.get("id", "?"))) from exc
+    return spec
+
+
+def _rubric_error(
+    path: Path,
+    lines: dict[Path_, int],
+    exc: ValidationError,
+    prefix: Path_,
+    check: str | None = None,
+) -> RubricError:
+    errors = exc.errors()
+    # A misspelt key shows up both as unknown and as missing: the unknown one is the cause.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc: Path_ = (*prefix, *first["loc"])
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        what = f"unknown key {key!r}"
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing"]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
+        if close:
+            what += f" (did you mean {close[0]!r}?)"
+    elif first["type"] == "missing":
+        what = f"missing key {key!r}"
+    else:
+        what = f"{key}: {first['msg']}"
+    where = f"check {check!r}: " if check else ""
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return RubricError(path, f"{where}{what}{more}", line_of(lines, loc))

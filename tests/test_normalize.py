@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from grader.normalize import NotNumeric, parse_number_text, to_array, to_count, to_number, to_plain, to_shape
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("7/4", 1.75), ("-3/4", -0.75), (" 2.5 ", 2.5), ("(7*3+1)*16", 352.0), ("128 * (3776 + 1)", 483456.0),
+     ("1,234", 1234.0), ("−1/2", -0.5)],
+)
+def test_number_text(text: str, value: float) -> None:
+    assert parse_number_text(text) == value
+
+
+@pytest.mark.parametrize("text", ["abc", "__import__('os')", "2**100", "1/0", "x+1", "", "[1]", "1" * 300])
+def test_number_text_rejects(text: str) -> None:
+    with pytest.raises(NotNumeric):
+        parse_number_text(text)
+
+
+def test_to_array_nested_fractions_and_arrays() -> None:
+    got = to_array([["1/2", "1/2", 0], [np.float64(-0.25), 0, "1/4"]])
+    np.testing.assert_array_equal(got, [[0.5, 0.5, 0], [-0.25, 0, 0.25]])
+    assert got.dtype == np.float64
+
+
+def test_to_array_list_of_arrays_and_ragged() -> None:
+    np.testing.assert_array_equal(to_array([np.array([1, 2]), np.array([3, 4])]), [[1, 2], [3, 4]])
+    with pytest.raises(NotNumeric, match="different lengths"):
+        to_array([[1, 2], [3]])
+    with pytest.raises(NotNumeric):
+        to_array(np.array(["a"]))
+
+
+def test_to_number() -> None:
+    assert to_number([2.5]) == 2.5
+    assert to_number(np.array(3)) == 3.0
+    with pytest.raises(NotNumeric):
+        to_number(True)
+    with pytest.raises(NotNumeric):
+        to_number([1, 2])
+
+
+@pytest.mark.parametrize(
+    ("value", "shape"),
+    [("(498, 16)", (498, 16)), ("(,3776)", (3776,)), ([28, 28, 32], (28, 28, 32)), ("28x28x32", (28, 28, 32)),
+     (np.array([5]), (5,)), (7, (7,)), ("[249, 16]", (249, 16))],
+)
+def test_to_shape(value: object, shape: tuple[int, ...]) -> None:
+    assert to_shape(value) == shape
+
+
+@pytest.mark.parametrize("value", ["(None, 498, 16)", "(2.5, 3)", [1.5, 2], "", "invalid"])
+def test_to_shape_rejects(value: object) -> None:
+    with pytest.raises(NotNumeric):
+        to_shape(value)
+
+
+def test_to_count() -> None:
+    assert to_count("(7*3+1)*16") == 352
+    assert to_count(352.0) == 352
+    assert to_count(3.5) is None
+    assert to_count("lots") is None
+
+
+def test_to_plain() -> None:
+    assert to_plain({"a": np.array([[1.0, float("nan")]]), "b": (np.int64(3), float("inf"))}) == {
+        "a": [[1.0, "nan"]],
+        "b": [3, "inf"],
+    }

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from grader.errors import RubricError
+from grader.rubric import load_rubric
+
+HEAD = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\nquestions:\n  - id: q1\n    checks:\n"
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(HEAD + body)
+    return path
+
+
+def test_hw3_by_name_and_by_file_name() -> None:
+    by_name = load_rubric("hw3")
+    assert load_rubric("hw3.yaml").sha256 == by_name.sha256
+    assert [q.id for q in by_name.questions] == ["q1", "q2", "q3", "q4", "q6", "q7"]
+    assert [c.id for c in by_name.checks()][:6] == ["Q1a", "Q1b", "Q1c", "Q1d", "q2_O", "q2_G"]
+    assert by_name.solution is not None and by_name.solution.name == "solution"
+
+
+def test_unknown_key_names_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "      - id: a\n        type: value\n        answer: a\n        points: 2\n        rtoll: 1\n")
+    with pytest.raises(RubricError) as err:
+        load_rubric(path)
+    assert err.value.line == 12
+    assert str(err.value) == f"{path}:12: check 'a': unknown key 'rtoll'"
+
+
+def test_unknown_type_lists_known(tmp_path: Path) -> None:
+    path = write(tmp_path, "      - {id: a, type: tensor, answer: a, points: 1}\n")
+    with pytest.raises(RubricError, match=r":8: check 'a': unknown type 'tensor' \(known types: model, shape_table, text, value\)"):
+        load_rubric(path)
+
+
+def test_missing_key_and_bad_value(tmp_path: Path) -> None:
+    with pytest.raises(RubricError, match=r"missing key 'points'"):
+        load_rubric(write(tmp_path, "      - {id: a, type: value, answer: a}\n"))
+    with pytest.raises(RubricError, match=r"points: Input should be greater than or equal to 0"):
+        load_rubric(write(tmp_path, "      - {id: a, type: value, answer: a, points: -1}\n"))
+
+
+def test_top_level_unknown_key(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("assignment: x\ntitel: T\n")
+    with pytest.raises(RubricError, match=r"r.yaml:2: unknown key 'titel' \(did you mean 'title'\?\)"):
+        load_rubric(path)
+
+
+def test_duplicate_check_id(tmp_path: Path) -> None:
+    body = "      - {id: a, type: value, answer: a, points: 1}\n      - {id: a, type: value, answer: b, points: 1}\n"
+    with pytest.raises(RubricError, match=r":9: check id 'a' is used twice \(also at line 8\)"):
+        load_rubric(write(tmp_path, body))
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("assignment: x\ntitle: [unclosed\nnotebook: a\n")
+    with pytest.raises(RubricError, match=r"not valid YAML"):
+        load_rubric(path)
+
+
+def test_unknown_rubric_name() -> None:
+    with pytest.raises(RubricError, match=r"no rubric of that name .*known: .*hw3"):
+        load_rubric("hw99")
