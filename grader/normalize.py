@@ -50,7 +50,9 @@ def parse_number_text(text: str) -> float:
 
 
 def _arith(node: ast.AST, text: str) -> float:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        if isinstance(node.value, bool):
+            raise NotNumeric(f"{text!r} is not a number")
         return float(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         inner = _arith(node.operand, text)

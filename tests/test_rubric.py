@@ -5,7 +5,10 @@ import pytest
 from grader.errors import RubricError
 from grader.rubric import load_rubric
 
-HEAD = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\nquestions:\n  - id: q1\n    checks:\n"
+HEAD = (
+    "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\n"
+    "questions:\n  - id: q1\n    checks:\n"
+)
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -23,7 +26,11 @@ def test_hw3_by_name_and_by_file_name() -> None:
 
 
 def test_unknown_key_names_line_and_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "      - id: a\n        type: value\n        answer: a\n        points: 2\n        rtoll: 1\n")
+    path = write(
+        tmp_path,
+        "      - id: a\n        type: value\n        answer: a\n"
+        "        points: 2\n        rtoll: 1\n",
+    )
     with pytest.raises(RubricError) as err:
         load_rubric(path)
     assert err.value.line == 12
@@ -32,7 +39,11 @@ def test_unknown_key_names_line_and_key(tmp_path: Path) -> None:
 
 def test_unknown_type_lists_known(tmp_path: Path) -> None:
     path = write(tmp_path, "      - {id: a, type: tensor, answer: a, points: 1}\n")
-    with pytest.raises(RubricError, match=r":8: check 'a': unknown type 'tensor' \(known types: model, shape_table, text, value\)"):
+    with pytest.raises(
+        RubricError,
+        match=r":8: check 'a': unknown type 'tensor' "
+        r"\(known types: model, shape_table, text, value\)",
+    ):
         load_rubric(path)
 
 
@@ -46,12 +57,17 @@ def test_missing_key_and_bad_value(tmp_path: Path) -> None:
 def test_top_level_unknown_key(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text("assignment: x\ntitel: T\n")
-    with pytest.raises(RubricError, match=r"r.yaml:2: unknown key 'titel' \(did you mean 'title'\?\)"):
+    with pytest.raises(
+        RubricError, match=r"r.yaml:2: unknown key 'titel' \(did you mean 'title'\?\)"
+    ):
         load_rubric(path)
 
 
 def test_duplicate_check_id(tmp_path: Path) -> None:
-    body = "      - {id: a, type: value, answer: a, points: 1}\n      - {id: a, type: value, answer: b, points: 1}\n"
+    body = (
+        "      - {id: a, type: value, answer: a, points: 1}\n"
+        "      - {id: a, type: value, answer: b, points: 1}\n"
+    )
     with pytest.raises(RubricError, match=r":9: check id 'a' is used twice \(also at line 8\)"):
         load_rubric(write(tmp_path, body))
 

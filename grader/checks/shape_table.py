@@ -112,7 +112,7 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
 
 
 def _grade_row(
-    spec: ShapeTableSpec, index: int, reference: Any, table: list[Any]
+    spec: ShapeTableSpec, index: int, reference: Any, table: list[Any] | tuple[Any, ...]
 ) -> dict[str, Any]:
     layer, exp_shape, exp_params = reference
     exp_shape_v = exp_shape if exp_shape == INVALID else tuple(exp_shape)

@@ -92,17 +92,14 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
             f"a heading such as '### {spec.heading}'",
         )
     lowered = answer.lower()
-    concepts = []
-    for concept in spec.concepts:
-        hit = next((p for p in concept.any if _found(lowered, p)), None)
-        concepts.append({"name": concept.name, "found": hit is not None, "matched": hit})
+    hits = {c.name: next((p for p in c.any if _found(lowered, p)), None) for c in spec.concepts}
+    concepts = [{"name": n, "found": hit is not None, "matched": hit} for n, hit in hits.items()]
+    found = [name for name, hit in hits.items() if hit is not None]
+    absent = [name for name, hit in hits.items() if hit is None]
     words = len(answer.split())
-    share = sum(c["found"] for c in concepts) / len(concepts) if concepts else 1.0
-    suggested = top * share
+    suggested = top * (len(found) / len(hits) if hits else 1.0)
     if spec.min_words and words < spec.min_words:
         suggested *= words / spec.min_words
-    found = [c["name"] for c in concepts if c["found"]]
-    absent = [c["name"] for c in concepts if not c["found"]]
     message = f"suggested {round(suggested, 2):g}/{top:g}, awaiting instructor review"
     if absent:
         message += "; not found: " + ", ".join(absent)

@@ -1,0 +1,161 @@
+"""The ``grade`` command: argument parsing and messages only; the work is elsewhere.
+
+``grade SUBMISSIONS --rubric R [--out DIR]`` grades (the default verb);
+``grade validate R`` checks a rubric and that its solution earns full marks;
+``grade report DIR`` re-renders reports from results on disk;
+``grade export DIR --format canvas`` writes an LMS gradebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.errors import GraderError
+
+VERBS = ("validate", "report", "export")
+
+
+def _grade_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade",
+        description="Grade a folder of submissions against a rubric. Other verbs: "
+        "grade validate RUBRIC | grade report DIR | grade export DIR --format canvas",
+    )
+    parser.add_argument(
+        "submissions", type=Path, help="folder with one sub-folder (or file) per student"
+    )
+    parser.add_argument("--rubric", required=True, help="rubric path, or a name in rubrics/ (hw3)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("graded"), help="output folder (default ./graded)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
+    )
+    parser.add_argument("--no-reports", action="store_true", help="skip the PDF reports")
+    return parser
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grade validate", description="Check a rubric.")
+    parser.add_argument("rubric", help="rubric path, or a name in rubrics/")
+    return parser
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade report",
+        description="Re-render reports from results on disk (runs no student code).",
+    )
+    parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    return parser
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grade export", description="Write an LMS gradebook.")
+    parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
+    parser.add_argument("--format", choices=["canvas"], required=True)
+    parser.add_argument(
+        "--output", type=Path, default=None, help="CSV path (default DIR/canvas.csv)"
+    )
+    return parser
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Grade a batch, then render reports."""
+    from grader.pipeline import grade_batch
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(args.rubric)
+    batch = grade_batch(args.submissions, rubric, args.out, jobs=args.jobs)
+    if not args.no_reports:
+        from grader.report.render import render_all
+
+        render_all(args.out / "results", args.out, jobs=args.jobs)
+    print(
+        f"graded {len(batch.records)} submissions → {args.out}/results, {args.out}/gradebook.csv"
+        + ("" if args.no_reports else f", {args.out}/reports")
+    )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Schema, reference computable, solution earns full marks on automatic checks."""
+    from grader.validate import validate_rubric
+
+    problems = validate_rubric(args.rubric, log=print)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print("rubric OK" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def _load_records(results_dir: Path) -> list[dict[str, object]]:
+    if not results_dir.is_dir():
+        raise GraderError(f"{results_dir}: no results folder (run `grade` first)")
+    records = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as exc:
+            raise GraderError(
+                f"{path}: not a valid result file ({exc}); re-grade that student"
+            ) from exc
+    if not records:
+        raise GraderError(f"{results_dir}: holds no results")
+    return records
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render every report and the summary from results on disk."""
+    from grader.report.render import render_all
+
+    if not (args.dir / "results").is_dir():
+        raise GraderError(f"{args.dir}: no results/ folder here (run `grade` first)")
+    paths = render_all(args.dir / "results", args.dir, jobs=args.jobs)
+    print(f"rendered {len(paths)} PDF files in {args.dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a Canvas-importable CSV."""
+    from grader.gradebook import export_canvas
+
+    records = _load_records(args.dir / "results")
+    out = args.output or args.dir / "canvas.csv"
+    export_canvas(records, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``grade`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list and args_list[0] in VERBS:
+            verb, rest = args_list[0], args_list[1:]
+            parser = {
+                "validate": _validate_parser,
+                "report": _report_parser,
+                "export": _export_parser,
+            }[verb]()
+            args = parser.parse_args(rest)
+            return {"validate": cmd_validate, "report": cmd_report, "export": cmd_export}[verb](
+                args
+            )
+        return cmd_grade(_grade_parser().parse_args(args_list))
+    except GraderError as exc:
+        print(f"grade: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grade: interrupted; finished results are kept in results/", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The explicit sequence of stages for one submission and for a batch.
+
+submission → scratch copy → notebook run (own kernel) → answers → checks → scores →
+``results/<student>.json``; then the gradebook. One submission's failure, however
+strange, becomes that student's result and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from grader import __version__
+from grader.checks import REGISTRY, CheckContext
+from grader.checks.base import CheckSpec
+from grader.discover import discover
+from grader.models import (
+    CheckResult,
+    ExecutionReport,
+    GradeRecord,
+    NotebookRun,
+    Provenance,
+    Submission,
+)
+from grader.reference import Expected, load_expected
+from grader.results import record_to_dict, write_json_atomic
+from grader.rubric import Rubric
+from grader.sandbox.notebook import NotebookFormatError, RunLimits, run_notebook
+from grader.scoring import question_result, total
+
+KERNEL_SEED = 0
+
+
+@dataclass(frozen=True)
+class Located:
+    """The notebook to run (inside the scratch copy), or why there is none."""
+
+    notebook: Path | None
+    problem: str | None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch produced."""
+
+    records: list[GradeRecord]
+    out_dir: Path
+    problems: list[str] = field(default_factory=list)
+
+
+def submission_hash(sub: Submission) -> str:
+    """SHA-256 over each file's relative path and bytes (a symlink: its target text)."""
+    digest = hashlib.sha256()
+    base = sub.path.parent if sub.is_single_file else sub.path
+    for path in sub.files:
+        digest.update(str(path.relative_to(base)).encode() + b"\0")
+        data = str(path.readlink()).encode() if path.is_symlink() else path.read_bytes()
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def copy_to_scratch(sub: Submission, scratch: Path) -> list[str]:
+    """Copy the student's files into ``scratch``; symlinks are refused, never followed."""
+    warnings = []
+    base = sub.path.parent if sub.is_single_file else sub.path
+    for path in sub.files:
+        rel = path.relative_to(base)
+        if path.is_symlink():
+            warnings.append(f"{rel} is a symbolic link and was not copied: submit real files")
+            continue
+        target = scratch / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return warnings
+
+
+def locate_notebook(sub: Submission, rubric: Rubric, scratch: Path) -> Located:
+    """Find the notebook to grade in the scratch copy, tolerating the usual misnamings."""
+    wanted = rubric.notebook
+    if sub.is_single_file:
+        if sub.path.suffix.lower() != ".ipynb":
+            return Located(None, f"{sub.path.name} is not a Jupyter notebook: submit {wanted}")
+        return Located(scratch / sub.path.name, None)
+    exact = scratch / wanted
+    if exact.is_file():
+        return Located(exact, None)
+    notebooks = sorted(p for p in scratch.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    if len(notebooks) == 1:
+        found = notebooks[0].relative_to(scratch)
+        return Located(
+            notebooks[0],
+            None,
+            (f"graded {found}: the handout asks for the notebook to be named {wanted}",),
+        )
+    present = ", ".join(
+        str(p.relative_to(scratch)) for p in sorted(scratch.rglob("*")) if p.is_file()
+    )
+    if not notebooks:
+        return Located(
+            None,
+            f"no notebook in the submission: expected {wanted} (found: {present or 'nothing'})",
+        )
+    names = ", ".join(str(p.relative_to(scratch)) for p in notebooks)
+    return Located(None, f"several notebooks ({names}) and none named {wanted}: keep one")
+
+
+def _not_run(notebook: str | None, problem: str, warnings: Sequence[str]) -> ExecutionReport:
+    return ExecutionReport(
+        notebook=notebook,
+        cells_total=0,
+        cells_run=0,
+        cells_not_run=(),
+        failures=(),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=(*warnings, problem),
+        duration_s=0.0,
+    )
+
+
+def grade_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+    """Run one registered check; a bug in a check becomes an honest error result."""
+    try:
+        return REGISTRY[spec.type].grade(spec, ctx)
+    except Exception as exc:  # the batch must survive any single comparison
+        top = spec.max_points(ctx.expected)
+        return CheckResult(
+            id=spec.id,
+            type=spec.type,
+            score=0.0,
+            max_score=round(top, 2),
+            status="error",
+            message=f"the grader could not evaluate this answer ({type(exc).__name__}: {exc}); "
+            "ask your instructor to review it",
+            details={"traceback": traceback.format_exc(limit=5)},
+            prompt=spec.prompt,
+        )
+
+
+def grade_submission(
+    sub: Submission,
+    rubric: Rubric,
+    expected: Expected,
+    *,
+    workroot: Path | None = None,
+) -> GradeRecord:
+    """Run one student's notebook in its own kernel and grade every check."""
+    started = time.monotonic()
+    scratch_root = Path(tempfile.mkdtemp(prefix="grade-", dir=workroot))
+    try:
+        work, outbox = scratch_root / "work", scratch_root / "outbox"
+        work.mkdir()
+        outbox.mkdir()
+        warnings = copy_to_scratch(sub, work)
+        located = locate_notebook(sub, rubric, work)
+        warnings.extend(located.warnings)
+        run: NotebookRun | None = None
+        problem = located.problem
+        if located.notebook is not None:
+            limits = RunLimits(
+                cell_timeout_s=rubric.limits.cell_timeout,
+                notebook_timeout_s=rubric.limits.notebook_timeout,
+            )
+            try:
+                run = run_notebook(
+                    located.notebook, work, outbox, rubric.requests(), limits, seed=KERNEL_SEED
+                )
+            except NotebookFormatError as exc:
+                problem = str(exc)
+        name = located.notebook.name if located.notebook is not None else None
+        if run is not None:
+            execution = run.execution
+            execution = ExecutionReport(
+                **{**execution.__dict__, "warnings": (*warnings, *execution.warnings)}
+            )
+        else:
+            execution = _not_run(name, problem or "the notebook did not run", warnings)
+        ctx = CheckContext(
+            answers=run.answers if run else {},
+            expected=expected.values,
+            markdown=run.markdown if run else (),
+            execution=execution,
+            notebook_problem=problem if run is None else None,
+        )
+        return _record(sub, rubric, expected, ctx, execution, started)
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _record(
+    sub: Submission,
+    rubric: Rubric,
+    expected: Expected,
+    ctx: CheckContext,
+    execution: ExecutionReport,
+    started: float,
+) -> GradeRecord:
+    questions = [
+        question_result(q.id, q.title, [grade_check(c, ctx) for c in q.checks])
+        for q in rubric.questions
+    ]
+    score, max_score = total(questions)
+    if execution.duration_s == 0.0:
+        execution = ExecutionReport(
+            **{**execution.__dict__, "duration_s": round(time.monotonic() - started, 3)}
+        )
+    return GradeRecord(
+        student=sub.student,
+        assignment=rubric.assignment,
+        title=rubric.title,
+        course=rubric.course,
+        score=score,
+        max_score=max_score,
+        questions=tuple(questions),
+        execution=execution,
+        provenance=provenance(sub, rubric, expected),
+    )
+
+
+def provenance(sub: Submission, rubric: Rubric, expected: Expected) -> Provenance:
+    """Hashes and versions that make a grade reproducible."""
+    import torch
+
+    seeds = {"kernel": KERNEL_SEED}
+    for check in rubric.checks():
+        for request in check.requests():
+            if request.probe is not None:
+                seeds[f"probe:{request.name}"] = request.probe.seed
+    return Provenance(
+        submission_sha256=submission_hash(sub),
+        rubric_sha256=rubric.sha256,
+        reference_sha256=expected.sha256,
+        grader_version=__version__,
+        python=platform.python_version(),
+        torch=torch.__version__,
+        numpy=np.__version__,
+        seeds=seeds,
+        graded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def crashed_record(
+    sub: Submission, rubric: Rubric, expected: Expected, exc: BaseException
+) -> GradeRecord:
+    """The result written when grading a submission failed inside the grader itself."""
+    problem = (
+        f"the grader failed on this submission ({type(exc).__name__}: {exc}); "
+        "it needs an instructor's attention"
+    )
+    execution = _not_run(None, problem, ())
+    ctx = CheckContext(
+        answers={},
+        expected=expected.values,
+        markdown=(),
+        execution=execution,
+        notebook_problem=problem,
+    )
+    return _record(sub, rubric, expected, ctx, execution, time.monotonic())
+
+
+def grade_batch(
+    submissions_dir: Path,
+    rubric: Rubric,
+    out_dir: Path,
+    *,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> BatchResult:
+    """Grade every submission under ``submissions_dir``; write results and the gradebook."""
+    subs = discover(submissions_dir)
+    expected = load_expected(rubric)
+    results_dir = out_dir / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    records: list[GradeRecord] = []
+
+    def one(sub: Submission) -> GradeRecord:
+        try:
+            return grade_submission(sub, rubric, expected)
+        except Exception as exc:
+            return crashed_record(sub, rubric, expected, exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, sub): sub for sub in subs}
+        for future in as_completed(futures):
+            record = future.result()
+            write_json_atomic(results_dir / f"{record.student}.json", record_to_dict(record))
+            records.append(record)
+            log(_progress_line(record))
+    records.sort(key=lambda r: r.student)
+    from grader.gradebook import write_gradebook
+
+    write_gradebook([record_to_dict(r) for r in records], out_dir / "gradebook.csv")
+    return BatchResult(records=records, out_dir=out_dir)
+
+
+def _progress_line(record: GradeRecord) -> str:
+    ex = record.execution
+    notes = []
+    if ex.failures:
+        notes.append(f"{len(ex.failures)} cell(s) failed")
+    if ex.timed_out:
+        notes.append("timed out")
+    if ex.kernel_died:
+        notes.append("kernel died")
+    if ex.notebook is None:
+        notes.append("not run")
+    tail = f" ({', '.join(notes)})" if notes else ""
+    return f"{record.student}: {record.score:g}/{record.max_score:g}{tail}"

@@ -1,0 +1,48 @@
+"""``grade validate``: a rubric is usable and its own solution earns full marks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from grader.discover import files_under
+from grader.models import Submission
+from grader.pipeline import grade_submission
+from grader.reference import load_expected
+from grader.rubric import load_rubric
+
+
+def validate_rubric(name_or_path: str, log: Callable[[str], None] = print) -> list[str]:
+    """Problems found (empty when the rubric is sound).
+
+    Schema errors raise RubricError (the CLI prints them with file and line); the
+    reference must compute every expected value; the solution folder named by
+    ``solution:`` must earn full marks on every automatically graded check (text
+    checks are graded by an instructor, so they only need to find their answer).
+    """
+    rubric = load_rubric(name_or_path)
+    log(f"{rubric.path}: schema OK ({len(rubric.checks())} checks)")
+    expected = load_expected(rubric, use_cache=False)
+    log(f"reference computed {len(expected.values)} values (sha256 {expected.sha256[:12]})")
+    log(f"total points: {rubric.max_score(expected.values):g}")
+    if rubric.solution is None:
+        return ["the rubric names no solution: add `solution: <folder>` so CI can check it"]
+    if not rubric.solution.is_dir():
+        return [f"solution folder {rubric.solution} does not exist"]
+    sub = Submission(
+        student=rubric.solution.name, path=rubric.solution, files=files_under(rubric.solution)
+    )
+    record = grade_submission(sub, rubric, expected)
+    problems = []
+    for question in record.questions:
+        for check in question.checks:
+            if check.type == "text":  # marked by an instructor: only the answer must be found
+                if check.status != "manual":
+                    problems.append(f"{check.id}: {check.message}")
+                continue
+            if check.score < check.max_score:
+                problems.append(
+                    f"{check.id}: solution earns {check.score:g}/{check.max_score:g}: "
+                    + check.message
+                )
+    log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
+    return problems

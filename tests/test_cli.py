@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import pytest
+
+from grader.cli import main
+
+
+def test_missing_folder_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path / "nope"), "--rubric", "hw3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such folder of submissions" in err
+
+
+def test_bad_rubric_exits_2_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\nquestions: []\nextra: 1\n"
+    )
+    (tmp_path / "subs" / "a").mkdir(parents=True)
+    assert main([str(tmp_path / "subs"), "--rubric", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:6: unknown key 'extra'" in err
+
+
+def test_validate_bad_rubric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such rubric file" in capsys.readouterr().err
+
+
+def test_validate_hw3_solution_earns_full_marks(capsys: pytest.CaptureFixture[str]) -> None:
+    """CI on reference solutions: the rubric's own solution earns every automatic point."""
+    assert main(["validate", "hw3"]) == 0
+    out = capsys.readouterr().out
+    assert "rubric OK" in out and "solution solution: 90/90" in out
