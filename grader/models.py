@@ -96,7 +96,8 @@ class NotebookRun:
     execution: ExecutionReport
     answers: dict[str, Answer]
     markdown: tuple[str, ...] = ()  # markdown cell sources in order, for text checks
-    code: tuple[str, ...] = ()  # code cell sources with their 1-based cell positions
+    code: tuple[str, ...] = ()  # code cell sources in order
+    code_cells: tuple[tuple[int, str], ...] = ()  # (1-based cell position, source) per code cell
 
 
 @dataclass(frozen=True)
