@@ -37,12 +37,25 @@ def _grade_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
     )
     parser.add_argument("--no-reports", action="store_true", help="skip the PDF reports")
+    _sandbox_option(parser)
     return parser
+
+
+def _sandbox_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        choices=["strict", "permissive", "off"],
+        default="strict",
+        help="strict (default): refuse to run student code without every protection; "
+        "permissive: run with what this machine allows and say what is off in every "
+        "result; off: no sandbox (trusted code only)",
+    )
 
 
 def _validate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade validate", description="Check a rubric.")
     parser.add_argument("rubric", help="rubric path, or a name in rubrics/")
+    _sandbox_option(parser)
     return parser
 
 
@@ -72,7 +85,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
-    batch = grade_batch(args.submissions, rubric, args.out, jobs=args.jobs)
+    batch = grade_batch(args.submissions, rubric, args.out, jobs=args.jobs, sandbox=args.sandbox)
     if not args.no_reports:
         from grader.report.render import render_all
 
@@ -88,7 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Schema, reference computable, solution earns full marks on automatic checks."""
     from grader.validate import validate_rubric
 
-    problems = validate_rubric(args.rubric, log=print)
+    problems = validate_rubric(args.rubric, sandbox=args.sandbox, log=print)
     for problem in problems:
         print(f"FAIL {problem}")
     print("rubric OK" if not problems else f"{len(problems)} problem(s)")

@@ -7,7 +7,9 @@ strange, becomes that student's result and never stops the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import platform
 import shutil
 import tempfile
@@ -25,6 +27,7 @@ from grader import __version__
 from grader.checks import REGISTRY, CheckContext
 from grader.checks.base import CheckSpec
 from grader.discover import discover
+from grader.errors import GraderError
 from grader.models import (
     CheckResult,
     ExecutionReport,
@@ -36,10 +39,51 @@ from grader.models import (
 from grader.reference import Expected, load_expected
 from grader.results import record_to_dict, write_json_atomic
 from grader.rubric import Rubric
+from grader.sandbox.isolation import (
+    Limits,
+    Mode,
+    SandboxSession,
+    detect_protections,
+)
 from grader.sandbox.notebook import NotebookFormatError, RunLimits, run_notebook
 from grader.scoring import question_result, total
 
 KERNEL_SEED = 0
+# Variables the sandbox imposes on top of its own minimal environment: hash seeding for
+# reproducible runs; one BLAS thread per kernel so parallel workers do not fight.
+_KERNEL_ENV = {
+    "PYTHONHASHSEED": "0",
+    "OPENBLAS_NUM_THREADS": "1",
+    "JUPYTER_CONFIG_DIR": "/tmp/.jupyter",
+}
+_PASSTHROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def sandbox_env() -> dict[str, str]:
+    """The extra kernel environment, including OpenBLAS CPU settings some machines need."""
+    env = dict(_KERNEL_ENV)
+    env.update({k: os.environ[k] for k in _PASSTHROUGH if k in os.environ})
+    return env
+
+
+def sandbox_limits(rubric: Rubric) -> Limits:
+    """The rubric's per-submission limits in the sandbox's terms."""
+    return Limits(memory_bytes=rubric.limits.memory_mb * 2**20, pids=rubric.limits.processes)
+
+
+def sandbox_warnings(mode: Mode) -> tuple[str, ...]:
+    """What the sandbox cannot protect here, in words; raises when strict mode refuses."""
+    if mode == "off":
+        return ("the sandbox is off (--sandbox=off): student code ran with the grader's rights",)
+    missing = detect_protections().missing()
+    if missing and mode == "strict":
+        raise GraderError(
+            "refusing to run student code without: "
+            + "; ".join(missing)
+            + " (run ./setup.sh as root, or pass --sandbox=permissive to grade with less "
+            "protection)"
+        )
+    return tuple(f"sandbox protection off: {m}" for m in missing)
 
 
 @dataclass(frozen=True)
@@ -156,8 +200,9 @@ def grade_submission(
     expected: Expected,
     *,
     workroot: Path | None = None,
+    sandbox: Mode = "strict",
 ) -> GradeRecord:
-    """Run one student's notebook in its own kernel and grade every check."""
+    """Run one student's notebook in its own sandboxed kernel and grade every check."""
     started = time.monotonic()
     scratch_root = Path(tempfile.mkdtemp(prefix="grade-", dir=workroot))
     try:
@@ -175,11 +220,12 @@ def grade_submission(
                 notebook_timeout_s=rubric.limits.notebook_timeout,
             )
             try:
-                run = run_notebook(
-                    located.notebook, work, outbox, rubric.requests(), limits, seed=KERNEL_SEED
-                )
+                run, limit = _run_sandboxed(located.notebook, work, outbox, rubric, limits, sandbox)
             except NotebookFormatError as exc:
                 problem = str(exc)
+            else:
+                if limit is not None:
+                    run = _with_limit(run, limit)
         name = located.notebook.name if located.notebook is not None else None
         if run is not None:
             execution = run.execution
@@ -198,6 +244,48 @@ def grade_submission(
         return _record(sub, rubric, expected, ctx, execution, started)
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _run_sandboxed(
+    notebook: Path, work: Path, outbox: Path, rubric: Rubric, limits: RunLimits, mode: Mode
+) -> tuple[NotebookRun, str | None]:
+    """Run the notebook with its kernel inside a fresh sandbox; the limit hit, if any."""
+    with SandboxSession(
+        work, outbox, None, sandbox_limits(rubric), mode, extra_env=sandbox_env()
+    ) as box:
+        run = run_notebook(
+            notebook,
+            work,
+            outbox,
+            rubric.requests(),
+            limits,
+            seed=KERNEL_SEED,
+            launcher=box.launcher,
+            transport="ipc" if box.transport == "ipc" else "tcp",
+            runtime_dir=box.runtime_dir,
+        )
+        return run, box.limit_hit()
+
+
+def _with_limit(run: NotebookRun, limit: str) -> NotebookRun:
+    """Name the sandbox limit that stopped the kernel, in words, with the cell."""
+    ex = run.execution
+    died = [f.cell for f in ex.failures if f.kind in ("kernel_died", "limit")]
+    where = f" in cell {died[-1]}" if died else ""
+    failures = tuple(
+        dataclasses.replace(f, kind="limit", ename="LimitExceeded", evalue=f"stopped at {limit}")
+        if f.kind == "kernel_died"
+        else f
+        for f in ex.failures
+    )
+    answers = {
+        name: dataclasses.replace(
+            a, message=a.message.replace("the kernel died", f"it hit {limit}")
+        )
+        for name, a in run.answers.items()
+    }
+    execution = dataclasses.replace(ex, failures=failures, limit_hit=f"stopped at {limit}{where}")
+    return dataclasses.replace(run, execution=execution, answers=answers)
 
 
 def _record(
@@ -277,10 +365,14 @@ def grade_batch(
     out_dir: Path,
     *,
     jobs: int = 1,
+    sandbox: Mode = "strict",
     log: Callable[[str], None] = print,
 ) -> BatchResult:
     """Grade every submission under ``submissions_dir``; write results and the gradebook."""
     subs = discover(submissions_dir)
+    warnings = sandbox_warnings(sandbox)
+    for warning in warnings:
+        log(f"warning: {warning}")
     expected = load_expected(rubric)
     results_dir = out_dir / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -288,9 +380,15 @@ def grade_batch(
 
     def one(sub: Submission) -> GradeRecord:
         try:
-            return grade_submission(sub, rubric, expected)
+            record = grade_submission(sub, rubric, expected, sandbox=sandbox)
         except Exception as exc:
-            return crashed_record(sub, rubric, expected, exc)
+            record = crashed_record(sub, rubric, expected, exc)
+        if not warnings:
+            return record
+        execution = dataclasses.replace(
+            record.execution, warnings=(*record.execution.warnings, *warnings)
+        )
+        return dataclasses.replace(record, execution=execution)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(one, sub): sub for sub in subs}

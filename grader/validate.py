@@ -6,12 +6,15 @@ from collections.abc import Callable
 
 from grader.discover import files_under
 from grader.models import Submission
-from grader.pipeline import grade_submission
+from grader.pipeline import grade_submission, sandbox_warnings
 from grader.reference import load_expected
 from grader.rubric import load_rubric
+from grader.sandbox.isolation import Mode
 
 
-def validate_rubric(name_or_path: str, log: Callable[[str], None] = print) -> list[str]:
+def validate_rubric(
+    name_or_path: str, sandbox: Mode = "strict", log: Callable[[str], None] = print
+) -> list[str]:
     """Problems found (empty when the rubric is sound).
 
     Schema errors raise RubricError (the CLI prints them with file and line); the
@@ -31,7 +34,8 @@ def validate_rubric(name_or_path: str, log: Callable[[str], None] = print) -> li
     sub = Submission(
         student=rubric.solution.name, path=rubric.solution, files=files_under(rubric.solution)
     )
-    record = grade_submission(sub, rubric, expected)
+    sandbox_warnings(sandbox)
+    record = grade_submission(sub, rubric, expected, sandbox=sandbox)
     problems = []
     for question in record.questions:
         for check in question.checks:

@@ -1,0 +1,1 @@
+"""Running student notebooks: the notebook runner and, later, process isolation."""
