@@ -19,11 +19,18 @@ def make_ctx(
     problem: str | None = None,
 ) -> CheckContext:
     """A CheckContext whose answers are ok unless ``statuses`` says otherwise."""
-    built = {name: Answer(name=name, status="ok", value=v, type_name="x") for name, v in (answers or {}).items()}
+    built = {
+        name: Answer(name=name, status="ok", value=v, type_name="x")
+        for name, v in (answers or {}).items()
+    }
     for name, (status, message) in (statuses or {}).items():
         built[name] = Answer(name=name, status=status, message=message)  # type: ignore[arg-type]
     return CheckContext(
-        answers=built, expected=expected or {}, markdown=markdown, execution=None, notebook_problem=problem
+        answers=built,
+        expected=expected or {},
+        markdown=markdown,
+        execution=None,
+        notebook_problem=problem,
     )
 
 

@@ -1,19 +1,36 @@
 import numpy as np
 import pytest
 
-from grader.normalize import NotNumeric, parse_number_text, to_array, to_count, to_number, to_plain, to_shape
+from grader.normalize import (
+    NotNumeric,
+    parse_number_text,
+    to_array,
+    to_count,
+    to_number,
+    to_plain,
+    to_shape,
+)
 
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("7/4", 1.75), ("-3/4", -0.75), (" 2.5 ", 2.5), ("(7*3+1)*16", 352.0), ("128 * (3776 + 1)", 483456.0),
-     ("1,234", 1234.0), ("−1/2", -0.5)],
+    [
+        ("7/4", 1.75),
+        ("-3/4", -0.75),
+        (" 2.5 ", 2.5),
+        ("(7*3+1)*16", 352.0),
+        ("128 * (3776 + 1)", 483456.0),
+        ("1,234", 1234.0),
+        ("−1/2", -0.5),
+    ],
 )
 def test_number_text(text: str, value: float) -> None:
     assert parse_number_text(text) == value
 
 
-@pytest.mark.parametrize("text", ["abc", "__import__('os')", "2**100", "1/0", "x+1", "", "[1]", "1" * 300])
+@pytest.mark.parametrize(
+    "text", ["abc", "__import__('os')", "2**100", "1/0", "x+1", "", "[1]", "1" * 300]
+)
 def test_number_text_rejects(text: str) -> None:
     with pytest.raises(NotNumeric):
         parse_number_text(text)
@@ -44,8 +61,15 @@ def test_to_number() -> None:
 
 @pytest.mark.parametrize(
     ("value", "shape"),
-    [("(498, 16)", (498, 16)), ("(,3776)", (3776,)), ([28, 28, 32], (28, 28, 32)), ("28x28x32", (28, 28, 32)),
-     (np.array([5]), (5,)), (7, (7,)), ("[249, 16]", (249, 16))],
+    [
+        ("(498, 16)", (498, 16)),
+        ("(,3776)", (3776,)),
+        ([28, 28, 32], (28, 28, 32)),
+        ("28x28x32", (28, 28, 32)),
+        (np.array([5]), (5,)),
+        (7, (7,)),
+        ("[249, 16]", (249, 16)),
+    ],
 )
 def test_to_shape(value: object, shape: tuple[int, ...]) -> None:
     assert to_shape(value) == shape

@@ -3,22 +3,46 @@ from typing import Any
 from grader.checks.model import ModelSpec, grade_model
 from tests.conftest import make_ctx
 
-Q4 = ModelSpec.model_validate({
-    "id": "m", "type": "model", "answer": "m",
-    "probe": {"input_shape": [2, 1, 8, 8], "low": 0, "high": 255},
-    "parts": {"runs": 4, "output_shape": 4, "output_range": {"points": 2, "min": 0, "max": 1}, "param_count": 6},
-})
-Q7 = ModelSpec.model_validate({
-    "id": "m", "type": "model", "answer": "m", "probe": {"input_shape": [2, 3, 32, 32]},
-    "parts": {"runs": 3, "output_shape": 3, "concat": {"points": 4, "min_inputs": 4, "dim": 1}},
-})
+Q4 = ModelSpec.model_validate(
+    {
+        "id": "m",
+        "type": "model",
+        "answer": "m",
+        "probe": {"input_shape": [2, 1, 8, 8], "low": 0, "high": 255},
+        "parts": {
+            "runs": 4,
+            "output_shape": 4,
+            "output_range": {"points": 2, "min": 0, "max": 1},
+            "param_count": 6,
+        },
+    }
+)
+Q7 = ModelSpec.model_validate(
+    {
+        "id": "m",
+        "type": "model",
+        "answer": "m",
+        "probe": {"input_shape": [2, 3, 32, 32]},
+        "parts": {"runs": 3, "output_shape": 3, "concat": {"points": 4, "min_inputs": 4, "dim": 1}},
+    }
+)
 EXP4 = {"m": {"trainable_params": 100, "output_shape": [1]}}
 EXP7 = {"m": {"output_shape": [10]}}
 
 
 def probe(**kw: Any) -> dict[str, Any]:
-    base = {"ran": True, "error": None, "output_shape": [2, 1], "output_min": 0.2, "output_max": 0.7,
-            "output_finite": True, "trainable_params": 100, "total_params": 100, "cat_calls": [], "modules": []}
+    base = {
+        "ran": True,
+        "error": None,
+        "output_shape": [2, 1],
+        "output_min": 0.2,
+        "output_max": 0.7,
+        "output_finite": True,
+        "trainable_params": 100,
+        "total_params": 100,
+        "cat_calls": [],
+        "modules": [],
+    }
     return {**base, **kw}
 
 
@@ -35,7 +59,9 @@ def test_missing_sigmoid_loses_range_only() -> None:
 
 
 def test_forward_raises_keeps_param_points() -> None:
-    res = grade_model(Q4, make_ctx({"m": probe(ran=False, error="RuntimeError: shapes", output_shape=None)}, EXP4))
+    res = grade_model(
+        Q4, make_ctx({"m": probe(ran=False, error="RuntimeError: shapes", output_shape=None)}, EXP4)
+    )
     assert res.score == 6
     assert "RuntimeError: shapes" in res.message
 
@@ -47,12 +73,20 @@ def test_wrong_params() -> None:
 
 def test_concat_rule() -> None:
     four = {"n_inputs": 4, "dim": 1, "shapes": []}
-    assert grade_model(Q7, make_ctx({"m": probe(output_shape=[2, 10], cat_calls=[four])}, EXP7)).score == 10
+    assert (
+        grade_model(Q7, make_ctx({"m": probe(output_shape=[2, 10], cat_calls=[four])}, EXP7)).score
+        == 10
+    )
     two = {"n_inputs": 2, "dim": 1, "shapes": []}
     res = grade_model(Q7, make_ctx({"m": probe(output_shape=[2, 10], cat_calls=[two])}, EXP7))
     assert res.score == 6 and "2 tensors on dim 1" in res.message
     other_dim = {"n_inputs": 4, "dim": 0, "shapes": []}
-    assert grade_model(Q7, make_ctx({"m": probe(output_shape=[2, 10], cat_calls=[other_dim])}, EXP7)).score == 6
+    assert (
+        grade_model(
+            Q7, make_ctx({"m": probe(output_shape=[2, 10], cat_calls=[other_dim])}, EXP7)
+        ).score
+        == 6
+    )
     none = grade_model(Q7, make_ctx({"m": probe(output_shape=[2, 10])}, EXP7))
     assert none.score == 6 and "no torch.cat call" in none.message
 

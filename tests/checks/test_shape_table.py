@@ -16,14 +16,28 @@ def grade(table: object):  # type: ignore[no-untyped-def]
 
 
 def test_correct_table_in_mixed_forms() -> None:
-    res = grade([["Input", "(500, 7)", 0], ["c", [498, 16], "(7*3+1)*16"], ["p", "(249, 16)", 0],
-                 ["f", "(,3984)", 0], ["d", (5,), 19925.0]])
+    res = grade(
+        [
+            ["Input", "(500, 7)", 0],
+            ["c", [498, 16], "(7*3+1)*16"],
+            ["p", "(249, 16)", 0],
+            ["f", "(,3984)", 0],
+            ["d", (5,), 19925.0],
+        ]
+    )
     assert (res.status, res.score, res.max_score) == ("pass", 8, 8)
 
 
 def test_row_by_row_credit_and_filter_hint() -> None:
-    res = grade([["Input", (500, 7), 0], ["c", (498, 16), 22], ["p", (249, 16), 0], ["f", (16, 249), 0],
-                 ["d", (5,), 19925]])
+    res = grade(
+        [
+            ["Input", (500, 7), 0],
+            ["c", (498, 16), 22],
+            ["p", (249, 16), 0],
+            ["f", (16, 249), 0],
+            ["d", (5,), 19925],
+        ]
+    )
     assert (res.status, res.score) == ("partial", 6)
     rows = res.details["rows"]
     assert [r["points"] for r in rows] == [1, 2, 1, 2]
@@ -44,7 +58,12 @@ def test_not_a_list() -> None:
 
 def test_invalid_rows() -> None:
     ref = [["Input", (8, 1), 0], ["Conv", (2, 4), 40], ["Conv", "invalid", 0]]
-    res = grade_shape_table(SPEC, make_ctx({"t": [["i", (8, 1), 0], ["c", (2, 4), 40], ["c", "Invalid", 0]]}, {"t": ref}))
+    res = grade_shape_table(
+        SPEC,
+        make_ctx({"t": [["i", (8, 1), 0], ["c", (2, 4), 40], ["c", "Invalid", 0]]}, {"t": ref}),
+    )
     assert res.score == 4
-    wrong = grade_shape_table(SPEC, make_ctx({"t": [["i", (8, 1), 0], ["c", (2, 4), 40], ["c", (0, 4), 0]]}, {"t": ref}))
+    wrong = grade_shape_table(
+        SPEC, make_ctx({"t": [["i", (8, 1), 0], ["c", (2, 4), 40], ["c", (0, 4), 0]]}, {"t": ref})
+    )
     assert wrong.score == 3

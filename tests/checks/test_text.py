@@ -1,10 +1,19 @@
 from grader.checks.text import TextSpec, find_answer, grade_text, heading_pattern
 from tests.conftest import make_ctx
 
-SPEC = TextSpec.model_validate({
-    "id": "Q1a", "type": "text", "heading": "Q1a", "points": 3, "min_words": 10,
-    "concepts": [{"name": "divergence", "any": ["diverge", "overshoot"]}, {"name": "loss", "any": ["loss curve"]}],
-})
+SPEC = TextSpec.model_validate(
+    {
+        "id": "Q1a",
+        "type": "text",
+        "heading": "Q1a",
+        "points": 3,
+        "min_words": 10,
+        "concepts": [
+            {"name": "divergence", "any": ["diverge", "overshoot"]},
+            {"name": "loss", "any": ["loss curve"]},
+        ],
+    }
+)
 
 
 def test_heading_variants() -> None:
@@ -20,7 +29,9 @@ def test_answer_spans_cells_until_same_level() -> None:
 
 
 def test_all_concepts_long_enough() -> None:
-    text = "## Q1a\nA high rate can overshoot the minimum and you see it on the loss curve going up."
+    text = (
+        "## Q1a\nA high rate can overshoot the minimum and you see it on the loss curve going up."
+    )
     res = grade_text(SPEC, make_ctx(markdown=(text,)))
     assert (res.status, res.score) == ("manual", 3)
     assert res.details["word_count"] == 17

@@ -38,7 +38,9 @@ def test_shape_mismatch_names_shapes() -> None:
 
 
 def test_nan_never_passes() -> None:
-    res = grade_value(spec(id="g", answer="g", points=2), make_ctx({"g": float("nan")}, {"g": 0.25}))
+    res = grade_value(
+        spec(id="g", answer="g", points=2), make_ctx({"g": float("nan")}, {"g": 0.25})
+    )
     assert res.score == 0
 
 
@@ -49,8 +51,15 @@ def test_scalar_accepts_size_one() -> None:
 
 def test_shape_answer_as_string() -> None:
     s = spec(id="q6_output_shape", answer="q6_output_shape", points=2, atol=0)
-    assert grade_value(s, make_ctx({"q6_output_shape": "(28, 28, 32)"}, {"q6_output_shape": (28, 28, 32)})).score == 2
-    wrong = grade_value(s, make_ctx({"q6_output_shape": [32, 28, 28]}, {"q6_output_shape": (28, 28, 32)}))
+    assert (
+        grade_value(
+            s, make_ctx({"q6_output_shape": "(28, 28, 32)"}, {"q6_output_shape": (28, 28, 32)})
+        ).score
+        == 2
+    )
+    wrong = grade_value(
+        s, make_ctx({"q6_output_shape": [32, 28, 28]}, {"q6_output_shape": (28, 28, 32)})
+    )
     assert wrong.score == 0
 
 
@@ -63,7 +72,10 @@ def test_missing_error_unsupported() -> None:
     exp = {"q2_dL_dX": DX}
     missing = grade_value(spec(), make_ctx({}, exp))
     assert missing.status == "fail" and "not defined" in missing.message
-    err = grade_value(spec(), make_ctx({}, exp, statuses={"q2_dL_dX": ("error", "assigned in cell 5, which raised")}))
+    err = grade_value(
+        spec(),
+        make_ctx({}, exp, statuses={"q2_dL_dX": ("error", "assigned in cell 5, which raised")}),
+    )
     assert err.status == "error" and err.message == "assigned in cell 5, which raised"
     uns = grade_value(spec(), make_ctx({}, exp, statuses={"q2_dL_dX": ("unsupported", "")}))
     assert uns.status == "fail" and "unsupported" in uns.message
