@@ -146,7 +146,7 @@ def _grade_row(
         out["shape_ok"] = True
         out["points"] += spec.shape_points
     elif got_shape is not None:
-        wrong = f"the output shape {to_plain(got_shape)} is wrong"
+        wrong = f"the output shape {_shape_text(got_shape)} is wrong"
         if (
             isinstance(got_shape, tuple)
             and isinstance(exp_shape_v, tuple)
@@ -173,3 +173,8 @@ def _grade_row(
     if notes:
         out["problem"] = f"row {index + 1} ({layer}): " + " and ".join(notes)
     return out
+
+
+def _shape_text(shape: tuple[int, ...] | str) -> str:
+    """A shape as students write it: ``(498, 16)``, ``(3776,)``."""
+    return shape if isinstance(shape, str) else str(tuple(shape))
