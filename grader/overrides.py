@@ -1,0 +1,237 @@
+"""Instructor overrides: ``DIR/overrides.yaml`` merged into results records.
+
+The file is a YAML list of entries::
+
+    - student: alice
+      check: Q1a
+      points: 2.5
+      comment: Good intuition; the detection part is missing.
+
+Each entry sets one check's score. The check's status becomes ``pass`` at full points,
+else ``partial`` (some points) or ``fail`` (none) — a ``manual`` check is thereby
+confirmed — and the comment is kept for the report. Question scores and the total are
+recomputed as sums. Errors name the file, the line and the entry.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grader.errors import GraderError
+
+ALLOWED_KEYS = ("student", "check", "points", "comment")
+REQUIRED_KEYS = ("student", "check", "points")
+
+
+class OverridesError(GraderError, ValueError):
+    """An overrides file that cannot be read, or an entry that does not apply."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """One instructor mark for one student's check."""
+
+    student: str
+    check: str
+    points: float
+    comment: str = ""
+    source: str = ""  # file the entry came from
+    line: int = 0  # 1-based line of the entry in that file
+    index: int = 0  # 1-based position of the entry in the list
+
+    def where(self) -> str:
+        """``overrides.yaml:12 (entry 3: student 'alice', check 'Q1a')``."""
+        return (
+            f"{self.source}:{self.line} (entry {self.index}: student {self.student!r}, "
+            f"check {self.check!r})"
+        )
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    return loader.construct_object(node, deep=True)
+
+
+def load_overrides(path: Path) -> list[Override]:
+    """Read and validate an overrides file; an empty file means no overrides.
+
+    Raises :class:`OverridesError` naming the file, line and entry for: YAML syntax
+    errors, a top level that is not a list, an entry that is not a mapping, unknown or
+    missing keys, a student or check that is not a non-empty string, points that are not
+    a finite number ≥ 0, a comment that is not a string, and duplicate (student, check)
+    pairs.
+    """
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OverridesError(f"{name}: cannot read the overrides file: {exc}") from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        raise OverridesError(f"{name}: invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    if root is None:
+        return []
+    if not isinstance(root, yaml.SequenceNode):
+        raise OverridesError(
+            f"{name}:{root.start_mark.line + 1}: expected a list of entries "
+            "(- student: …, check: …, points: …, comment: …)"
+        )
+    out: list[Override] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, node in enumerate(root.value, start=1):
+        line = node.start_mark.line + 1
+        where = f"{name}:{line} (entry {index})"
+        if not isinstance(node, yaml.MappingNode):
+            raise OverridesError(
+                f"{where}: an entry must be a mapping with keys {', '.join(ALLOWED_KEYS)}"
+            )
+        entry: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, loader)
+            if key not in ALLOWED_KEYS:
+                raise OverridesError(
+                    f"{name}:{key_node.start_mark.line + 1} (entry {index}): unknown key {key!r}; "
+                    f"allowed keys are {', '.join(ALLOWED_KEYS)}"
+                )
+            if key in entry:
+                raise OverridesError(
+                    f"{name}:{key_node.start_mark.line + 1} (entry {index}): duplicate key {key!r}"
+                )
+            entry[key] = _scalar(value_node, loader)
+        missing = [k for k in REQUIRED_KEYS if k not in entry]
+        if missing:
+            raise OverridesError(
+                f"{where}: missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+            )
+        student, check, points = entry["student"], entry["check"], entry["points"]
+        if isinstance(student, int) and not isinstance(student, bool):
+            student = str(student)  # numeric student ids written without quotes
+        for key, value in (("student", student), ("check", check)):
+            if not isinstance(value, str) or not value.strip():
+                raise OverridesError(f"{where}: {key} must be a non-empty string, got {value!r}")
+        if (
+            isinstance(points, bool)
+            or not isinstance(points, int | float)
+            or not math.isfinite(points)
+            or points < 0
+        ):
+            raise OverridesError(f"{where}: points must be a number ≥ 0, got {points!r}")
+        comment = entry.get("comment", "")
+        if comment is None:
+            comment = ""
+        if not isinstance(comment, str):
+            raise OverridesError(f"{where}: comment must be text, got {comment!r}")
+        pair = (student.strip(), check.strip())
+        if pair in seen:
+            raise OverridesError(
+                f"{where}: student {pair[0]!r}, check {pair[1]!r} is already overridden "
+                f"by entry {seen[pair]}"
+            )
+        seen[pair] = index
+        out.append(
+            Override(
+                student=pair[0],
+                check=pair[1],
+                points=float(points),
+                comment=comment.strip(),
+                source=name,
+                line=line,
+                index=index,
+            )
+        )
+    return out
+
+
+def _check_ids(record: dict[str, Any]) -> list[str]:
+    return [str(c.get("id")) for q in record.get("questions", []) for c in q.get("checks", [])]
+
+
+def check_override_targets(records: list[dict[str, Any]], overrides: list[Override]) -> None:
+    """Raise :class:`OverridesError` for entries naming a student without results."""
+    students = {str(r.get("student")) for r in records}
+    for o in overrides:
+        if o.student not in students:
+            known = ", ".join(sorted(students)[:10]) + (" …" if len(students) > 10 else "")
+            raise OverridesError(
+                f"{o.where()}: no results for student {o.student!r} (students: {known or 'none'})"
+            )
+
+
+def _status(points: float, top: float) -> str:
+    if top > 0 and points >= top - 1e-9:
+        return "pass"
+    return "partial" if points > 0 else "fail"
+
+
+def apply_overrides(record: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:
+    """A new record with this student's overrides applied; ``record`` is not modified.
+
+    For each entry of this student: the named check's ``score`` becomes the entry's
+    points and its status pass/partial/fail; ``details["override"]`` keeps the comment,
+    the original score and status (``details`` is free-form in the results schema, so the
+    record stays valid). Question scores become the sum of their checks and the total the
+    sum of the questions. Raises :class:`OverridesError` for an unknown check, a check id
+    that is ambiguous within the record, or points above the check's maximum.
+    """
+    student = str(record.get("student"))
+    mine = [o for o in overrides if o.student == student]
+    if not mine:
+        return record
+    new = copy.deepcopy(record)
+    ids = _check_ids(new)
+    for o in mine:
+        matches = [
+            (q, c)
+            for q in new.get("questions", [])
+            for c in q.get("checks", [])
+            if str(c.get("id")) == o.check
+        ]
+        if not matches:
+            known = ", ".join(ids)
+            raise OverridesError(
+                f"{o.where()}: {student} has no check {o.check!r} (checks: {known})"
+            )
+        if len(matches) > 1:
+            raise OverridesError(
+                f"{o.where()}: check id {o.check!r} appears more than once in the results"
+            )
+        question, check = matches[0]
+        top = float(check.get("max_score", 0))
+        if o.points > top + 1e-9:
+            raise OverridesError(
+                f"{o.where()}: points {o.points:g} exceed the check's maximum {top:g}"
+            )
+        details = check.get("details")
+        details = (
+            dict(details)
+            if isinstance(details, dict)
+            else ({} if details is None else {"value": details})
+        )
+        previous = details.get("override")
+        details["override"] = {
+            "points": round(o.points, 2),
+            "comment": o.comment,
+            "original_score": previous["original_score"]
+            if isinstance(previous, dict)
+            else check.get("score", 0),
+            "original_status": previous["original_status"]
+            if isinstance(previous, dict)
+            else check.get("status"),
+        }
+        check["details"] = details
+        check["score"] = round(o.points, 2)
+        check["status"] = _status(o.points, top)
+        question["score"] = round(
+            sum(float(c.get("score", 0)) for c in question.get("checks", [])), 2
+        )
+    new["score"] = round(sum(float(q.get("score", 0)) for q in new.get("questions", [])), 2)
+    return new

@@ -1,0 +1,10 @@
+"""Feedback reports: a PDF per student and a class summary, rendered with Jinja2 and WeasyPrint.
+
+Records are the plain dicts of ``results/<student>.json``; nothing here imports the
+grading pipeline, so ``grade report DIR`` re-renders from disk without running code.
+"""
+
+from grader.report.render import load_records, render_all, render_student_report
+from grader.report.summary import render_summary
+
+__all__ = ["load_records", "render_all", "render_student_report", "render_summary"]
