@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from grader.errors import GraderError
 
@@ -89,7 +89,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not args.no_reports:
         from grader.report.render import render_all
 
-        render_all(args.out / "results", args.out, jobs=args.jobs)
+        render_all(
+            args.out / "results",
+            args.out,
+            jobs=args.jobs,
+            show_sandbox_warning="; ".join(batch.warnings) or None,
+        )
     print(
         f"graded {len(batch.records)} submissions → {args.out}/results, {args.out}/gradebook.csv"
         + ("" if args.no_reports else f", {args.out}/reports")
@@ -108,30 +113,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-def _load_records(results_dir: Path) -> list[dict[str, object]]:
+def _load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Results on disk with the instructor's overrides applied."""
+    from grader.report.render import load_records
+
     if not results_dir.is_dir():
         raise GraderError(f"{results_dir}: no results folder (run `grade` first)")
-    records = []
-    for path in sorted(results_dir.glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except ValueError as exc:
-            raise GraderError(
-                f"{path}: not a valid result file ({exc}); re-grade that student"
-            ) from exc
+    records = load_records(results_dir)
     if not records:
         raise GraderError(f"{results_dir}: holds no results")
     return records
+
+
+def _sandbox_warning(records: list[dict[str, Any]]) -> str | None:
+    """The sandbox protections that were off when these results were made, if any."""
+    found = {
+        w
+        for r in records
+        for w in r.get("execution", {}).get("warnings", [])
+        if isinstance(w, str) and w.startswith(("sandbox protection off", "the sandbox is off"))
+    }
+    return "; ".join(sorted(found)) or None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render every report and the summary from results on disk."""
     from grader.report.render import render_all
 
-    if not (args.dir / "results").is_dir():
-        raise GraderError(f"{args.dir}: no results/ folder here (run `grade` first)")
-    paths = render_all(args.dir / "results", args.dir, jobs=args.jobs)
-    print(f"rendered {len(paths)} PDF files in {args.dir}")
+    records = _load_records(args.dir / "results")
+    paths = render_all(
+        args.dir / "results",
+        args.dir,
+        jobs=args.jobs,
+        show_sandbox_warning=_sandbox_warning(records),
+    )
+    pdfs = [p for p in paths if p.suffix == ".pdf"]
+    print(f"rendered {len(pdfs)} PDF files and the gradebook in {args.dir}")
     return 0
 
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,7 +101,7 @@ class BatchResult:
 
     records: list[GradeRecord]
     out_dir: Path
-    problems: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()  # sandbox protections that were off
 
 
 def submission_hash(sub: Submission) -> str:
@@ -401,7 +401,7 @@ def grade_batch(
     from grader.gradebook import write_gradebook
 
     write_gradebook([record_to_dict(r) for r in records], out_dir / "gradebook.csv")
-    return BatchResult(records=records, out_dir=out_dir)
+    return BatchResult(records=records, out_dir=out_dir, warnings=warnings)
 
 
 def _progress_line(record: GradeRecord) -> str:

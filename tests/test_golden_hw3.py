@@ -131,3 +131,24 @@ def test_provenance(batch: Path) -> None:
     assert (
         prov["submission_sha256"] != result(batch, "pool_ceil")["provenance"]["submission_sha256"]
     )
+
+
+def test_reports_of_the_sample_batch(batch: Path) -> None:
+    """One PDF per student and a summary; each names the student, the score and every
+    check's status in words."""
+    from pypdf import PdfReader
+
+    from grader.report.render import render_all
+    from grader.report.view import STATUS_WORDS
+
+    written = render_all(batch / "results", batch, jobs=2)
+    assert sorted(p.stem for p in (batch / "reports").glob("*.pdf")) == STUDENTS
+    assert batch / "summary.pdf" in written
+    for student in STUDENTS:
+        reader = PdfReader(batch / "reports" / f"{student}.pdf")
+        text = " ".join(page.extract_text() for page in reader.pages)
+        flat = " ".join(text.split())
+        assert student in flat
+        assert f"{GOLDEN['totals'][student]:g} / 90" in flat
+        for status in {exp["status"] for exp in GOLDEN[student].values()}:
+            assert STATUS_WORDS[status] in flat, (student, status)
