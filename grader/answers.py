@@ -28,6 +28,10 @@ _NPY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\.npy")
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _MAX_DEPTH = 64  # the harness nests at most 20 levels; tags add a few more
 _NPY_KINDS = frozenset("biuf")
+# The harness writes short messages and type names; longer ones were forged in the
+# outbox and are cut so that they cannot bloat the result file and the report.
+_MAX_MESSAGE_CHARS = 4000
+_MAX_TYPE_NAME_CHARS = 200
 
 
 class _Damaged(Exception):
@@ -70,6 +74,10 @@ def read_answer(outbox: Path, name: str, max_bytes: int) -> Answer:
         return _damaged(name, f"{type(exc).__name__}: {exc}")
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... (cut)"
+
+
 def _damaged(name: str, detail: str) -> Answer:
     return Answer(
         name=name,
@@ -93,6 +101,8 @@ def _decode_record(outbox: Path, name: str, record: object, budget: int) -> Answ
     message = record.get("message", "")
     if type(type_name) is not str or type(message) is not str:
         raise _Damaged("bad type_name or message")
+    type_name = _cut(type_name, _MAX_TYPE_NAME_CHARS)
+    message = _cut(message, _MAX_MESSAGE_CHARS)
     value: Any = None
     if status == "ok":
         value = _Decoder(outbox, budget).decode(record.get("value"), 0)

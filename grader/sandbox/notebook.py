@@ -34,6 +34,9 @@ from queue import Empty
 from typing import Any, Literal
 
 import nbformat
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -58,6 +61,13 @@ _HARNESS_MODULE = "__grader_harness__"
 _HARNESS_SOURCE = Path(_harness.__file__).read_text(encoding="utf-8")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _MAX_TRACEBACK_CHARS = 5000
+_MAX_EVALUE_CHARS = 2000  # a student's exception message, kept in the result
+_MAX_ENAME_CHARS = 200
+# The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
+# printing hundreds of MB at once, an exception message of that size) would be read and
+# decoded whole in the grader's process; ZeroMQ drops the connection instead, which
+# only loses that kernel's output (the grader never keeps output anyway).
+MAX_MESSAGE_BYTES = 16 * 2**20
 _POLL_S = 0.25  # how often a wait for a reply checks that the kernel is still alive
 _SHUTDOWN_TIMEOUT_S = 15.0
 # Variables passed through from the grader's environment: OpenBLAS needs these on CPUs
@@ -142,10 +152,21 @@ class _KernelDied(Exception):
     """The kernel process exited while the runner waited for a reply."""
 
 
+class _GraderKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse messages above :data:`MAX_MESSAGE_BYTES`."""
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        return context
+
+
 class _GraderKernelManager(AsyncKernelManager):
     """A kernel manager that launches this interpreter's ipykernel through a launcher."""
 
     def __init__(self, launcher: Launcher, **kwargs: Any) -> None:
+        kwargs.setdefault("client_factory", _GraderKernelClient)
         super().__init__(**kwargs)
         self._grader_launcher = launcher
         # Signals do not cross a sandbox's PID namespace; ipykernel also accepts an
@@ -463,7 +484,8 @@ class _Runner:
         content = reply.get("content", {})
         if content.get("status") != "ok":
             raise KernelStartError(
-                f"the harness setup failed: {content.get('ename')}: {content.get('evalue')}"
+                f"the harness setup failed: {_short(content.get('ename'), _MAX_ENAME_CHARS)}: "
+                f"{_short(content.get('evalue'), _MAX_EVALUE_CHARS)}"
             )
 
     def _track_execute_ids(self) -> None:
@@ -535,6 +557,7 @@ class _Runner:
             await self._harvest(state, cell.position, final=False, index=index)
 
     def _cell_error(self, state: _RunState, cell: _Cell, ename: str, evalue: str, tb: str) -> None:
+        ename, evalue = _short(ename, _MAX_ENAME_CHARS), _short(evalue, _MAX_EVALUE_CHARS)
         state.failures.append(
             CellFailure(cell.position, "error", ename, evalue, _clean_traceback(tb))
         )
@@ -648,7 +671,8 @@ class _Runner:
         if content.get("status") != "ok":
             msg = (
                 f"reading the answers {when} failed: "
-                f"{content.get('ename')}: {content.get('evalue')}"
+                f"{_short(content.get('ename'), _MAX_ENAME_CHARS)}: "
+                f"{_short(content.get('evalue'), _MAX_EVALUE_CHARS)}"
             )
             state.warnings.append(msg)
             state.harvest_errors.append(msg)
@@ -699,6 +723,15 @@ class _Runner:
 
 
 # ---------------------------------------------------------------------- answers
+
+
+def _short(text: object, limit: int) -> str:
+    """``text`` as a string of at most about ``limit`` characters (the student's code
+    chooses exception names and messages, of any size)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
 def _clean_traceback(tb: str) -> str:
