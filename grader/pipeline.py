@@ -12,6 +12,7 @@ import hashlib
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -263,6 +264,9 @@ def _run_sandboxed(
             launcher=box.launcher,
             transport="ipc" if box.transport == "ipc" else "tcp",
             runtime_dir=box.runtime_dir,
+            # bwrap's own environment is visible at /proc/1/environ inside: keep the
+            # grader's PATH (home directories, tool locations) out of it.
+            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
         )
         return run, box.limit_hit()
 

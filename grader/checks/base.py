@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.models import Answer, AnswerRequest, CheckResult, CheckStatus, ExecutionReport
@@ -101,6 +102,7 @@ def result(
     details: Any = None,
 ) -> CheckResult:
     """Build a CheckResult for ``spec`` worth ``top``; expected values dropped unless shown."""
+    got = preview(got)
     return CheckResult(
         id=spec.id,
         type=spec.type,
@@ -158,3 +160,48 @@ def unavailable(spec: CheckSpec, ctx: CheckContext, name: str, top: float) -> Ch
     if answer.status == "too_large":
         return result(spec, top, 0, "fail", answer.message or f"{name} is too large to grade")
     return None
+
+
+_MAX_TEXT = 2000
+_MAX_ITEMS = 4096
+
+
+def preview(value: Any) -> Any:
+    """A student's answer as stored in results: long strings and huge arrays shortened.
+
+    A result file must stay small whatever a student assigns (a 10-million-character
+    string, a 1000×1000 matrix); the comparison itself always uses the full value.
+    """
+    if isinstance(value, str):
+        return (
+            value
+            if len(value) <= _MAX_TEXT
+            else value[:_MAX_TEXT] + f"… ({len(value):,} characters)"
+        )
+    if isinstance(value, np.ndarray):
+        if value.size > _MAX_ITEMS:
+            return {"shape": list(value.shape), "note": "too large to show"}
+        return value
+    if isinstance(value, list | tuple):
+        if _count(value) > _MAX_ITEMS:
+            return {"length": len(value), "note": "too large to show"}
+        return [preview(v) for v in value]
+    if isinstance(value, dict):
+        if _count(value) > _MAX_ITEMS:
+            return {"keys": len(value), "note": "too large to show"}
+        return {k: preview(v) for k, v in value.items()}
+    return value
+
+
+def _count(value: Any, budget: int = _MAX_ITEMS + 1) -> int:
+    """Leaves in a nested value, counting no further than ``budget``."""
+    if isinstance(value, list | tuple | dict):
+        total = 0
+        for item in value.values() if isinstance(value, dict) else value:
+            total += _count(item, budget - total)
+            if total >= budget:
+                break
+        return total
+    if isinstance(value, np.ndarray):
+        return int(value.size)
+    return 1

@@ -87,21 +87,21 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
             f"{spec.answer} should be {_describe_shape(exp.shape)}, got "
             f"{_describe_shape(got.shape)}{hint}",
             expected=shown,
-            got=to_plain(got),
+            got=got,
             details={"expected_shape": list(exp.shape), "got_shape": list(got.shape)},
         )
     close = np.abs(got - exp) <= spec.atol + spec.rtol * np.abs(exp)
     close &= np.isfinite(got)
     if bool(np.all(close)):
         return result(
-            spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=to_plain(got)
+            spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got
         )
     details: dict[str, Any] = {}
     if exp.ndim >= 1:
         details["mismatch"] = (~close).tolist()
     message = _wrong_message(spec.answer, exp, got, close)
     return result(
-        spec, top, 0, "fail", message, expected=shown, got=to_plain(got), details=details or None
+        spec, top, 0, "fail", message, expected=shown, got=got, details=details or None
     )
 
 
