@@ -611,6 +611,11 @@ class SandboxSession:
         for k, v in self.env().items():
             args += ["--setenv", k, v]
         args += _system_binds()
+        # bwrap mounts in argument order: the private /tmp must come before the binds, or
+        # it would hide a venv or scratch that lives under /tmp (a clone in /tmp, pytest).
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         if self._private is not None:
             args += ["--ro-bind", str(self._private / "passwd"), "/etc/passwd"]
             args += ["--ro-bind", str(self._private / "group"), "/etc/group"]
@@ -618,9 +623,6 @@ class SandboxSession:
             args += ["--ro-bind", str(d), str(d)]
         for d in self.extra_ro_binds:
             args += ["--ro-bind", self._staged(d), str(d)]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
-        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         for d in (self.scratch, self.outbox, self._runtime()):
             args += ["--bind", self._staged(d), str(d)]
         args += ["--chdir", str(self.scratch), "--remount-ro", "/"]

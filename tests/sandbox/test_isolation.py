@@ -486,3 +486,18 @@ def test_ipc_kernel_runs_and_interrupts(layout: dict[str, Path]) -> None:
     assert runtime is not None and not runtime.exists()
     assert not box.pids()
     signal.getsignal(signal.SIGINT)  # the grader is still alive and well
+
+
+@confined
+def test_private_tmp_is_mounted_before_binds(box: SandboxSession) -> None:
+    """A venv or scratch under /tmp (a clone in /tmp, pytest's tmp_path) stays visible:
+    bwrap mounts in argument order, so the private /tmp must come before every bind."""
+    from grader.sandbox.isolation import python_paths
+
+    argv = box.launcher([sys.executable, "-c", "pass"])
+    tmpfs = argv.index("--tmpfs")
+    assert argv[tmpfs + 1] == "/tmp"
+    bound = [str(p) for p in python_paths()] + [str(box.scratch), str(box.outbox)]
+    for i, arg in enumerate(argv):
+        if arg in ("--ro-bind", "--bind") and argv[i + 2] in bound:
+            assert i > tmpfs, f"{argv[i + 2]} is bound before the private /tmp"
