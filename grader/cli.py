@@ -180,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return cmd_grade(_grade_parser().parse_args(args_list))
     except GraderError as exc:
-        print(f"grade: error: {exc}", file=sys.stderr)
+        one_line = " ".join(str(exc).split())  # a kernel log may span lines
+        print(f"grade: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("grade: interrupted; finished results are kept in results/", file=sys.stderr)

@@ -30,6 +30,7 @@ from grader.checks.base import CheckSpec
 from grader.discover import discover
 from grader.errors import GraderError
 from grader.models import (
+    AnswerRequest,
     CheckResult,
     ExecutionReport,
     GradeRecord,
@@ -44,9 +45,15 @@ from grader.sandbox.isolation import (
     Limits,
     Mode,
     SandboxSession,
+    SandboxUnavailable,
     detect_protections,
 )
-from grader.sandbox.notebook import NotebookFormatError, RunLimits, run_notebook
+from grader.sandbox.notebook import (
+    KernelStartError,
+    NotebookFormatError,
+    RunLimits,
+    run_notebook,
+)
 from grader.scoring import question_result, total
 
 KERNEL_SEED = 0
@@ -247,8 +254,42 @@ def grade_submission(
         shutil.rmtree(scratch_root, ignore_errors=True)
 
 
+def preflight(rubric: Rubric, sandbox: Mode) -> None:
+    """Start one sandboxed kernel on an empty notebook before the batch.
+
+    When no kernel can start here (a broken install, a sandbox that cannot bind the
+    interpreter), every student would get the same useless result: stop instead.
+    """
+    import nbformat
+
+    with tempfile.TemporaryDirectory(prefix="grade-preflight-") as tmp:
+        work, outbox = Path(tmp) / "work", Path(tmp) / "outbox"
+        work.mkdir()
+        outbox.mkdir()
+        notebook = work / "preflight.ipynb"
+        nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+        nb.cells = [nbformat.v4.new_code_cell("pass")]  # type: ignore[no-untyped-call]
+        nbformat.write(nb, notebook)  # type: ignore[no-untyped-call]
+        limits = RunLimits(cell_timeout_s=60, notebook_timeout_s=120)
+        try:
+            run, _ = _run_sandboxed(notebook, work, outbox, rubric, limits, sandbox, ())
+        except (KernelStartError, SandboxUnavailable, OSError) as exc:
+            raise GraderError(f"cannot start a sandboxed Python kernel here: {exc}") from exc
+        if run.execution.failures:
+            failure = run.execution.failures[0]
+            raise GraderError(
+                f"a sandboxed kernel could not run an empty cell: {failure.ename}: {failure.evalue}"
+            )
+
+
 def _run_sandboxed(
-    notebook: Path, work: Path, outbox: Path, rubric: Rubric, limits: RunLimits, mode: Mode
+    notebook: Path,
+    work: Path,
+    outbox: Path,
+    rubric: Rubric,
+    limits: RunLimits,
+    mode: Mode,
+    requests: Sequence[AnswerRequest] | None = None,
 ) -> tuple[NotebookRun, str | None]:
     """Run the notebook with its kernel inside a fresh sandbox; the limit hit, if any."""
     with SandboxSession(
@@ -258,7 +299,7 @@ def _run_sandboxed(
             notebook,
             work,
             outbox,
-            rubric.requests(),
+            rubric.requests() if requests is None else requests,
             limits,
             seed=KERNEL_SEED,
             launcher=box.launcher,
@@ -378,6 +419,7 @@ def grade_batch(
     for warning in warnings:
         log(f"warning: {warning}")
     expected = load_expected(rubric)
+    preflight(rubric, sandbox)
     results_dir = out_dir / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     records: list[GradeRecord] = []

@@ -36,3 +36,22 @@ def test_validate_hw3_solution_earns_full_marks(capsys: pytest.CaptureFixture[st
     assert main(["validate", "hw3"]) == 0
     out = capsys.readouterr().out
     assert "rubric OK" in out and "solution solution: 90/90" in out
+
+
+def test_no_kernel_can_start_exits_2_before_grading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine where no sandboxed kernel starts must not hand every student a zero."""
+    import grader.pipeline
+    from grader.sandbox.notebook import KernelStartError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KernelStartError("bwrap: execvp /x/.venv/bin/python3.11: No such file")
+
+    monkeypatch.setattr(grader.pipeline, "_run_sandboxed", broken)
+    (tmp_path / "subs" / "a").mkdir(parents=True)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "subs"), "--rubric", "hw3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot start a sandboxed Python kernel here" in err and "execvp" in err
+    assert not list((out / "results").glob("*.json"))
