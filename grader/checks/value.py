@@ -93,16 +93,12 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
     close = np.abs(got - exp) <= spec.atol + spec.rtol * np.abs(exp)
     close &= np.isfinite(got)
     if bool(np.all(close)):
-        return result(
-            spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got
-        )
+        return result(spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got)
     details: dict[str, Any] = {}
     if exp.ndim >= 1:
         details["mismatch"] = (~close).tolist()
     message = _wrong_message(spec.answer, exp, got, close)
-    return result(
-        spec, top, 0, "fail", message, expected=shown, got=got, details=details or None
-    )
+    return result(spec, top, 0, "fail", message, expected=shown, got=got, details=details or None)
 
 
 def _wrong_message(name: str, exp: FloatArray, got: FloatArray, close: np.ndarray) -> str:
