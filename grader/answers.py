@@ -34,8 +34,11 @@ _MAX_MESSAGE_CHARS = 4000
 _MAX_TYPE_NAME_CHARS = 200
 
 
-class _Damaged(Exception):
+class DamagedOutput(Exception):
     """The outbox holds something the harness would never have written."""
+
+
+_Damaged = DamagedOutput
 
 
 def read_answers(
@@ -222,3 +225,29 @@ def _read_capped(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise _Damaged(f"{path.name} is larger than {max_bytes} bytes")
     return data
+
+
+def read_json_file(outbox: Path, fname: str, max_bytes: int) -> tuple[Any, int]:
+    """A JSON file of the outbox and the bytes left of ``max_bytes`` for its arrays.
+
+    Raises FileNotFoundError when it is absent and :class:`DamagedOutput` when it is too
+    large, not a regular file or not JSON (the module worker's records use this).
+    """
+    raw = _read_capped(outbox / fname, max_bytes)
+    try:
+        return json.loads(raw.decode("utf-8")), max_bytes - len(raw)
+    except (ValueError, RecursionError) as exc:
+        raise DamagedOutput(f"{fname} is not valid JSON ({type(exc).__name__})") from None
+
+
+def decode_value(outbox: Path, node: object, budget: int) -> tuple[Any, int]:
+    """Resolve a JSON tree written by the encoder (arrays loaded without pickles).
+
+    Returns the value and the bytes of ``budget`` left; raises :class:`DamagedOutput`.
+    """
+    decoder = _Decoder(outbox, budget)
+    try:
+        value = decoder.decode(node, 0)
+    except (RecursionError, ValueError, TypeError, OSError) as exc:
+        raise DamagedOutput(f"{type(exc).__name__}: {exc}") from None
+    return value, decoder.budget

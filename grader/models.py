@@ -7,6 +7,7 @@ were decoded in the grader's process from JSON and ``.npy`` files (never pickles
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 CheckStatus = Literal["pass", "partial", "fail", "error", "manual"]
 AnswerStatus = Literal["ok", "missing", "unsupported", "too_large", "error"]
 FailureKind = Literal["error", "timeout", "kernel_died", "limit"]
+CallStatus = Literal["ok", "error", "timeout", "not_run", "missing_function", "unsupported"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class ExecutionReport:
     limit_hit: str | None
     warnings: tuple[str, ...]
     duration_s: float
+    module: str | None = None  # the module file imported (layers.py), None when none
+    module_problem: str | None = None  # why it could not be found or imported
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,63 @@ class NotebookRun:
     markdown: tuple[str, ...] = ()  # markdown cell sources in order, for text checks
     code: tuple[str, ...] = ()  # code cell sources in order
     code_cells: tuple[tuple[int, str], ...] = ()  # (1-based cell position, source) per code cell
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Refers to a value kept in the module worker from an earlier call.
+
+    ``key`` is the ``store`` key of that call; ``index`` picks an element of a returned
+    tuple (``1`` for the cache of ``(out, cache)``), ``None`` the whole value.
+    """
+
+    key: str
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a student's module function, made inside the sandboxed worker.
+
+    ``args``/``kwargs`` hold NumPy arrays, numbers, strings, dicts/lists/tuples of those,
+    or :class:`Stored` references; they travel to the worker as JSON + ``.npy``.
+    ``store`` keeps the raw return value in the worker under that key; ``return_args``
+    sends these positional arguments back after the call (stateful dicts such as
+    ``bn_param``); ``seed`` seeds ``random``, NumPy and (when imported) torch right
+    before the call.
+    """
+
+    id: str  # unique within a submission, e.g. "affine_backward/case3"
+    function: str  # name in the student's module
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    store: str | None = None
+    return_args: tuple[int, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one :class:`Call` gave, decoded in the grader (tuples come back as lists)."""
+
+    id: str
+    status: CallStatus
+    value: Any = None
+    args_after: Mapping[int, Any] = field(default_factory=dict)
+    mutated: tuple[int, ...] = ()  # positions of ndarray args modified in place
+    message: str = ""  # error text a student can act on
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleRun:
+    """The import of a student's module and the results of every call made on it."""
+
+    module: str | None  # file name imported, None when absent
+    import_error: str | None  # why the module could not be imported
+    results: Mapping[str, CallResult]
+    duration_s: float
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from grader.models import (
     CheckResult,
     ExecutionReport,
     GradeRecord,
+    ModuleRun,
     NotebookRun,
     Provenance,
     Submission,
@@ -48,6 +49,7 @@ from grader.sandbox.isolation import (
     SandboxUnavailable,
     detect_protections,
 )
+from grader.sandbox.module import ModuleLimits, missing_module_message, run_module
 from grader.sandbox.notebook import (
     KernelStartError,
     NotebookFormatError,
@@ -96,9 +98,9 @@ def sandbox_warnings(mode: Mode) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Located:
-    """The notebook to run (inside the scratch copy), or why there is none."""
+    """The notebook or module file found in the scratch copy, or why there is none."""
 
-    notebook: Path | None
+    path: Path | None
     problem: str | None
     warnings: tuple[str, ...] = ()
 
@@ -140,7 +142,7 @@ def copy_to_scratch(sub: Submission, scratch: Path) -> list[str]:
 
 def locate_notebook(sub: Submission, rubric: Rubric, scratch: Path) -> Located:
     """Find the notebook to grade in the scratch copy, tolerating the usual misnamings."""
-    wanted = rubric.notebook
+    wanted = rubric.notebook or "a notebook"
     if sub.is_single_file:
         if sub.path.suffix.lower() != ".ipynb":
             return Located(None, f"{sub.path.name} is not a Jupyter notebook: submit {wanted}")
@@ -166,6 +168,29 @@ def locate_notebook(sub: Submission, rubric: Rubric, scratch: Path) -> Located:
         )
     names = ", ".join(str(p.relative_to(scratch)) for p in notebooks)
     return Located(None, f"several notebooks ({names}) and none named {wanted}: keep one")
+
+
+def locate_module(sub: Submission, wanted: str, scratch: Path) -> Located:
+    """Find the module to import in the scratch copy (``layers.py``), or say what is there.
+
+    A single-file submission of that name is the module itself; in a folder the module
+    is taken at the top level, or from the one sub-folder that holds it (an unzipped
+    archive), never guessed from other file names.
+    """
+    exact = scratch / wanted
+    if exact.is_file():
+        return Located(exact, None)
+    matches = sorted(p for p in scratch.rglob(wanted) if p.is_file() and "__MACOSX" not in p.parts)
+    if len(matches) == 1:
+        found = matches[0].relative_to(scratch)
+        return Located(
+            matches[0], None, (f"imported {found}: the handout asks for {wanted} at the top level",)
+        )
+    present = [str(p.relative_to(scratch)) for p in sorted(scratch.rglob("*")) if p.is_file()]
+    if matches:
+        names = ", ".join(str(p.relative_to(scratch)) for p in matches)
+        return Located(None, f"several files named {wanted} ({names}): keep one")
+    return Located(None, missing_module_message(wanted, present))
 
 
 def _not_run(notebook: str | None, problem: str, warnings: Sequence[str]) -> ExecutionReport:
@@ -210,48 +235,144 @@ def grade_submission(
     workroot: Path | None = None,
     sandbox: Mode = "strict",
 ) -> GradeRecord:
-    """Run one student's notebook in its own sandboxed kernel and grade every check."""
+    """Run one student's notebook and/or module, each in its own sandbox; grade every check.
+
+    The notebook runs in a Jupyter kernel for the answers it defines; the module is
+    imported in a worker process that makes every call the checks ask for. Each gets its
+    own fresh copy of the submission.
+    """
     started = time.monotonic()
     scratch_root = Path(tempfile.mkdtemp(prefix="grade-", dir=workroot))
     try:
-        work, outbox = scratch_root / "work", scratch_root / "outbox"
-        work.mkdir()
-        outbox.mkdir()
-        warnings = copy_to_scratch(sub, work)
-        located = locate_notebook(sub, rubric, work)
-        warnings.extend(located.warnings)
         run: NotebookRun | None = None
-        problem = located.problem
-        if located.notebook is not None:
-            limits = RunLimits(
-                cell_timeout_s=rubric.limits.cell_timeout,
-                notebook_timeout_s=rubric.limits.notebook_timeout,
+        problem: str | None = None
+        warnings: list[str] = []
+        execution: ExecutionReport | None = None
+        if rubric.notebook is not None:
+            run, problem, execution = _notebook_stage(sub, rubric, scratch_root, sandbox)
+        module_run: ModuleRun | None = None
+        module_problem: str | None = None
+        if rubric.module is not None:
+            module_run, module_problem, mod_warnings = _module_stage(
+                sub, rubric, expected, scratch_root / "module", sandbox
             )
-            try:
-                run, limit = _run_sandboxed(located.notebook, work, outbox, rubric, limits, sandbox)
-            except NotebookFormatError as exc:
-                problem = str(exc)
-            else:
-                if limit is not None:
-                    run = _with_limit(run, limit)
-        name = located.notebook.name if located.notebook is not None else None
-        if run is not None:
-            execution = run.execution
-            execution = ExecutionReport(
-                **{**execution.__dict__, "warnings": (*warnings, *execution.warnings)}
-            )
-        else:
-            execution = _not_run(name, problem or "the notebook did not run", warnings)
+            warnings.extend(mod_warnings)
+        if execution is None:
+            execution = _nothing_run(())
+        execution = dataclasses.replace(
+            execution,
+            warnings=tuple(dict.fromkeys((*execution.warnings, *warnings))),
+            module=module_run.module if module_run is not None else None,
+            module_problem=module_problem,
+            duration_s=round(
+                execution.duration_s + (module_run.duration_s if module_run else 0.0), 3
+            ),
+        )
         ctx = CheckContext(
             answers=run.answers if run else {},
             expected=expected.values,
             markdown=run.markdown if run else (),
             execution=execution,
-            notebook_problem=problem if run is None else None,
+            notebook_problem=(problem or "the notebook did not run") if run is None else None,
+            calls=module_run.results if module_run is not None else {},
+            module_problem=module_problem,
         )
         return _record(sub, rubric, expected, ctx, execution, started)
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _nothing_run(warnings: Sequence[str]) -> ExecutionReport:
+    """The execution report of a rubric without a notebook (only a module is graded)."""
+    return ExecutionReport(
+        notebook=None,
+        cells_total=0,
+        cells_run=0,
+        cells_not_run=(),
+        failures=(),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=tuple(warnings),
+        duration_s=0.0,
+    )
+
+
+def _notebook_stage(
+    sub: Submission, rubric: Rubric, scratch_root: Path, sandbox: Mode
+) -> tuple[NotebookRun | None, str | None, ExecutionReport]:
+    """Run the notebook: its run (None when nothing ran), why not, and the report."""
+    assert rubric.notebook is not None
+    work, outbox = scratch_root / "work", scratch_root / "outbox"
+    work.mkdir()
+    outbox.mkdir()
+    warnings = copy_to_scratch(sub, work)
+    located = locate_notebook(sub, rubric, work)
+    warnings.extend(located.warnings)
+    run: NotebookRun | None = None
+    problem = located.problem
+    if located.path is not None:
+        limits = RunLimits(
+            cell_timeout_s=rubric.limits.cell_timeout,
+            notebook_timeout_s=rubric.limits.notebook_timeout,
+        )
+        try:
+            run, limit = _run_sandboxed(located.path, work, outbox, rubric, limits, sandbox)
+        except NotebookFormatError as exc:
+            problem = str(exc)
+        else:
+            if limit is not None:
+                run = _with_limit(run, limit)
+    name = located.path.name if located.path is not None else None
+    if run is not None:
+        execution = run.execution
+        execution = ExecutionReport(
+            **{**execution.__dict__, "warnings": (*warnings, *execution.warnings)}
+        )
+    else:
+        execution = _not_run(name, problem or "the notebook did not run", warnings)
+    return run, problem, execution
+
+
+def _module_stage(
+    sub: Submission, rubric: Rubric, expected: Expected, root: Path, sandbox: Mode
+) -> tuple[ModuleRun | None, str | None, list[str]]:
+    """Import the module and make every check's calls: the run, the problem, warnings."""
+    assert rubric.module is not None
+    work, outbox = root / "work", root / "outbox"
+    work.mkdir(parents=True)
+    outbox.mkdir()
+    warnings = copy_to_scratch(sub, work)
+    located = locate_module(sub, rubric.module, work)
+    warnings.extend(located.warnings)
+    if located.path is None:
+        missing = located.problem or f"no {rubric.module} in the submission"
+        return None, missing, [*warnings, missing]
+    calls = rubric.calls(expected.values)
+    limits = ModuleLimits(
+        import_timeout_s=rubric.limits.import_timeout,
+        call_timeout_s=rubric.limits.call_timeout,
+        total_timeout_s=rubric.limits.module_timeout,
+    )
+    with SandboxSession(
+        work, outbox, None, sandbox_limits(rubric), sandbox, extra_env=sandbox_env()
+    ) as box:
+        assert box.runtime_dir is not None
+        module_run = run_module(
+            located.path,
+            work,
+            outbox,
+            box.runtime_dir / "inbox",
+            calls,
+            limits,
+            launcher=box.launcher,
+            env=box.env() if sandbox != "off" else None,
+            limit_hit=box.limit_hit,
+        )
+    problem = module_run.import_error
+    if problem is not None:
+        warnings.append(problem)
+    return module_run, problem, [*warnings, *module_run.warnings]
 
 
 def preflight(rubric: Rubric, sandbox: Mode) -> None:
@@ -459,7 +580,9 @@ def _progress_line(record: GradeRecord) -> str:
         notes.append("timed out")
     if ex.kernel_died:
         notes.append("kernel died")
-    if ex.notebook is None:
+    if ex.notebook is None and ex.module is None:
         notes.append("not run")
+    if ex.module_problem:
+        notes.append(f"{ex.module_problem[:80]}")
     tail = f" ({', '.join(notes)})" if notes else ""
     return f"{record.student}: {record.score:g}/{record.max_score:g}{tail}"

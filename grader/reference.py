@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.checks.base import CheckSpec
 from grader.errors import ReferenceComputationError, RubricError
 from grader.rubric import Rubric
 
@@ -67,13 +68,13 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
     """Compute (or read from the cache) every value the rubric's checks compare against."""
     path = reference_path(rubric)
     sha = reference_hash(path)
-    cached = cache_dir() / f"{sha}.json"
+    cached = cache_dir() / f"{sha}{_specs_suffix(rubric)}.json"
     if use_cache and cached.is_file():
         try:
             return Expected(decode(json.loads(cached.read_text())), sha)
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed below
-    values = _compute(path)
+    values = _compute(path, rubric)
     missing = sorted({c.reference_key for c in rubric.checks() if c.type != "text"} - set(values))
     if missing:
         raise ReferenceComputationError(
@@ -84,7 +85,24 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
     return Expected(values, sha)
 
 
-def _compute(path: Path) -> dict[str, Any]:
+def _computing_checks(rubric: Rubric) -> list[CheckSpec]:
+    """Checks whose expected values come from ``compute_expected`` (function checks)."""
+    return [
+        c for c in rubric.checks() if type(c).compute_expected is not CheckSpec.compute_expected
+    ]
+
+
+def _specs_suffix(rubric: Rubric) -> str:
+    """Part of the cache key: the specs of checks that compute their own expected values
+    (which reference function, which cases), so editing them recomputes."""
+    specs = [c.model_dump(mode="json") for c in _computing_checks(rubric)]
+    if not specs:
+        return ""
+    text = json.dumps(specs, sort_keys=True)
+    return "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _compute(path: Path, rubric: Rubric) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location(f"grader_reference_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ReferenceComputationError(f"{path}: cannot be imported")
@@ -98,6 +116,16 @@ def _compute(path: Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(values, dict):
         raise ReferenceComputationError(f"{path}: compute() must return a dict")
+    for check in _computing_checks(rubric):
+        try:
+            value = check.compute_expected(module)
+        except Exception as exc:
+            raise ReferenceComputationError(
+                f"{path}: computing the expected values of check {check.id!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if value is not None:
+            values[check.reference_key] = value
     return values
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
-from grader.models import AnswerRequest
+from grader.models import AnswerRequest, Call
 from grader.yamlpos import Path_, line_of, load_with_lines
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -27,6 +27,9 @@ class Limits(StrictModel):
     notebook_timeout: float = Field(default=900.0, gt=0)
     memory_mb: int = Field(default=2048, ge=256)
     processes: int = Field(default=256, ge=8)
+    import_timeout: float = Field(default=20.0, gt=0)  # importing the student's module
+    call_timeout: float = Field(default=10.0, gt=0)  # one call of a module function
+    module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module
 
 
 class QuestionSpec(StrictModel):
@@ -46,16 +49,35 @@ class RubricFile(StrictModel):
     course: str = ""
     reference: str = Field(min_length=1)
     solution: str | None = None
-    notebook: str = Field(min_length=1)
+    notebook: str | None = Field(default=None, min_length=1)
+    module: str | None = Field(default=None, min_length=1)
     limits: Limits = Limits()
     questions: list[QuestionSpec] = Field(min_length=1)
 
     @field_validator("notebook")
     @classmethod
-    def _notebook_name(cls, value: str) -> str:
-        if not value.endswith(".ipynb") or "/" in value:
+    def _notebook_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.endswith(".ipynb") or "/" in value):
             raise ValueError("must be a notebook file name such as hw3.ipynb")
         return value
+
+    @field_validator("module")
+    @classmethod
+    def _module_name(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.endswith(".py") or "/" in value or not value[:-3].isidentifier()
+        ):
+            raise ValueError("must be a Python file name such as layers.py")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> RubricFile:
+        if self.notebook is None and self.module is None:
+            raise ValueError(
+                "a rubric needs `notebook:` (e.g. hw3.ipynb), `module:` (e.g. layers.py) "
+                "or both: what the students submit"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -79,9 +101,10 @@ class Rubric:
     course: str
     reference: str
     solution: Path | None
-    notebook: str
+    notebook: str | None
     limits: Limits
     questions: tuple[Question, ...]
+    module: str | None = None
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -94,6 +117,22 @@ class Rubric:
             for request in check.requests():
                 seen.setdefault(request.name, request)
         return list(seen.values())
+
+    def calls(self, expected: Mapping[str, Any]) -> list[Call]:
+        """Every call of the student's module the checks need, in rubric order."""
+        calls: list[Call] = []
+        owner: dict[str, str] = {}
+        for check in self.checks():
+            for call in check.calls(expected):
+                if call.id in owner:
+                    raise RubricError(
+                        self.path,
+                        f"checks {owner[call.id]!r} and {check.id!r} both make a call "
+                        f"with id {call.id!r}: call ids must be unique",
+                    )
+                owner[call.id] = check.id
+                calls.append(call)
+        return calls
 
     def max_score(self, expected: Mapping[str, Any]) -> float:
         """Total points available."""
@@ -143,6 +182,23 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
             ids[spec.id] = here
             specs.append(spec)
         questions.append(Question(question.id, question.title, question.prompt, tuple(specs)))
+    for qi, built in enumerate(questions):
+        for ci, spec in enumerate(built.checks):
+            here = ("questions", qi, "checks", ci)
+            if spec.needs_module and top.module is None:
+                raise RubricError(
+                    path,
+                    f"check {spec.id!r} ({spec.type}) calls the student's module, but the "
+                    "rubric names none: add `module: <file>.py` at the top level",
+                    line_of(lines, here),
+                )
+            if (spec.requests() or spec.needs_notebook) and top.notebook is None:
+                raise RubricError(
+                    path,
+                    f"check {spec.id!r} ({spec.type}) reads answers from the notebook, but "
+                    "the rubric names none: add `notebook: <file>.ipynb` at the top level",
+                    line_of(lines, here),
+                )
     qids = [q.id for q in questions]
     if len(set(qids)) != len(qids):
         dup = next(q for q in qids if qids.count(q) > 1)
@@ -161,6 +217,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         notebook=top.notebook,
         limits=top.limits,
         questions=tuple(questions),
+        module=top.module,
     )
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.checks import REGISTRY
 from grader.errors import RubricError
 from grader.rubric import load_rubric
 
@@ -42,7 +43,7 @@ def test_unknown_type_lists_known(tmp_path: Path) -> None:
     with pytest.raises(
         RubricError,
         match=r":8: check 'a': unknown type 'tensor' "
-        r"\(known types: model, shape_table, text, value\)",
+        rf"\(known types: {', '.join(sorted(REGISTRY))}\)",
     ):
         load_rubric(path)
 
@@ -82,3 +83,34 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 def test_unknown_rubric_name() -> None:
     with pytest.raises(RubricError, match=r"no rubric of that name .*known: .*hw3"):
         load_rubric("hw99")
+
+
+FUNCTION_CHECK = "      - {id: f, type: function, points: 1, reference: f, cases: f_cases}\n"
+
+
+def test_module_rubric_without_notebook(tmp_path: Path) -> None:
+    hw2 = load_rubric("hw2")
+    assert (hw2.module, hw2.notebook) == ("layers.py", None)
+    assert len(hw2.checks()) == 13
+    path = tmp_path / "m.yaml"
+    path.write_text(HEAD.replace("notebook: x.ipynb", "module: layers.py") + FUNCTION_CHECK)
+    assert load_rubric(path).module == "layers.py"
+
+
+def test_rubric_needs_a_notebook_or_a_module(tmp_path: Path) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(HEAD.replace("notebook: x.ipynb\n", "") + FUNCTION_CHECK)
+    with pytest.raises(RubricError, match=r"needs `notebook:`.*`module:`"):
+        load_rubric(path)
+
+
+def test_function_check_needs_a_module(tmp_path: Path) -> None:
+    with pytest.raises(RubricError, match=r"calls the student's module.*module: <file>\.py"):
+        load_rubric(write(tmp_path, FUNCTION_CHECK))
+    path = tmp_path / "v.yaml"
+    path.write_text(
+        HEAD.replace("notebook: x.ipynb", "module: layers.py")
+        + "      - {id: a, type: value, answer: a, points: 1}\n"
+    )
+    with pytest.raises(RubricError, match="reads answers from the notebook"):
+        load_rubric(path)

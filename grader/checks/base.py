@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.models import Answer, AnswerRequest, CheckResult, CheckStatus, ExecutionReport
+from grader.models import (
+    Answer,
+    AnswerRequest,
+    Call,
+    CallResult,
+    CheckResult,
+    CheckStatus,
+    ExecutionReport,
+)
 
 
 class StrictModel(BaseModel):
@@ -32,6 +41,11 @@ class CheckSpec(StrictModel):
     show_expected: bool = True
     expected: str | None = None  # reference key; defaults to the check id
 
+    #: The check calls functions of the student's module (the rubric must name ``module:``).
+    needs_module: ClassVar[bool] = False
+    #: The check reads the notebook beyond its harvested answers (its Markdown, say).
+    needs_notebook: ClassVar[bool] = False
+
     @property
     def reference_key(self) -> str:
         """The key of the reference's computed values this check compares with."""
@@ -45,6 +59,16 @@ class CheckSpec(StrictModel):
         """Top-level names the harness must harvest for this check."""
         return []
 
+    def compute_expected(self, reference: ModuleType) -> Any:
+        """This check's expected value computed from the loaded reference module, or
+        ``None`` to take ``reference.compute()[reference_key]`` (the default). Runs in the
+        grader; the result is cached with the other expected values."""
+        return None
+
+    def calls(self, expected: Mapping[str, Any]) -> list[Call]:
+        """Calls of the student's module this check needs (run in the sandboxed worker)."""
+        return []
+
 
 @dataclass(frozen=True)
 class CheckContext:
@@ -56,6 +80,8 @@ class CheckContext:
     execution: ExecutionReport | None
     notebook_problem: str | None = None  # why nothing could run (no notebook, not JSON)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    calls: Mapping[str, CallResult] = field(default_factory=dict)  # by Call.id
+    module_problem: str | None = None  # why the module could not be imported / found
 
 
 S = TypeVar("S", bound=CheckSpec)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,8 @@ class TextSpec(CheckSpec):
     points: float = Field(ge=0)
     min_words: int = Field(default=0, ge=0)
     concepts: list[Concept] = Field(default_factory=list)
+
+    needs_notebook: ClassVar[bool] = True  # the answer is Markdown in the notebook
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The instructor's mark is out of ``points``."""

@@ -9,14 +9,8 @@ Each requested answer is written to ``<outbox>/<name>.json``::
 
     {"name", "status", "type_name", "cell", "message", "value"}
 
-``value`` is a JSON tree of numbers, strings, bools, null, lists and dicts with string
-keys, plus tagged one-key dicts:
-
-* ``{"__ndarray__": "<file>.npy"}`` - a NumPy array or torch tensor saved next to the
-  JSON file with ``np.save(..., allow_pickle=False)``;
-* ``{"__float__": "nan" | "inf" | "-inf"}`` - a non-finite float (JSON has none);
-* ``{"__dict__": {key: value}}`` - a one-key student dict whose key is one of these tag
-  names, so it is not mistaken for a tag.
+``value`` is encoded by :mod:`grader.harness.encoding` (shared with the module worker):
+a JSON tree whose arrays are ``.npy`` files beside it, never pickles.
 
 Only stdlib and NumPy are imported at module import; torch is used only when the student
 already imported it (a tensor cannot exist otherwise) or when :func:`setup` is asked to
@@ -27,49 +21,43 @@ never have their own methods (``__eq__``, ``__float__``, ``__array__``, ``__len_
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import fractions
+import importlib
 import json
 import math
 import os
 import random
 import sys
-import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# The shared encoder: sent as source text and registered as ``__grader_encoding__`` in
+# the sandbox (the notebook runner does that before this module runs), imported from the
+# package in the grader's own process.
+if TYPE_CHECKING:
+    from grader.harness import encoding as _encoding
+else:
+    _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
+        "grader.harness.encoding"
+    )
+
+Encoder = _encoding.Encoder
+Reject = _encoding.Reject
+type_name = _encoding.type_name
+_describe = _encoding.describe
+_trim_traceback = _encoding.trim_traceback
+
 # Private references taken at import, before any student cell runs, so a student who
-# later monkeypatches json, numpy.save, os.replace or open cannot break the harness.
-_open = builtins.open
-_np_save = np.save
-_os_replace = os.replace
+# later monkeypatches json, os.remove or open cannot break the harness.
 _os_remove = os.remove
 _path_join = os.path.join
 _json_loads = json.loads
-_json_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
-_isfinite = math.isfinite
-_format_exception = traceback.format_exception
-_ndarray = np.ndarray
-# Descriptors read straight from ``type`` so a metaclass property cannot fake a name.
-_type_module = type.__dict__["__module__"]
 _type_qualname = type.__dict__["__qualname__"]
 
-MAX_ELEMENTS = 10**7
-MAX_DEPTH = 20
 MAX_MODULE_RECORDS = 500
 MAX_CAT_RECORDS = 500
-MAX_TRACEBACK_CHARS = 4000
-TAGS = frozenset({"__ndarray__", "__float__", "__dict__"})
-
-_NP_INTS = frozenset(t for t in set(np.sctypeDict.values()) if issubclass(t, np.integer))
-_NP_FLOATS = frozenset(t for t in set(np.sctypeDict.values()) if issubclass(t, np.floating))
-# Array dtype kinds saved as .npy: bool, signed/unsigned int, float.
-_NPY_KINDS = frozenset("biuf")
-# Array dtype kinds converted element-wise through ``tolist``: object, unicode, bytes.
-_LIST_KINDS = frozenset("OU")
 
 
 class _State:
@@ -82,29 +70,6 @@ class _State:
     generation: int = 0
     files: dict[str, tuple[str, ...]] = {}  # noqa: RUF012 - one process-wide state
     probed: dict[str, object] = {}  # noqa: RUF012 - model objects already probed
-
-
-class _Reject(Exception):
-    """A value the harness will not encode; carries the answer status and message."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def type_name(tp: type) -> str:
-    """The qualified name of ``tp`` ("list", "numpy.ndarray", "torch.Tensor", ...)."""
-    try:
-        module = _type_module.__get__(tp)
-        qualname = _type_qualname.__get__(tp)
-    except Exception:
-        return "<unknown type>"
-    if type(module) is not str:
-        module = "?"
-    if type(qualname) is not str:
-        qualname = "?"
-    return qualname if module == "builtins" else f"{module}.{qualname}"
 
 
 def setup(
@@ -194,189 +159,18 @@ def _harvest_one(
             return  # unchanged model: keep the earlier probe, a forward pass is costly
         _State.probed[name] = obj
         status, message, value = _probe_model(name, obj, request.get("probe") or {})
-        encoder = _Encoder(name)
+        encoder = Encoder(name, _State.max_bytes, f"{name}.{_State.generation}")
         encoded = encoder.encode(value, "", 0) if status == "ok" else None
         _write_record(name, status, tname, cell, message, encoded, encoder.arrays)
         return
-    encoder = _Encoder(name)
+    encoder = Encoder(name, _State.max_bytes, f"{name}.{_State.generation}")
     try:
         encoded = encoder.encode(obj, "", 0)
         encoder.check_size(encoded)
-    except _Reject as rej:
+    except Reject as rej:
         _write_record(name, rej.status, tname, cell, rej.message, None, [])
         return
     _write_record(name, "ok", tname, cell, "", encoded, encoder.arrays)
-
-
-class _Encoder:
-    """Turns one answer into a JSON tree plus the arrays to save beside it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.arrays: list[tuple[str, np.ndarray[Any, Any]]] = []
-        self.elements = 0
-        self.nbytes = 0
-
-    def _count(self, n: int, where: str) -> None:
-        self.elements += n
-        if self.elements > MAX_ELEMENTS:
-            raise _Reject(
-                "too_large",
-                f"{self.name}{where} makes the answer hold more than {MAX_ELEMENTS:,} "
-                "elements; the grader reads at most that many",
-            )
-
-    def check_size(self, encoded: object) -> None:
-        """Reject answers whose files would exceed the grader's per-answer byte cap."""
-        total = self.nbytes + len(_json_encode(encoded))
-        if total > _State.max_bytes:
-            raise _Reject(
-                "too_large",
-                f"{self.name} takes {total / 2**20:.1f} MiB, more than the "
-                f"{_State.max_bytes / 2**20:.0f} MiB the grader reads",
-            )
-
-    def encode(self, x: object, where: str, depth: int) -> object:
-        """Encode ``x`` found at ``where`` (e.g. ``[2]['w']``) ``depth`` levels down."""
-        if depth > MAX_DEPTH:
-            raise _Reject(
-                "unsupported",
-                f"{self.name} is nested more than {MAX_DEPTH} levels deep (is a list "
-                "inside itself?)",
-            )
-        tp = type(x)
-        self._count(1, where)
-        if x is None or tp is bool or tp is str:
-            if tp is str:
-                self._count(len(x), where)  # type: ignore[arg-type]
-            return x
-        if tp is int:
-            if x.bit_length() > 8000:  # type: ignore[attr-defined]
-                raise _Reject("too_large", f"{self.name}{where} is an integer too large to read")
-            return x
-        if tp is float:
-            return _encode_float(x)  # type: ignore[arg-type]
-        if tp is list or tp is tuple:
-            items: list[object] = list(x)  # type: ignore[call-overload]
-            self._count(len(items), where)
-            return [self.encode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(items)]
-        if tp is dict:
-            return self._encode_dict(x, where, depth)  # type: ignore[arg-type]
-        if tp is fractions.Fraction:
-            return str(x)
-        if tp in _NP_INTS:
-            return int(x)  # type: ignore[call-overload]
-        if tp in _NP_FLOATS:
-            return _encode_float(float(x))  # type: ignore[arg-type]
-        if tp is np.bool_:
-            return bool(x)
-        if tp is np.str_:
-            return str(x)
-        if tp is _ndarray:
-            return self._encode_array(x, where, depth)  # type: ignore[arg-type]
-        torch = sys.modules.get("torch")
-        if torch is not None and (tp is torch.Tensor or tp is torch.nn.Parameter):
-            return self._encode_tensor(x, where, torch)
-        raise _Reject("unsupported", _unsupported_message(self.name, where, tp))
-
-    def _encode_dict(self, x: dict[Any, Any], where: str, depth: int) -> object:
-        items = list(dict.items(x))
-        self._count(len(items), where)
-        out: dict[str, object] = {}
-        for key, value in items:
-            if type(key) is not str:
-                raise _Reject(
-                    "unsupported",
-                    f"{self.name}{where} is a dict with a {type_name(type(key))} key; "
-                    "the grader reads dicts whose keys are strings",
-                )
-            out[key] = self.encode(value, f"{where}[{key!r}]", depth + 1)
-        if len(out) == 1 and next(iter(out)) in TAGS:
-            return {"__dict__": out}  # escape: would otherwise read back as a tag
-        return out
-
-    def _encode_array(self, x: np.ndarray[Any, Any], where: str, depth: int) -> object:
-        kind = x.dtype.kind
-        if kind in _NPY_KINDS and x.dtype.fields is None:
-            return self._save(x, where)
-        if kind in _LIST_KINDS:
-            self._count(int(x.size), where)
-            return self.encode(x.tolist(), where, depth)
-        raise _Reject(
-            "unsupported",
-            f"{self.name}{where} is a NumPy array of dtype {x.dtype}, which the grader "
-            "cannot read; use a numeric or bool array",
-        )
-
-    def _encode_tensor(self, x: Any, where: str, torch: Any) -> object:
-        if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta":
-            raise _Reject(
-                "unsupported",
-                f"{self.name}{where} is a sparse, quantized or meta tensor; use a dense one",
-            )
-        if x.is_complex():
-            raise _Reject("unsupported", f"{self.name}{where} is a complex tensor")
-        self._count(int(x.numel()), where)
-        t = x.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        t = t.resolve_conj().resolve_neg()
-        if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
-            t = t.to(torch.float32)  # bfloat16 / float8 have no NumPy dtype
-        return self._save(np.ascontiguousarray(t.numpy()), where)
-
-    def _save(self, arr: np.ndarray[Any, Any], where: str) -> object:
-        self._count(int(arr.size), where)
-        self.nbytes += int(arr.nbytes)
-        if self.nbytes > _State.max_bytes:
-            raise _Reject(
-                "too_large",
-                f"{self.name}{where} makes the answer larger than the "
-                f"{_State.max_bytes / 2**20:.0f} MiB the grader reads",
-            )
-        fname = f"{self.name}.{_State.generation}.{len(self.arrays)}.npy"
-        self.arrays.append((fname, arr))
-        return {"__ndarray__": fname}
-
-
-def _encode_float(v: float) -> object:
-    if _isfinite(v):
-        return v
-    if v != v:
-        return {"__float__": "nan"}
-    return {"__float__": "inf" if v > 0 else "-inf"}
-
-
-def _unsupported_message(name: str, where: str, tp: type) -> str:
-    return (
-        f"{name}{where} is a {type_name(tp)}, which the grader cannot read; store the answer "
-        "as a number, string, list, dict with string keys, NumPy array or torch tensor"
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type_name(type(exc))}: {_safe_str(exc)}"
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:
-        return "<unprintable>"
-    return text if type(text) is str else "<unprintable>"
-
-
-def _trim_traceback(exc: BaseException) -> str:
-    try:
-        text = "".join(_format_exception(exc))
-    except Exception:
-        return _describe(exc)
-    if len(text) > MAX_TRACEBACK_CHARS:
-        text = "...\n" + text[-MAX_TRACEBACK_CHARS:]
-    return text
-
-
-# ----------------------------------------------------------------------------- files
 
 
 def _write_record(
@@ -389,12 +183,7 @@ def _write_record(
     arrays: list[tuple[str, np.ndarray[Any, Any]]],
 ) -> None:
     """Atomically replace ``<name>.json``; arrays first, so the JSON never dangles."""
-    outbox = _State.outbox
-    for fname, arr in arrays:
-        path = _path_join(outbox, fname)
-        with _open(path + ".tmp", "wb") as fh:
-            _np_save(fh, arr, allow_pickle=False)
-        _os_replace(path + ".tmp", path)
+    _encoding.save_arrays(_State.outbox, arrays)
     record = {
         "name": name,
         "status": status,
@@ -403,11 +192,7 @@ def _write_record(
         "message": message,
         "value": value,
     }
-    text = _json_encode(record)
-    tmp = _path_join(outbox, f".{name}.json.tmp")
-    with _open(tmp, "w", encoding="ascii") as fh:
-        fh.write(text)
-    _os_replace(tmp, _path_join(outbox, f"{name}.json"))
+    _encoding.write_json(_State.outbox, f"{name}.json", record)
     new_files = tuple(fname for fname, _ in arrays)
     _remove_files(name, keep=new_files)
     _State.files[name] = new_files

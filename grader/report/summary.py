@@ -47,8 +47,10 @@ def _wrong_keys(check: dict[str, Any]) -> list[tuple[str, bool]]:
 def _execution_problem(record: dict[str, Any]) -> dict[str, str] | None:
     ex = record.get("execution") or {}
     words = []
-    if ex.get("notebook") is None:
+    if ex.get("notebook") is None and not ex.get("module"):
         words.append("no notebook run")
+    if ex.get("module_problem"):
+        words.append(str(ex["module_problem"])[:80])
     if ex.get("timed_out"):
         words.append("timed out")
     if ex.get("kernel_died"):

@@ -596,7 +596,15 @@ def execution_view(execution: dict[str, Any]) -> dict[str, Any]:
         "not_run": cell_ranges(not_run),
         "n_not_run": len(not_run),
         "warnings": warnings,
-        "problems": bool(failures or flags or not_run or execution.get("notebook") is None),
+        "module": execution.get("module"),
+        "module_problem": execution.get("module_problem"),
+        "problems": bool(
+            failures
+            or flags
+            or not_run
+            or execution.get("module_problem")
+            or (execution.get("notebook") is None and not execution.get("module"))
+        ),
     }
 
 

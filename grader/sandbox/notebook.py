@@ -42,6 +42,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from grader.answers import read_answers
+from grader.harness import encoding as _encoding
 from grader.harness import kernel as _harness
 from grader.models import (
     Answer,
@@ -59,6 +60,8 @@ Transport = Literal["tcp", "ipc"]
 
 _HARNESS_MODULE = "__grader_harness__"
 _HARNESS_SOURCE = Path(_harness.__file__).read_text(encoding="utf-8")
+_ENCODING_MODULE = "__grader_encoding__"
+_ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _MAX_TRACEBACK_CHARS = 5000
 _MAX_EVALUE_CHARS = 2000  # a student's exception message, kept in the result
@@ -84,6 +87,10 @@ _cwd = os.getcwd()
 _saved = list(sys.path)
 sys.path[:] = [p for p in _saved if p not in ("", ".") and os.path.abspath(p) != _cwd]
 try:
+    _enc = type(sys)(ARGS["encoding_module"])
+    _enc.__file__ = "<grader encoding>"
+    sys.modules[ARGS["encoding_module"]] = _enc
+    exec(compile(ARGS["encoding_source"], "<grader encoding>", "exec"), _enc.__dict__)
     _mod = type(sys)(ARGS["module"])
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
@@ -468,6 +475,8 @@ class _Runner:
         args = {
             "module": _HARNESS_MODULE,
             "source": _HARNESS_SOURCE,
+            "encoding_module": _ENCODING_MODULE,
+            "encoding_source": _ENCODING_SOURCE,
             "outbox": str(self.outbox),
             "seed": self.seed,
             "seed_torch": self.seed_torch,

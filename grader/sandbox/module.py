@@ -1,0 +1,523 @@
+"""Import a student's module in a sandboxed worker process and call its functions.
+
+The grader half of :mod:`grader.harness.worker`. The worker and the shared encoder are
+written as source text into an ``inbox`` directory the sandbox can read (it binds
+nothing of the grader's tree), with the calls as JSON and their array arguments as
+``.npy`` files (never pickles). The worker's outbox is decoded here as untrusted data
+with :mod:`grader.answers`.
+
+Time limits: the import has ``import_timeout_s`` (a module that trains at import is
+stopped with a message saying so) and each call ``call_timeout_s``. The worker
+interrupts a slow call itself and goes on; when it does not report within the limit plus
+a grace period (a loop in C, a student who catches the interrupt) the grader kills it and
+starts a new worker for the calls left, after marking the other calls of the function
+that hung "not run" (all-or-nothing grading needs no more of them). The values the
+new worker needs from earlier calls (a forward's cache) are recomputed by running those
+calls again. After ``max_restarts`` new workers, or past ``total_timeout_s``, the calls
+left are "not run".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast, get_args
+
+import numpy as np
+
+from grader.answers import DamagedOutput, decode_value, read_json_file
+from grader.harness import encoding as _encoding
+from grader.harness import worker as _worker
+from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
+
+Launcher = Callable[[list[str]], list[str]]
+
+_ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
+_WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
+# ``python -c`` puts nothing on sys.path; the inbox is argv[1].
+BOOTSTRAP = """
+import sys
+def _load(name, fname):
+    mod = type(sys)(name)
+    mod.__file__ = "<grader " + fname + ">"
+    sys.modules[name] = mod
+    with open(sys.argv[1] + "/" + fname, encoding="utf-8") as fh:
+        code = compile(fh.read(), "<grader " + fname + ">", "exec")
+    exec(code, mod.__dict__)
+    return mod
+_load("__grader_encoding__", "encoding.py")
+_load("__grader_worker__", "worker.py").main(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+_STATUSES: frozenset[str] = frozenset(get_args(CallStatus))
+_GRACE_S = 2.0  # after a limit, how long the worker may take to report it itself
+_MAX_MESSAGE_CHARS = 4000
+_MAX_TRACEBACK_CHARS = 5000
+
+
+@dataclass(frozen=True)
+class ModuleLimits:
+    """Time and size limits of one module run."""
+
+    import_timeout_s: float = 20.0
+    call_timeout_s: float = 10.0
+    total_timeout_s: float = 300.0
+    startup_timeout_s: float = 30.0  # interpreter and NumPy start, before the import clock
+    max_call_bytes: int = 64 * 2**20  # one call's JSON record plus its arrays
+    max_restarts: int = 3
+
+
+def missing_module_message(wanted: str, present: Sequence[str]) -> str:
+    """Why there is nothing to import, naming what the submission holds."""
+    found = ", ".join(present) or "nothing"
+    return f"no {wanted} in the submission (found: {found})"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
+    """An argument as the worker's JSON tree; arrays become ``.npy`` files in ``inbox``."""
+    if isinstance(value, Stored):
+        return {"__stored__": [value.key, value.index]}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"cannot send an array of dtype {value.dtype} to the worker")
+        fname = f"a{counter[0]}.npy"
+        counter[0] += 1
+        with (inbox / fname).open("wb") as fh:
+            np.save(fh, np.ascontiguousarray(value), allow_pickle=False)
+        os.chmod(inbox / fname, 0o644)
+        return {"__ndarray__": fname}
+    if isinstance(value, np.generic):
+        return encode_arg(value.item(), inbox, counter)
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode_arg(v, inbox, counter) for v in value]}
+    if isinstance(value, list):
+        return [encode_arg(v, inbox, counter) for v in value]
+    if isinstance(value, Mapping):
+        out = {str(k): encode_arg(v, inbox, counter) for k, v in value.items()}
+        if len(out) == 1 and next(iter(out)) in {
+            "__ndarray__",
+            "__float__",
+            "__dict__",
+            "__tuple__",
+            "__stored__",
+        }:
+            return {"__dict__": out}
+        return out
+    raise TypeError(f"cannot send a {type(value).__name__} to the worker")
+
+
+def write_inbox(inbox: Path, module_file: str, calls: Sequence[Call], limits: ModuleLimits) -> None:
+    """The worker's sources, the calls and their arrays, readable by the sandbox uid."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    os.chmod(inbox, 0o755)
+    counter = [0]
+    config = {
+        "module": module_file,
+        "import_timeout": limits.import_timeout_s,
+        "call_timeout": limits.call_timeout_s,
+        "max_bytes": limits.max_call_bytes,
+        "calls": [
+            {
+                "id": c.id,
+                "function": c.function,
+                "args": [encode_arg(a, inbox, counter) for a in c.args],
+                "kwargs": {str(k): encode_arg(v, inbox, counter) for k, v in c.kwargs.items()},
+                "store": c.store,
+                "return_args": list(c.return_args),
+                "seed": c.seed,
+            }
+            for c in calls
+        ],
+    }
+    for name, text in (
+        ("encoding.py", _ENCODING_SOURCE),
+        ("worker.py", _WORKER_SOURCE),
+        ("calls.json", json.dumps(config)),
+    ):
+        (inbox / name).write_text(text, encoding="utf-8")
+        os.chmod(inbox / name, 0o644)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class _Proc:
+    """One worker process and the progress lines it writes."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: Mapping[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        self.buffer = b""
+        self.eof = False
+
+    def next_line(self, deadline: float) -> str | None:
+        """The next progress line; None at EOF or when ``deadline`` passes."""
+        while b"\n" not in self.buffer:
+            if self.eof:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                self.eof = True
+                continue
+            self.buffer += chunk
+            if len(self.buffer) > 2**20:  # nobody writes that much progress honestly
+                self.buffer = self.buffer[-4096:]
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode("ascii", "replace").strip()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.reap()
+
+    def reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def how_it_ended(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(timeout=2)
+        if code is None:
+            return "the worker process stopped"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (often: out of memory)" if name == "SIGKILL" else ""
+            return f"the worker process was killed by {name}{hint}"
+        return f"the worker process exited with code {code}"
+
+
+def run_module(
+    module: Path,
+    workdir: Path,
+    outbox: Path,
+    inbox: Path,
+    calls: Sequence[Call],
+    limits: ModuleLimits = ModuleLimits(),  # frozen, so sharing the default is safe
+    launcher: Launcher | None = None,
+    env: Mapping[str, str] | None = None,
+    limit_hit: Callable[[], str | None] = lambda: None,
+) -> ModuleRun:
+    """Import ``module`` (a file in ``workdir``, the worker's cwd) and run ``calls``.
+
+    ``inbox`` must be a directory the worker can read and ``outbox`` an empty one it can
+    write. Every failure of the student's code is reported in the returned
+    :class:`ModuleRun`; nothing here waits without a deadline.
+    """
+    started = time.monotonic()
+    ids = [c.id for c in calls]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"call id {dup!r} is used twice")
+    write_inbox(inbox, module.name, calls, limits)
+    run = _Run(module.name, workdir, outbox, inbox, calls, limits, launcher, env, limit_hit)
+    run.go()
+    results = {c.id: run.results.get(i) or _not_run(c, run.left_why) for i, c in enumerate(calls)}
+    return ModuleRun(
+        module=module.name,
+        import_error=run.import_error,
+        results=results,
+        duration_s=round(time.monotonic() - started, 3),
+        warnings=tuple(run.warnings),
+    )
+
+
+def _not_run(call: Call, why: str) -> CallResult:
+    return CallResult(id=call.id, status="not_run", message=f"not run: {why}")
+
+
+class _Run:
+    def __init__(
+        self,
+        module_file: str,
+        workdir: Path,
+        outbox: Path,
+        inbox: Path,
+        calls: Sequence[Call],
+        limits: ModuleLimits,
+        launcher: Launcher | None,
+        env: Mapping[str, str] | None,
+        limit_hit: Callable[[], str | None],
+    ) -> None:
+        self.module_file = module_file
+        self.workdir = workdir
+        self.outbox = outbox
+        self.inbox = inbox
+        self.calls = calls
+        self.limits = limits
+        self.launcher: Launcher = launcher or (lambda argv: argv)
+        self.env = dict(env) if env is not None else _plain_env()
+        self.limit_hit = limit_hit
+        self.results: dict[int, CallResult] = {}
+        self.import_error: str | None = None
+        self.warnings: list[str] = []
+        self.left_why = "the module's calls ended early"
+        self.deadline = time.monotonic() + limits.total_timeout_s
+        self.storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
+
+    def go(self) -> None:
+        pending = list(range(len(self.calls)))
+        restarts = 0
+        while pending:
+            pending = self._worker(pending)
+            if not pending:
+                return
+            if self.import_error is not None:
+                self.left_why = f"{self.module_file} could not be imported"
+                return
+            if time.monotonic() >= self.deadline:
+                self.left_why = (
+                    f"the calls of {self.module_file} may take at most "
+                    f"{self.limits.total_timeout_s:g} s in all"
+                )
+                self.warnings.append(self.left_why)
+                return
+            if restarts >= self.limits.max_restarts:
+                self.left_why = (
+                    f"the worker running {self.module_file} was stopped "
+                    f"{restarts + 1} times, so the grader gave up on the remaining calls"
+                )
+                self.warnings.append(self.left_why)
+                return
+            restarts += 1
+
+    def _needed(self, pending: list[int]) -> list[int]:
+        """``pending`` plus the earlier calls whose stored values they need, in order."""
+        need = set(pending)
+        for i in pending:
+            call = self.calls[i]
+            for arg in (*call.args, *call.kwargs.values()):
+                if isinstance(arg, Stored) and arg.key in self.storer:
+                    j = self.storer[arg.key]
+                    done = self.results.get(j)
+                    if j < i and done is not None and done.status == "ok":
+                        need.add(j)
+        return sorted(need)
+
+    def _worker(self, pending: list[int]) -> list[int]:
+        """Start one worker on ``pending``; the indices still to run when it stopped."""
+        run = self._needed(pending)
+        argv = self.launcher(
+            [
+                sys.executable,
+                "-s",
+                "-P",
+                "-c",
+                BOOTSTRAP,
+                str(self.inbox),
+                str(self.outbox),
+                json.dumps(run),
+            ]
+        )
+        proc = _Proc(argv, self.workdir, self.env)
+        try:
+            return self._drive(proc, run, pending)
+        finally:
+            proc.kill()
+
+    def _drive(self, proc: _Proc, run: list[int], pending: list[int]) -> list[int]:
+        lim = self.limits
+        deadline = min(
+            self.deadline, time.monotonic() + lim.startup_timeout_s + lim.import_timeout_s
+        )
+        line = proc.next_line(deadline)
+        if line != "import":
+            if line is None and not proc.eof:
+                self.import_error = (
+                    f"importing {self.module_file} took longer than {lim.import_timeout_s:g} s: "
+                    "does it train at import?"
+                )
+            else:
+                self.import_error = self._import_record() or (
+                    f"{proc.how_it_ended()} while importing {self.module_file}"
+                    + self._limit_words()
+                )
+            return pending
+        problem = self._import_record()
+        if problem is not None:
+            self.import_error = problem
+            return pending
+        left = list(pending)
+        for index in run:
+            call = self.calls[index]
+            deadline = min(self.deadline, time.monotonic() + lim.call_timeout_s + _GRACE_S)
+            line = proc.next_line(deadline)
+            if line == str(index):
+                self.results[index] = self._read_call(index, call)
+                if index in left:
+                    left.remove(index)
+                continue
+            # The worker hung, died or wrote nonsense: this call failed, the rest wait.
+            if line is None and not proc.eof:
+                if time.monotonic() >= self.deadline:
+                    return left
+                status: CallStatus = "timeout"
+                message = (
+                    f"{call.function} did not finish within {lim.call_timeout_s:g} s and "
+                    "could not be interrupted, so its worker was stopped"
+                )
+            elif line is not None:
+                status = "error"
+                message = (
+                    f"the grader lost track of the worker while {call.function} was running "
+                    f"(it reported {line[:40]!r})"
+                )
+            else:
+                proc.kill()
+                status = "error"
+                message = (
+                    f"{proc.how_it_ended()} while {call.function} was running" + self._limit_words()
+                )
+            self.results[index] = CallResult(id=call.id, status=status, message=message)
+            if index in left:
+                left.remove(index)
+            if status == "timeout":
+                for j in list(left):
+                    if self.calls[j].function == call.function:
+                        left.remove(j)
+                        self.results[j] = CallResult(
+                            id=self.calls[j].id,
+                            status="not_run",
+                            message=f"not run: an earlier call of {call.function} did not "
+                            f"finish within {lim.call_timeout_s:g} s",
+                        )
+            return left
+        return left
+
+    def _limit_words(self) -> str:
+        hit = self.limit_hit()
+        return f" (it hit {hit})" if hit else ""
+
+    def _import_record(self) -> str | None:
+        """The import's failure message from ``import.json``, None when it succeeded."""
+        try:
+            record, _ = read_json_file(self.outbox, "import.json", 2**20)
+        except FileNotFoundError:
+            return None
+        except DamagedOutput as exc:
+            return f"the grader could not read how importing {self.module_file} went: {exc}"
+        if type(record) is not dict or record.get("status") not in ("ok", "error", "timeout"):
+            return f"the grader could not read how importing {self.module_file} went"
+        if record["status"] == "ok":
+            return None
+        message = record.get("message")
+        return _cut(message if type(message) is str else "", _MAX_MESSAGE_CHARS) or (
+            f"{self.module_file} could not be imported"
+        )
+
+    def _read_call(self, index: int, call: Call) -> CallResult:
+        """Decode ``c<index>.json``; damage of any kind is an error result, never a raise."""
+        try:
+            return self._decode_call(index, call)
+        except FileNotFoundError:
+            why = "the worker wrote no result"
+        except DamagedOutput as exc:
+            why = str(exc)
+        except (RecursionError, ValueError, TypeError, KeyError, OSError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        return CallResult(
+            id=call.id,
+            status="error",
+            message=f"the grader could not read back what {call.function} returned: {why}",
+        )
+
+    def _decode_call(self, index: int, call: Call) -> CallResult:
+        record, budget = read_json_file(self.outbox, f"c{index}.json", self.limits.max_call_bytes)
+        if type(record) is not dict:
+            raise DamagedOutput("the result file does not hold a JSON object")
+        status = record.get("status")
+        if status not in _STATUSES or record.get("id") != call.id:
+            raise DamagedOutput(f"unexpected status {status!r} or id")
+        message, tb = record.get("message", ""), record.get("traceback", "")
+        if type(message) is not str or type(tb) is not str:
+            raise DamagedOutput("bad message or traceback")
+        mutated = record.get("mutated", [])
+        if type(mutated) is not list or any(
+            type(m) is not int or not 0 <= m < len(call.args) for m in mutated
+        ):
+            raise DamagedOutput("bad list of mutated arguments")
+        value: Any = None
+        after: dict[int, Any] = {}
+        if status == "ok":
+            value, budget = decode_value(self.outbox, record.get("value"), budget)
+            raw_after = record.get("args_after", {})
+            if type(raw_after) is not dict:
+                raise DamagedOutput("bad args_after")
+            for key, node in raw_after.items():
+                if not key.isdigit() or int(key) not in call.return_args:
+                    raise DamagedOutput(f"unexpected argument {key!r} in args_after")
+                after[int(key)], budget = decode_value(self.outbox, node, budget)
+        return CallResult(
+            id=call.id,
+            status=cast(CallStatus, status),
+            value=value,
+            args_after=after,
+            mutated=tuple(sorted(set(mutated))),
+            message=_cut(message, _MAX_MESSAGE_CHARS),
+            traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
+        )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... (cut)"
+
+
+def _plain_env() -> dict[str, str]:
+    """A minimal environment for an unsandboxed worker (tests, ``--sandbox=off``)."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env

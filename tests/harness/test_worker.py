@@ -1,0 +1,265 @@
+"""The module worker, run unsandboxed: import limits, per-call failures, hangs, in-place
+detection, stored values, stateful arguments, seeds and forged outbox contents.
+
+Each test writes a tiny ``layers.py`` in ``tmp_path``; limits are short, so every test
+finishes in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.models import Call, ModuleRun, Stored
+from grader.sandbox.module import ModuleLimits, _Run, run_module
+
+FAST = ModuleLimits(import_timeout_s=2, call_timeout_s=1, total_timeout_s=60)
+
+
+def run(tmp_path: Path, source: str, calls: list[Call], limits: ModuleLimits = FAST) -> ModuleRun:
+    work, outbox, inbox = tmp_path / "work", tmp_path / "out", tmp_path / "in"
+    work.mkdir(parents=True)
+    outbox.mkdir()
+    (work / "layers.py").write_text(source)
+    return run_module(work / "layers.py", work, outbox, inbox, calls, limits)
+
+
+LAYERS = """
+import numpy as np
+print("noise on stdout")
+
+def affine_forward(x, w, b):
+    return x.reshape(x.shape[0], -1) @ w + b, (x, w, b)
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    return (dout @ w.T).reshape(x.shape), x.reshape(x.shape[0], -1).T @ dout, dout.sum(0)
+
+def boom(x):
+    raise ValueError("shapes do not match")
+
+def double_in_place(x):
+    x *= 2
+    return x
+
+def pure(x):
+    return x * 2
+
+def hang(x):
+    import signal
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        pass
+
+def soft_hang(x):
+    while True:
+        pass
+
+def bn(x, bn_param):
+    bn_param["running_mean"] = x.mean(axis=0)
+    return x, None
+
+def draw():
+    import random
+    return np.random.rand(3), random.random()
+
+def weird():
+    return (np.ones(2), object())
+
+def ident(*args, **kwargs):
+    return list(args), kwargs
+"""
+
+
+def test_import_timeout_names_the_limit(tmp_path: Path) -> None:
+    r = run(tmp_path, "while True:\n    pass\n", [Call("a", "f")])
+    assert r.import_error == ("importing layers.py took longer than 2 s: does it train at import?")
+    assert r.results["a"].status == "not_run"
+
+
+def test_import_that_ignores_the_alarm_is_killed(tmp_path: Path) -> None:
+    source = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    r = run(tmp_path, source, [Call("a", "f")])
+    assert r.import_error is not None and "took longer than 2 s" in r.import_error
+
+
+def test_syntax_error_and_raising_import(tmp_path: Path) -> None:
+    r = run(tmp_path, "def f(x)\n    return x\n", [Call("a", "f")])
+    assert r.import_error is not None
+    assert r.import_error.startswith("layers.py has a syntax error on line 1")
+    r = run(tmp_path / "b", "import numpy\nx = 1 / 0\n", [Call("a", "f")])
+    assert r.import_error is not None
+    assert "raised ZeroDivisionError" in r.import_error and "line 2 of layers.py" in r.import_error
+
+
+def test_calls_errors_missing_and_in_place(tmp_path: Path) -> None:
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    calls = [
+        Call("boom", "boom", (x,)),
+        Call("missing", "nope", ()),
+        Call("not_callable", "np", ()),
+        Call("inplace", "double_in_place", (x,)),
+        Call("pure", "pure", (x,)),
+    ]
+    r = run(tmp_path, LAYERS, calls)
+    assert r.import_error is None
+    boom = r.results["boom"]
+    assert boom.status == "error"
+    assert boom.message == "boom raised ValueError: shapes do not match (line 13 of layers.py)"
+    assert "layers.py" in boom.traceback and "<grader" not in boom.traceback
+    assert r.results["missing"].status == "missing_function"
+    assert r.results["missing"].message == "layers.py defines no function nope"
+    assert r.results["not_callable"].status == "missing_function"
+    assert r.results["inplace"].mutated == (0,)
+    assert r.results["pure"].mutated == ()
+    np.testing.assert_array_equal(r.results["pure"].value, x * 2)
+
+
+def test_hang_kills_the_worker_and_the_rest_runs_in_a_new_one(tmp_path: Path) -> None:
+    x, w, b = np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)
+    calls = [
+        Call("fw", "affine_forward", (x, w, b), store="fw"),
+        Call("hang1", "hang", (1,)),
+        Call("hang2", "hang", (2,)),
+        Call("soft", "soft_hang", (1,)),
+        Call("bw", "affine_backward", (np.ones((2, 4)), Stored("fw", 1))),
+    ]
+    r = run(tmp_path, LAYERS, calls)
+    assert r.results["hang1"].status == "timeout"
+    assert "could not be interrupted" in r.results["hang1"].message
+    assert r.results["hang2"].status == "not_run"
+    assert "an earlier call of hang" in r.results["hang2"].message
+    # Interrupted by the worker's own alarm: no restart needed for it.
+    assert r.results["soft"].status == "timeout"
+    assert r.results["soft"].message == "soft_hang did not finish within 1 s and was stopped"
+    # The backward's forward ran again in the new worker, so the cache was there.
+    bw = r.results["bw"]
+    assert bw.status == "ok"
+    np.testing.assert_array_equal(bw.value[0], np.full((2, 3), 4.0))
+
+
+def test_too_many_restarts_leave_the_rest_not_run(tmp_path: Path) -> None:
+    calls = [Call(f"h{i}", "hang", (i,)) for i in range(1)]
+    calls += [Call("die", "ident", ()), Call("p", "pure", (np.ones(2),))]
+    limits = ModuleLimits(import_timeout_s=2, call_timeout_s=1, max_restarts=0)
+    r = run(tmp_path, LAYERS, calls, limits)
+    assert r.results["h0"].status == "timeout"
+    assert r.results["p"].status == "not_run"
+    assert r.warnings and "gave up" in r.warnings[0]
+
+
+def test_stored_values_and_failed_forwards(tmp_path: Path) -> None:
+    x, w, b = np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)
+    calls = [
+        Call("fw", "affine_forward", (x, w, b), store="fw"),
+        Call("whole", "ident", (Stored("fw"),)),
+        Call("cache", "ident", (Stored("fw", 1),)),
+        Call("bad_fw", "boom", (x,), store="bad"),
+        Call("needs_bad", "ident", (Stored("bad", 1),)),
+        Call("not_tuple", "pure", (x,), store="arr"),
+        Call("needs_tuple", "ident", (Stored("arr", 1),)),
+    ]
+    r = run(tmp_path, LAYERS, calls)
+    whole = r.results["whole"].value[0][0]
+    np.testing.assert_array_equal(whole[0], np.full((2, 4), 3.0))
+    cache = r.results["cache"].value[0][0]
+    assert len(cache) == 3
+    needs = r.results["needs_bad"]
+    assert needs.status == "not_run"
+    assert (
+        needs.message == "not run: it needs what bad_fw returned, and that call raised ValueError"
+    )
+    assert r.results["needs_tuple"].status == "not_run"
+    assert "returned a numpy.ndarray, not a tuple" in r.results["needs_tuple"].message
+
+
+def test_return_args_and_kwargs(tmp_path: Path) -> None:
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    calls = [
+        Call("bn", "bn", (x, {"mode": "train", "eps": 1e-5}), return_args=(1,)),
+        Call("kw", "ident", (1, "s", (2, 3)), kwargs={"k": [1.5, None], "__float__": 2}),
+    ]
+    r = run(tmp_path, LAYERS, calls)
+    after = r.results["bn"].args_after[1]
+    assert after["mode"] == "train" and after["eps"] == 1e-5
+    np.testing.assert_array_equal(after["running_mean"], [2.0, 3.0])
+    args, kwargs = r.results["kw"].value
+    assert args == [1, "s", [2, 3]]
+    assert kwargs == {"k": [1.5, None], "__float__": 2}
+
+
+def test_seeds(tmp_path: Path) -> None:
+    r = run(tmp_path, LAYERS, [Call("a", "draw", (), seed=3), Call("b", "draw", (), seed=3)])
+    np.random.seed(3)
+    random.seed(3)
+    want = np.random.rand(3), random.random()
+    for cid in ("a", "b"):
+        got = r.results[cid].value
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1] == want[1]
+
+
+def test_unreadable_element_of_a_tuple(tmp_path: Path) -> None:
+    r = run(tmp_path, LAYERS, [Call("w", "weird", ())])
+    res = r.results["w"]
+    assert res.status == "ok" and res.value[1] is None
+    np.testing.assert_array_equal(res.value[0], np.ones(2))
+    assert "which the grader cannot read" in res.message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[1, 2]",
+        json.dumps({"id": "c", "status": "magic"}).encode(),
+        json.dumps({"id": "other", "status": "ok"}).encode(),
+        json.dumps({"id": "c", "status": "ok", "value": {"__ndarray__": "../../etc.npy"}}).encode(),
+        json.dumps({"id": "c", "status": "ok", "value": {"__ndarray__": "missing.npy"}}).encode(),
+        json.dumps({"id": "c", "status": "ok", "mutated": [7]}).encode(),
+        json.dumps({"id": "c", "status": "ok", "args_after": {"0": 1}}).encode(),
+        json.dumps({"id": "c", "status": "ok", "value": {"__ndarray__": "obj.npy"}}).encode(),
+        b" " * (2 * 2**20),
+    ],
+)
+def test_forged_outbox_garbage_is_an_error_result(tmp_path: Path, content: bytes) -> None:
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    np.save(outbox / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (outbox / "c0.json").write_bytes(content)
+    call = Call("c", "f", (np.ones(2),))
+    runner = _Run(
+        "layers.py",
+        tmp_path,
+        outbox,
+        tmp_path,
+        [call],
+        ModuleLimits(max_call_bytes=2**20),
+        None,
+        None,
+        lambda: None,
+    )
+    res = runner._read_call(0, call)
+    assert res.status == "error"
+    assert res.message.startswith("the grader could not read back what f returned")
+
+
+def test_symlinked_result_is_refused(tmp_path: Path) -> None:
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"id": "c", "status": "ok", "value": 1}))
+    os.symlink(secret, outbox / "c0.json")
+    call = Call("c", "f")
+    runner = _Run("layers.py", tmp_path, outbox, tmp_path, [call], FAST, None, None, lambda: None)
+    assert runner._read_call(0, call).status == "error"
+
+
+def test_duplicate_call_ids_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="used twice"):
+        run(tmp_path, LAYERS, [Call("a", "pure"), Call("a", "pure")])
