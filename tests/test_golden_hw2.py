@@ -1,0 +1,116 @@
+"""Golden tests for HW2: grade the sample batch as a user would and compare every check's
+points and status with ``tests/golden/hw2_expected.yaml``, written by hand from the
+handout (never captured from the grader's output).
+
+All tests that need the graded batch live in this module so the batch runs once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from grader.cli import main
+from grader.results import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "hw2_expected.yaml").read_text())
+STUDENTS = sorted(k for k in GOLDEN if k != "totals")
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("graded")
+    code = main(
+        [str(ROOT / "submissions" / "hw2"), "--rubric", "hw2", "--out", str(out), "--no-reports"]
+    )
+    assert code == 0
+    return out
+
+
+def result(batch: Path, student: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((batch / "results" / f"{student}.json").read_text())
+    return data
+
+
+def checks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for q in record["questions"] for c in q["checks"]}
+
+
+def test_one_result_per_student(batch: Path) -> None:
+    assert sorted(p.stem for p in (batch / "results").glob("*.json")) == STUDENTS
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_points_and_status_of_every_check(batch: Path, student: str) -> None:
+    got = checks(result(batch, student))
+    expected = GOLDEN[student]
+    assert sorted(got) == sorted(expected)
+    mismatches = {
+        cid: {
+            "expected": (exp["points"], exp["status"]),
+            "got": (got[cid]["score"], got[cid]["status"]),
+            "message": got[cid]["message"],
+        }
+        for cid, exp in expected.items()
+        if (got[cid]["score"], got[cid]["status"]) != (exp["points"], exp["status"])
+    }
+    assert not mismatches
+    assert result(batch, student)["score"] == GOLDEN["totals"][student]
+    assert result(batch, student)["max_score"] == 130
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_results_match_published_schema(batch: Path, student: str) -> None:
+    validate(result(batch, student))
+
+
+def test_gradebook(batch: Path) -> None:
+    with (batch / "gradebook.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["student"] for r in rows] == STUDENTS
+    for row in rows:
+        assert float(row["total"]) == GOLDEN["totals"][row["student"]]
+
+
+def test_messages_name_the_case_in_words(batch: Path) -> None:
+    conv = checks(result(batch, "pad_zero_slice"))["conv_backward_naive"]
+    assert conv["message"].startswith("case 'pad = 0, stride 2': dx has shape (2, 3, 0, 0)")
+    assert conv["details"]["case"] == "pad = 0, stride 2"
+    pool = checks(result(batch, "pool_assign_not_add"))["max_pool_backward_naive"]
+    assert "overlapping" in pool["details"]["case"] and "dx differs" in pool["message"]
+    relu = checks(result(batch, "relu_in_place"))["relu_forward"]
+    assert "modified its input x in place" in relu["message"]
+    bn = checks(result(batch, "bn_no_writeback"))["batchnorm_forward"]
+    assert "running_mean" in bn["message"] and "written back" in bn["message"]
+    soft = checks(result(batch, "softmax_no_max_shift"))["softmax_loss"]
+    assert soft["details"]["case"] == "large scores (around 1000)"
+    reshape = checks(result(batch, "dx_not_reshaped"))["affine_backward"]
+    assert "dx has shape (2, 12) but should have shape (2, 3, 4)" in reshape["message"]
+    drop = checks(result(batch, "dropout_p_as_drop"))["dropout_forward"]
+    assert "KEEPING" in drop["message"]
+    missing = checks(result(batch, "missing_function"))["max_pool_backward_naive"]
+    assert missing["message"] == "layers.py defines no function max_pool_backward_naive"
+
+
+def test_module_problems_reach_every_check_and_the_execution_report(batch: Path) -> None:
+    slow = result(batch, "trains_at_import")
+    message = "importing layers.py took longer than 20 s: does it train at import?"
+    assert slow["execution"]["module_problem"] == message
+    assert all(message in c["message"] for c in checks(slow).values())
+    syntax = result(batch, "syntax_error")
+    assert "syntax error on line" in syntax["execution"]["module_problem"]
+    absent = result(batch, "misnamed_module")
+    assert absent["execution"]["module"] is None
+    for check in checks(absent).values():
+        assert "no layers.py in the submission (found: layer.py, notes.txt)" in check["message"]
+    assert result(batch, "solution")["execution"]["module"] == "layers.py"
+
+
+def test_validate_hw2_solution_earns_full_marks() -> None:
+    assert main(["validate", "hw2"]) == 0
