@@ -4,7 +4,7 @@ Importing this package imports every check module, so no type can be left
 unregistered by accident.
 """
 
-from grader.checks import function, model, shape_table, text, value
+from grader.checks import claim, function, model, shape_table, statistical, text, value
 from grader.checks.base import REGISTRY, CheckContext, CheckSpec, CheckType, register
 
 __all__ = [
@@ -12,10 +12,12 @@ __all__ = [
     "CheckContext",
     "CheckSpec",
     "CheckType",
+    "claim",
     "function",
     "model",
     "register",
     "shape_table",
+    "statistical",
     "text",
     "value",
 ]

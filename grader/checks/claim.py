@@ -1,0 +1,224 @@
+"""``type: claim`` — a result the student reports, re-measured by the grader.
+
+The student's notebook leaves behind plain data (HW1: ``trained_variables``, a dict of
+four weight arrays, and the ``test_accuracy`` it claims). The grader hands that data to a
+*measure*, a function of the trusted reference code (``measure: hw1.evaluate_accuracy``
+names ``evaluate_accuracy`` in ``reference/hw1.py``), which computes the figure itself in
+the grader's process on data the student never saw scored (the held-out split). No
+student code runs here: the measure receives arrays and validates them (shapes,
+finiteness) before use, raising ``ValueError`` with a message for the student when they
+cannot be used.
+
+The check then compares:
+
+* ``min`` / ``max``: the measured figure must reach a threshold (``trained_accuracy``);
+* ``claim`` + ``tolerance``: the student's reported number must agree with the measured
+  one (``claimed_accuracy``).
+
+A future search claim (HW4: the best trial re-trained by the reference trainer) fits
+the same keys: ``answer: trials``, ``measure: hw4.retrain_best``, ``claim: best_score``,
+``tolerance: 0.02``, with ``options`` passed to the measure as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.models import AnswerRequest, CheckResult
+from grader.normalize import NotNumeric, to_number
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+class ClaimSpec(CheckSpec):
+    """A figure re-measured by a reference function, against a threshold or a claim."""
+
+    type: Literal["claim"]
+    answer: str = Field(min_length=1)  # harvested value handed to the measure
+    measure: str = Field(pattern=rf"^{_IDENT}\.{_IDENT}$")  # "<reference module>.<function>"
+    options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the measure
+    quantity: str = Field(default="score", min_length=1)  # what the measure gives, for messages
+    points: float = Field(ge=0)
+    min: float | None = None  # the measured figure must be at least this
+    max: float | None = None  # … at most this (a loss, an error)
+    claim: str | None = None  # harvested number the student reports
+    tolerance: float | None = Field(default=None, ge=0)  # |claim − measured| ≤ tolerance
+
+    @field_validator("measure")
+    @classmethod
+    def _measure_exists(cls, value: str) -> str:
+        from grader.reference import REFERENCE_DIR
+
+        module = value.split(".")[0]
+        if not (REFERENCE_DIR / f"{module}.py").is_file():
+            raise ValueError(f"no reference module {module!r} (looked for reference/{module}.py)")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_compare(self) -> ClaimSpec:
+        if (self.claim is None) != (self.tolerance is None):
+            raise ValueError("claim and tolerance go together: name the claim and its tolerance")
+        if self.claim is None and self.min is None and self.max is None:
+            raise ValueError("a claim check needs min, max, or claim with tolerance")
+        return self
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """All or nothing."""
+        return self.points
+
+    def requests(self) -> list[AnswerRequest]:
+        """The measured answer, and the claimed number when there is one."""
+        names = [self.answer] if self.claim is None else [self.answer, self.claim]
+        return [AnswerRequest(name=n) for n in names]
+
+
+# ----------------------------------------------------------------------- the measures
+
+_LOCK = threading.Lock()
+_MODULES: dict[tuple[Path, int], ModuleType] = {}
+
+
+def _reference_module(name: str) -> ModuleType:
+    """``reference/<name>.py``, imported once per content version (trusted code)."""
+    from grader.reference import REFERENCE_DIR
+
+    path = REFERENCE_DIR / f"{name}.py"
+    key = (path, path.stat().st_mtime_ns)
+    with _LOCK:
+        module = _MODULES.get(key)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(f"grader_measure_{name}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{path} cannot be imported")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _MODULES[key] = module
+    return module
+
+
+def resolve_measure(dotted: str) -> Callable[..., Any]:
+    """The reference function named ``module.function``."""
+    module_name, function = dotted.split(".")
+    fn = getattr(_reference_module(module_name), function, None)
+    if not callable(fn):
+        raise AttributeError(f"reference/{module_name}.py has no function {function}")
+    return fn  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------- the check
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+
+
+@register("claim", ClaimSpec)
+def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
+    """Re-measure the student's result in the grader and compare, all or nothing."""
+    top = spec.points
+    missing = unavailable(spec, ctx, spec.answer, top)
+    if missing is not None:
+        return missing
+    claimed: float | None = None
+    if spec.claim is not None:
+        missing = unavailable(spec, ctx, spec.claim, top)
+        if missing is not None:
+            return missing
+        raw = ctx.answers[spec.claim].value
+        try:
+            claimed = to_number(raw)
+        except NotNumeric as exc:
+            return result(spec, top, 0, "fail", f"{spec.claim} is not a number: {exc}", got=raw)
+        if not math.isfinite(claimed):
+            return result(spec, top, 0, "fail", f"{spec.claim} is {claimed}", got=claimed)
+    try:
+        measured = float(
+            resolve_measure(spec.measure)(ctx.answers[spec.answer].value, **spec.options)
+        )
+    except ValueError as exc:  # the measure's way of saying the answer cannot be used
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"the grader cannot measure the {spec.quantity} of {spec.answer}: {exc}",
+        )
+    details: dict[str, Any] = {"measured": measured}
+    if spec.min is not None and not measured >= spec.min:
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"the grader measures a {spec.quantity} of {_fmt(measured)} for {spec.answer}, "
+            f"below the required {_fmt(spec.min)}",
+            expected={"min": spec.min},
+            got=measured,
+            details=details,
+        )
+    if spec.max is not None and not measured <= spec.max:
+        return result(
+            spec,
+            top,
+            0,
+            "fail",
+            f"the grader measures a {spec.quantity} of {_fmt(measured)} for {spec.answer}, "
+            f"above the allowed {_fmt(spec.max)}",
+            expected={"max": spec.max},
+            got=measured,
+            details=details,
+        )
+    if claimed is None:
+        bound = f"at least {_fmt(spec.min)}" if spec.min is not None else ""
+        if spec.max is not None:
+            bound += (" and " if bound else "") + f"at most {_fmt(spec.max)}"
+        return result(
+            spec,
+            top,
+            top,
+            "pass",
+            f"the grader measures a {spec.quantity} of {_fmt(measured)} for {spec.answer} "
+            f"({bound})",
+            expected={"min": spec.min, "max": spec.max},
+            got=measured,
+            details=details,
+        )
+    assert spec.tolerance is not None and spec.claim is not None
+    gap = abs(claimed - measured)
+    details.update({"claimed": claimed, "difference": gap, "tolerance": spec.tolerance})
+    expected = {"measured": measured, "tolerance": spec.tolerance}
+    if gap <= spec.tolerance + 1e-12:
+        return result(
+            spec,
+            top,
+            top,
+            "pass",
+            f"{spec.claim} = {_fmt(claimed)} agrees with the grader's {spec.quantity} of "
+            f"{_fmt(measured)} (within {_fmt(spec.tolerance)})",
+            expected=expected,
+            got=claimed,
+            details=details,
+        )
+    hint = ""
+    if 1.0 < claimed <= 100.0 and abs(claimed / 100.0 - measured) <= spec.tolerance:
+        hint = ": it looks like a percentage, give it as a fraction (0.95, not 95)"
+    return result(
+        spec,
+        top,
+        0,
+        "fail",
+        f"{spec.claim} = {_fmt(claimed)} but the grader measures a {spec.quantity} of "
+        f"{_fmt(measured)} for {spec.answer} (allowed difference {_fmt(spec.tolerance)})" + hint,
+        expected=expected,
+        got=claimed,
+        details=details,
+    )

@@ -1,0 +1,663 @@
+"""``type: statistical`` — a randomised function (dropout) judged by its statistics.
+
+The student's function is called many times inside the sandboxed worker, each call with
+its own seed, on inputs the grader generates (no exact zeros, so a zero in the output
+can only come from the mask). The outputs come back as plain arrays and every statistic
+is computed here, in the grader:
+
+* deterministic properties, which a correct function never violates: the output has the
+  input's shape, is finite, the input is not modified in place, every output value is
+  either 0 or the input times the rule's scale, the calls named under ``identity`` (HW1:
+  ``p = 0``) return the input unchanged, and two calls do not drop exactly the same
+  units (a generator reseeded with a constant inside the function);
+* one random property per rate: the number of zeros among the ``n`` values drawn at that
+  rate, which for a correct function is ``Binomial(n, q)`` with ``q`` the probability of
+  dropping a unit. The accepted interval ``[low, high]`` is derived from the rubric's
+  ``false_fail`` bound with exact binomial tails (log-space, NumPy only): each rate gets an
+  equal share of the bound, split between its two tails, so a correct function fails
+  with probability below ``false_fail`` (the union bound over rates and the repeated-mask
+  test).
+
+The same arithmetic gives the probability that each usual mistake *passes*
+(:func:`mistakes`): ``p`` read the other way round (keep for drop), survivors scaled by
+``1/p`` instead of ``1/(1−p)``, no scaling at all. The rubric loader refuses a design in
+which any of them passes with probability above ``false_fail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, model_validator
+
+from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.models import Call, CallResult, CheckResult
+from grader.normalize import FloatArray, NotNumeric, to_array
+
+P_TOKEN = "$p"
+X_TOKEN = "$x"
+_MAX_VALUES = 2_000_000  # values drawn per rate: keeps payloads and the tail sums small
+
+
+# --------------------------------------------------------------------------------------
+# Binomial tails, exact (to floating point) and without SciPy
+# --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _log_factorials(n: int) -> npt.NDArray[np.float64]:
+    return np.array([math.lgamma(k + 1.0) for k in range(n + 1)], dtype=np.float64)
+
+
+@lru_cache(maxsize=256)
+def _pmf(n: int, q: float) -> npt.NDArray[np.float64]:
+    """P(K = k) for K ~ Binomial(n, q), k = 0..n (read-only)."""
+    k = np.arange(n + 1, dtype=np.float64)
+    if q <= 0.0 or q >= 1.0:
+        pmf = np.zeros(n + 1)
+        pmf[0 if q <= 0.0 else n] = 1.0
+    else:
+        lf = _log_factorials(n)
+        logpmf = lf[n] - lf - lf[::-1] + k * math.log(q) + (n - k) * math.log1p(-q)
+        pmf = np.exp(logpmf)
+    pmf.setflags(write=False)
+    return pmf
+
+
+def binomial_interval(n: int, q: float, tail: float) -> tuple[int, int, float]:
+    """The narrowest ``[low, high]`` with P(K < low) ≤ tail and P(K > high) ≤ tail for
+    K ~ Binomial(n, q); returns ``(low, high, P(K ∉ [low, high]))``."""
+    pmf = _pmf(n, q)
+    below = np.cumsum(pmf)  # below[k] = P(K ≤ k)
+    above = np.cumsum(pmf[::-1])[::-1] - pmf  # above[k] = P(K > k)
+    low = int(np.count_nonzero(below <= tail))  # P(K < low) = below[low - 1] ≤ tail
+    high = int(np.argmax(above <= tail))  # the first k with P(K > k) ≤ tail
+    outside = (float(below[low - 1]) if low > 0 else 0.0) + float(above[high])
+    return low, high, outside
+
+
+def binomial_mass(n: int, q: float, low: int, high: int) -> float:
+    """P(low ≤ K ≤ high) for K ~ Binomial(n, q)."""
+    pmf = _pmf(n, q)
+    return float(pmf[max(low, 0) : max(high + 1, 0)].sum())
+
+
+# --------------------------------------------------------------------------------------
+# The rubric's description
+# --------------------------------------------------------------------------------------
+
+
+class IdentityCase(StrictModel):
+    """A call whose output must equal the input unchanged (``p = 0``; test mode)."""
+
+    p: float = Field(ge=0, le=1)
+    args: list[Any] | None = None  # a different call template, e.g. with mode: test
+    kwargs: dict[str, Any] | None = None
+
+
+class StatisticalSpec(CheckSpec):
+    """A dropout-like function: zero each value with some probability, scale survivors."""
+
+    type: Literal["statistical"]
+    function: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    points: float = Field(ge=0)
+    p_means: Literal["drop", "keep"] = "drop"  # what the function's p is the probability of
+    scale: Literal["inverted", "none"] = "inverted"  # survivors × 1/P(keep), or unchanged
+    rates: list[float] = Field(min_length=1)  # values of p tried
+    draws: int = Field(default=10, ge=1)  # calls per rate, each with its own seed
+    shape: list[int] = Field(default_factory=lambda: [40, 50], min_length=1)
+    args: list[Any] = Field(default_factory=lambda: [P_TOKEN, X_TOKEN])
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    output: int | None = None  # index into a returned tuple, e.g. 0 for (out, cache)
+    identity: list[IdentityCase] = Field(default_factory=list)
+    false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
+    rtol: float = Field(default=1e-6, ge=0)
+    atol: float = Field(default=1e-9, ge=0)
+    seed: int = Field(default=0, ge=0)
+
+    needs_module: ClassVar[bool] = True
+
+    def max_points(self, expected: Mapping[str, Any]) -> float:
+        """All or nothing."""
+        return self.points
+
+    def calls(self, expected: Mapping[str, Any]) -> list[Call]:
+        """Every call of the student's function this check needs."""
+        return [planned.call for planned in plan(self)]
+
+    def compute_expected(self, reference: ModuleType) -> Any:
+        """The rule and the derived intervals: everything comes from the rubric entry."""
+        return describe(self)
+
+    @model_validator(mode="after")
+    def _sound_design(self) -> StatisticalSpec:
+        if any(not 0.0 < r < 1.0 for r in self.rates):
+            raise ValueError("rates: every rate must lie strictly between 0 and 1")
+        if any(d <= 0 for d in self.shape):
+            raise ValueError("shape: every dimension must be positive")
+        if _x_position(self.args) is None:
+            raise ValueError(f"args: {X_TOKEN!r} must be one of the positional arguments")
+        if not _contains(self.args, P_TOKEN) and not _contains(self.kwargs, P_TOKEN):
+            raise ValueError(f"args/kwargs: {P_TOKEN!r} must appear in the call")
+        for case in self.identity:
+            if case.args is not None and _x_position(case.args) is None:
+                raise ValueError(f"identity: {X_TOKEN!r} must be a positional argument")
+        if self.values_per_rate > _MAX_VALUES:
+            raise ValueError(
+                f"draws × shape gives {self.values_per_rate} values per rate "
+                f"(at most {_MAX_VALUES})"
+            )
+        design = bounds(self)
+        if design.false_fail > self.false_fail:
+            raise ValueError(
+                f"a correct function would fail with probability {design.false_fail:.2g} "
+                f"> false_fail {self.false_fail:g}: draw more values"
+            )
+        for mistake in mistakes(self):
+            if mistake.pass_probability > self.false_fail:
+                raise ValueError(
+                    f"the mistake '{mistake.name}' would pass with probability "
+                    f"{mistake.pass_probability:.2g} > {self.false_fail:g}: draw more values "
+                    "or use rates further from 0.5"
+                )
+        return self
+
+    @property
+    def values_per_rate(self) -> int:
+        """Values drawn at each rate: ``draws`` calls of ``prod(shape)`` values."""
+        return self.draws * math.prod(self.shape)
+
+    def zero_probability(self, p: float) -> float:
+        """The probability that a correct function zeroes a value, given its argument p."""
+        return p if self.p_means == "drop" else 1.0 - p
+
+    def scale_for(self, p: float) -> float:
+        """The factor a correct function applies to the values it keeps."""
+        return 1.0 / (1.0 - self.zero_probability(p)) if self.scale == "inverted" else 1.0
+
+    def p_text(self) -> str:
+        """What p means, in the handout's words."""
+        return "DROPPING a unit" if self.p_means == "drop" else "KEEPING a unit"
+
+    def scale_text(self) -> str:
+        """The scale rule in words."""
+        if self.scale == "none":
+            return "survivors unchanged"
+        return "survivors × 1/(1−p)" if self.p_means == "drop" else "survivors × 1/p"
+
+
+# --------------------------------------------------------------------------------------
+# The derived bounds and the usual mistakes' chances
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateBound:
+    """The accepted number of zeros among the ``n`` values drawn at one rate."""
+
+    p: float  # the argument the function receives
+    zero_probability: float  # under the handout's rule
+    n: int
+    low: int
+    high: int
+    false_fail: float  # exact P(zeros ∉ [low, high]) for a correct function
+
+
+@dataclass(frozen=True)
+class Design:
+    """Every rate's interval and the bound on a correct function's failure."""
+
+    rates: tuple[RateBound, ...]
+    repeat: float  # bound on P(two calls at one rate draw the same mask)
+    false_fail: float  # bound on P(a correct function fails): Σ tails + repeat
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A usual mistake and the probability that it passes the check anyway."""
+
+    name: str
+    pass_probability: float
+
+
+def bounds(spec: StatisticalSpec) -> Design:
+    """The acceptance intervals derived from ``spec.false_fail``."""
+    per_call = math.prod(spec.shape)
+    return _bounds(
+        tuple(spec.rates), spec.values_per_rate, per_call, spec.draws, spec.p_means, spec.false_fail
+    )
+
+
+@lru_cache(maxsize=64)
+def _bounds(
+    rates: tuple[float, ...], n: int, per_call: int, draws: int, p_means: str, false_fail: float
+) -> Design:
+    repeat = 0.0
+    for p in rates:
+        q = p if p_means == "drop" else 1.0 - p
+        # Two independent masks of `per_call` values coincide with probability
+        # (q² + (1−q)²)^per_call; a union bound over the pairs of calls at this rate.
+        same = (q * q + (1.0 - q) * (1.0 - q)) ** per_call
+        repeat += draws * (draws - 1) / 2 * same
+    share = max(false_fail - repeat, 0.0) / len(rates)
+    found = []
+    for p in rates:
+        q = p if p_means == "drop" else 1.0 - p
+        low, high, outside = binomial_interval(n, q, share / 2)
+        found.append(RateBound(p, q, n, low, high, outside))
+    total = sum(r.false_fail for r in found) + repeat
+    return Design(tuple(found), repeat, total)
+
+
+def mistakes(spec: StatisticalSpec) -> list[Mistake]:
+    """The usual mistakes and their probability of passing this check's design.
+
+    A mistake passes only if every rate's zero count lands in its interval and no
+    kept value betrays a wrong scale (rates are independent, so probabilities multiply).
+    """
+    design = bounds(spec)
+    read_other_way = 1.0
+    no_survivor = 1.0  # every value zeroed: the only way a wrong scale goes unseen
+    for rate in design.rates:
+        read_other_way *= binomial_mass(rate.n, 1.0 - rate.zero_probability, rate.low, rate.high)
+        no_survivor *= rate.zero_probability**rate.n
+    other = "keep" if spec.p_means == "drop" else "drop"
+    found = [Mistake(f"p read as the probability to {other} a unit", read_other_way)]
+    if spec.scale == "inverted":
+        wrong = "1/p" if spec.p_means == "drop" else "1/(1−p)"
+        right = "1/(1−p)" if spec.p_means == "drop" else "1/p"
+        distinct = any(
+            not math.isclose(1.0 / r.p, 1.0 / (1.0 - r.p), rel_tol=10 * spec.rtol)
+            for r in design.rates
+        )
+        found.append(
+            Mistake(
+                f"survivors scaled by {wrong} instead of {right}", no_survivor if distinct else 1
+            )
+        )
+        found.append(Mistake("survivors not scaled", no_survivor))
+    else:
+        found.append(Mistake("survivors scaled although the rule keeps them", no_survivor))
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# The calls
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A call and what the grader knows about it."""
+
+    call: Call
+    kind: Literal["rate", "identity"]
+    p: float
+    x: FloatArray
+    x_position: int
+
+
+def _contains(template: Any, token: str) -> bool:
+    if isinstance(template, str):
+        return template == token
+    if isinstance(template, list | tuple):
+        return any(_contains(t, token) for t in template)
+    if isinstance(template, dict):
+        return any(_contains(t, token) for t in template.values())
+    return False
+
+
+def _x_position(args: Sequence[Any]) -> int | None:
+    positions = [i for i, a in enumerate(args) if a == X_TOKEN]
+    return positions[0] if len(positions) == 1 else None
+
+
+def _fill(template: Any, p: float, x: FloatArray) -> Any:
+    if isinstance(template, str):
+        if template == P_TOKEN:
+            return p
+        if template == X_TOKEN:
+            return x.copy()
+        return template
+    if isinstance(template, list | tuple):
+        return [_fill(t, p, x) for t in template]
+    if isinstance(template, dict):
+        return {k: _fill(v, p, x) for k, v in template.items()}
+    return template
+
+
+def inputs(spec: StatisticalSpec, count: int) -> list[FloatArray]:
+    """``count`` inputs of ``spec.shape``: magnitudes in [0.5, 2], random signs, no zeros."""
+    rng = np.random.default_rng(spec.seed)
+    shape = (count, *spec.shape)
+    magnitude = rng.uniform(0.5, 2.0, size=shape)
+    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    return list(magnitude * sign)
+
+
+def call_seed(spec: StatisticalSpec, index: int) -> int:
+    """A distinct seed per call, derived from the check's own seed."""
+    return 1_000_003 * (spec.seed + 1) + index
+
+
+def plan(spec: StatisticalSpec) -> list[Planned]:
+    """Every call, in order: ``draws`` per rate, then the identity cases."""
+    total = len(spec.rates) * spec.draws + len(spec.identity)
+    xs = inputs(spec, total)
+    planned: list[Planned] = []
+    position = _x_position(spec.args)
+    assert position is not None  # the validator made sure
+    for ri, p in enumerate(spec.rates):
+        for d in range(spec.draws):
+            i = ri * spec.draws + d
+            planned.append(
+                Planned(
+                    Call(
+                        id=f"{spec.id}/p={p:g}/{d}",
+                        function=spec.function,
+                        args=tuple(_fill(spec.args, p, xs[i])),
+                        kwargs=_fill(spec.kwargs, p, xs[i]),
+                        seed=call_seed(spec, i),
+                    ),
+                    "rate",
+                    p,
+                    xs[i],
+                    position,
+                )
+            )
+    for ci, case in enumerate(spec.identity):
+        i = len(spec.rates) * spec.draws + ci
+        args = case.args if case.args is not None else spec.args
+        kwargs = case.kwargs if case.kwargs is not None else spec.kwargs
+        where = _x_position(args)
+        assert where is not None
+        planned.append(
+            Planned(
+                Call(
+                    id=f"{spec.id}/identity/{ci}",
+                    function=spec.function,
+                    args=tuple(_fill(args, case.p, xs[i])),
+                    kwargs=_fill(kwargs, case.p, xs[i]),
+                    seed=call_seed(spec, i),
+                ),
+                "identity",
+                case.p,
+                xs[i],
+                where,
+            )
+        )
+    return planned
+
+
+# --------------------------------------------------------------------------------------
+# Judging the outputs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The statistics' conclusion: status, message, details."""
+
+    status: Literal["pass", "fail", "error"]
+    message: str
+    details: dict[str, Any]
+
+
+def _call_text(spec: StatisticalSpec, planned: Planned) -> str:
+    shape = "×".join(str(d) for d in planned.x.shape)
+    return f"{spec.function}(p={planned.p:g}) on a {shape} input"
+
+
+def _unusable(spec: StatisticalSpec, planned: Planned, got: CallResult | None) -> Verdict | None:
+    """A verdict for a call that gave no usable value, or None."""
+    if got is not None and got.status == "ok":
+        return None
+    where = _call_text(spec, planned)
+    if got is None or got.status == "not_run":
+        reason = got.message if got is not None and got.message else "it was not run"
+        return Verdict("error", f"{where} gave no result: {reason}", {"call": planned.call.id})
+    if got.status == "missing_function":
+        return Verdict(
+            "fail",
+            got.message or f"the module defines no function {spec.function}",
+            {"call": planned.call.id},
+        )
+    if got.status in ("error", "timeout"):
+        what = "took too long" if got.status == "timeout" else "raised an error"
+        detail = f": {got.message}" if got.message else ""
+        return Verdict(
+            "error",
+            f"{where} {what}{detail}",
+            {"call": planned.call.id, "traceback": got.traceback[-4000:]},
+        )
+    if got.status == "unsupported":
+        return Verdict(
+            "fail",
+            got.message or f"{where} returned a value the grader cannot read: return an array",
+            {"call": planned.call.id},
+        )
+    return None
+
+
+def _output(spec: StatisticalSpec, planned: Planned, got: CallResult) -> FloatArray | Verdict:
+    value = got.value
+    if spec.output is not None:
+        if not isinstance(value, list | tuple) or len(value) <= spec.output:
+            return Verdict(
+                "fail",
+                f"{_call_text(spec, planned)} should return a tuple whose element "
+                f"{spec.output} is the output",
+                {"call": planned.call.id},
+            )
+        value = value[spec.output]
+    try:
+        out = to_array(value)
+    except NotNumeric as exc:
+        return Verdict(
+            "fail",
+            f"{_call_text(spec, planned)} did not return an array of numbers: {exc}",
+            {"call": planned.call.id},
+        )
+    if out.shape != planned.x.shape:
+        return Verdict(
+            "fail",
+            f"{_call_text(spec, planned)} returned shape {out.shape}: the output must have "
+            f"the input's shape {planned.x.shape}",
+            {"call": planned.call.id, "got_shape": list(out.shape)},
+        )
+    if not np.all(np.isfinite(out)):
+        return Verdict(
+            "fail",
+            f"{_call_text(spec, planned)} returned NaN or infinite values",
+            {"call": planned.call.id},
+        )
+    return out
+
+
+def _scale_hint(spec: StatisticalSpec, p: float, ratios: FloatArray) -> str:
+    """Name the scale the student seems to use, from the ratios output / input."""
+    if ratios.size == 0:
+        return ""
+    typical = float(np.median(ratios))
+    right = spec.scale_for(p)
+    names = {
+        "1/p": 1.0 / p,
+        "1/(1−p)": 1.0 / (1.0 - p),
+        "1 (no scaling)": 1.0,
+        "p": p,
+        "1−p": 1.0 - p,
+    }
+    for name, factor in names.items():
+        if math.isclose(typical, factor, rel_tol=1e-6) and not math.isclose(
+            factor, right, rel_tol=1e-9
+        ):
+            return f": the kept values look scaled by {name}"
+    return f": the kept values are scaled by about {typical:.4g}"
+
+
+def evaluate(
+    spec: StatisticalSpec, planned: Sequence[Planned], results: Mapping[str, CallResult]
+) -> Verdict:
+    """Judge the outputs of every planned call; pure, so tests can run it many times.
+
+    A call that raised, timed out or was not run decides at once (status ``error``).
+    Otherwise every kind of problem found is reported, in this order: the input modified
+    in place, kept values wrongly scaled, a zero rate outside its interval, an output that
+    is not a finite array of the input's shape, an identity call that changed its input,
+    masks repeated across calls.
+    """
+    design = bounds(spec)
+    by_rate = {r.p: r for r in design.rates}
+    zeros: dict[float, int] = {p: 0 for p in by_rate}
+    masks: dict[float, set[bytes]] = {p: set() for p in by_rate}
+    problems: dict[str, str] = {}  # kind → first message of that kind, in priority order
+    repeated: list[float] = []
+    unjudged: set[float] = set()  # rates with an unusable output: no zero count
+    for item in planned:
+        got = results.get(item.call.id)
+        bad = _unusable(spec, item, got)
+        if bad is not None:
+            return bad
+        assert got is not None
+        out = _output(spec, item, got)
+        if item.x_position in got.mutated:
+            problems.setdefault(
+                "inplace",
+                f"{_call_text(spec, item)} modified its input in place: work on a copy "
+                "(h1 * mask makes a new array, h1 *= mask does not)",
+            )
+        if isinstance(out, Verdict):  # not an array of the input's shape, or not finite
+            problems.setdefault("output", out.message)
+            if item.kind == "rate":
+                unjudged.add(item.p)
+            continue
+        if item.kind == "identity":
+            tol = spec.atol + spec.rtol * np.abs(item.x)
+            changed = int(np.count_nonzero(~(np.abs(out - item.x) <= tol)))
+            if changed:
+                problems.setdefault(
+                    "identity",
+                    f"{_call_text(spec, item)} should return its input unchanged, but "
+                    f"{changed} of "
+                    f"{item.x.size} values differ",
+                )
+            continue
+        scale = spec.scale_for(item.p)
+        zero = np.abs(out) <= spec.atol
+        kept = np.abs(out - item.x * scale) <= spec.atol + spec.rtol * np.abs(item.x * scale)
+        other = ~(zero | kept)
+        if np.any(other):
+            problems.setdefault(
+                "scale",
+                f"{_call_text(spec, item)}: {int(other.sum())} of {item.x.size} values are "
+                "neither 0 nor the "
+                f"input × {scale:.6g} ({spec.scale_text()})"
+                + _scale_hint(spec, item.p, (out / item.x)[other]),
+            )
+        zeros[item.p] += int(zero.sum())
+        digest = hashlib.sha256(np.packbits(zero).tobytes()).digest()
+        if digest in masks[item.p]:
+            repeated.append(item.p)
+        masks[item.p].add(digest)
+    rates = []
+    for p, bound in by_rate.items():
+        fraction = zeros[p] / bound.n
+        ok = bound.low <= zeros[p] <= bound.high
+        rates.append(
+            {
+                "p": p,
+                "values": bound.n,
+                "zeros": zeros[p],
+                "zero_fraction": round(fraction, 6),
+                "expected_zero_fraction": bound.zero_probability,
+                "accepted": [round(bound.low / bound.n, 6), round(bound.high / bound.n, 6)],
+                "ok": ok if p not in unjudged else None,
+            }
+        )
+        if not ok and p not in unjudged and "rate" not in problems:
+            hint = ""
+            if abs(fraction - (1 - bound.zero_probability)) < abs(
+                fraction - bound.zero_probability
+            ):
+                flipped = "KEEPING" if spec.p_means == "drop" else "DROPPING"
+                hint = f": is p read as the probability of {flipped} a unit?"
+            problems["rate"] = (
+                f"at p = {p:g}, {fraction:.1%} of {bound.n} values were zeroed where p is the "
+                f"probability of {spec.p_text()}, so about {bound.zero_probability:.0%} should "
+                f"be (accepted {bound.low / bound.n:.2%}–{bound.high / bound.n:.2%})" + hint
+            )
+    if repeated:
+        problems["repeat"] = (
+            f"at p = {repeated[0]:g}, two calls with different seeds dropped exactly the same "
+            f"units: {spec.function} must draw a new mask on every call (do not create the "
+            "random generator with a fixed seed inside the function)"
+        )
+    details: dict[str, Any] = {
+        "rates": rates,
+        "false_fail_bound": design.false_fail,
+        "problems": sorted(problems, key=_PRIORITY.index),
+    }
+    if problems:
+        ordered = [problems[k] for k in _PRIORITY if k in problems]
+        message = ordered[0] + "".join(f"; also, {m}" for m in ordered[1:])
+        return Verdict("fail", message, details)
+    shown = ", ".join(f"p = {r['p']:g}: {r['zero_fraction']:.1%} zeroed" for r in rates)
+    return Verdict(
+        "pass",
+        f"{spec.function} drops values at the right rate and scales the rest correctly ({shown})",
+        details,
+    )
+
+
+_PRIORITY = ("inplace", "scale", "rate", "output", "identity", "repeat")
+
+
+def describe(spec: StatisticalSpec) -> dict[str, Any]:
+    """The rule, the accepted zero fractions and the bounds, as shown in results."""
+    design = bounds(spec)
+    return {
+        "rule": f"p is the probability of {spec.p_text()}; {spec.scale_text()}",
+        "accepted_zero_fractions": {
+            f"{r.p:g}": [round(r.low / r.n, 6), round(r.high / r.n, 6)] for r in design.rates
+        },
+        "values_per_rate": spec.values_per_rate,
+        "false_fail_bound": design.false_fail,
+    }
+
+
+def module_unavailable(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult | None:
+    """The result when the student's module could not be used at all: ``error`` when it
+    exists but its import failed (raised, or hit the time limit), ``fail`` when absent."""
+    if ctx.module_problem is None:
+        return None
+    imported = ctx.execution is not None and ctx.execution.module is not None
+    return result(
+        spec,
+        spec.points,
+        0,
+        "error" if imported else "fail",
+        f"{spec.function} could not be graded: {ctx.module_problem}",
+    )
+
+
+@register("statistical", StatisticalSpec)
+def grade_statistical(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult:
+    """Call the function many times and judge its statistics, all or nothing."""
+    top = spec.points
+    missing = module_unavailable(spec, ctx)
+    if missing is not None:
+        return missing
+    verdict = evaluate(spec, plan(spec), ctx.calls)
+    score = top if verdict.status == "pass" else 0.0
+    status, message = verdict.status, verdict.message
+    return result(
+        spec, top, score, status, message, expected=describe(spec), details=verdict.details
+    )

@@ -1,0 +1,132 @@
+"""Golden tests: grade the sample HW1 batch as a user would and compare every check's
+points and status with ``tests/golden/hw1_expected.yaml``, written by hand from the
+handout (never captured from the grader's output).
+
+HW1 is graded from two files per student: ``hw1.py`` (imported in a sandboxed worker,
+its functions called on grader-made inputs) and ``hw1.ipynb`` (run in a kernel, its
+``trained_variables`` re-measured by the grader on the held-out split). All tests that
+need the graded batch live in this module so the batch runs once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from grader.cli import main
+from grader.results import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "hw1_expected.yaml").read_text())
+STUDENTS = sorted(k for k in GOLDEN if k != "totals")
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("graded")
+    code = main(
+        [
+            str(ROOT / "submissions" / "hw1"),
+            "--rubric",
+            "hw1",
+            "--out",
+            str(out),
+            "--no-reports",
+            "--jobs",
+            "3",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def result(batch: Path, student: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((batch / "results" / f"{student}.json").read_text())
+    return data
+
+
+def checks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for q in record["questions"] for c in q["checks"]}
+
+
+def test_one_result_per_student(batch: Path) -> None:
+    assert sorted(p.stem for p in (batch / "results").glob("*.json")) == STUDENTS
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_points_and_status_of_every_check(batch: Path, student: str) -> None:
+    got = checks(result(batch, student))
+    expected = GOLDEN[student]
+    assert sorted(got) == sorted(expected)
+    mismatches = {
+        cid: {
+            "expected": (exp["points"], exp["status"]),
+            "got": (got[cid]["score"], got[cid]["status"]),
+            "message": got[cid]["message"],
+        }
+        for cid, exp in expected.items()
+        if (got[cid]["score"], got[cid]["status"]) != (exp["points"], exp["status"])
+    }
+    assert not mismatches
+    assert result(batch, student)["score"] == GOLDEN["totals"][student]
+    assert result(batch, student)["max_score"] == 85
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_results_match_published_schema(batch: Path, student: str) -> None:
+    validate(result(batch, student))
+
+
+def test_gradebook(batch: Path) -> None:
+    with (batch / "gradebook.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["student"] for r in rows] == STUDENTS
+    for row in rows:
+        assert float(row["total"]) == GOLDEN["totals"][row["student"]]
+        assert {"q1", "q1_training", "q2"} <= set(row)
+
+
+def test_seed_students_messages_name_their_mistakes(batch: Path) -> None:
+    got = checks(result(batch, "gupta_seed"))
+    assert "inf or nan" in got["forward_pass"]["message"]
+    assert "large" in got["forward_pass"]["message"]  # the large-logit case is named
+    dropout = got["dropout"]["message"]
+    assert "in place" in dropout and "1/p" in dropout
+    assert "0.9689" in got["claimed_accuracy"]["message"]
+
+
+def test_dropout_statistics_are_reported(batch: Path) -> None:
+    solution = checks(result(batch, "solution"))["dropout"]
+    rates = solution["details"]["rates"]
+    assert [r["p"] for r in rates] == [0.2, 0.7]
+    for rate in rates:
+        low, high = rate["accepted"]
+        assert low <= rate["zero_fraction"] <= high
+        assert rate["values"] == 20000
+    assert solution["details"]["false_fail_bound"] < 1e-6
+    wrong = checks(result(batch, "dropout_binomial_mask"))["dropout"]["message"]
+    assert "KEEPING" in wrong and "p = 0.2" in wrong
+
+
+def test_import_time_limit_and_claims(batch: Path) -> None:
+    at_import = checks(result(batch, "trains_at_import"))
+    assert "train at import" in at_import["forward_pass"]["message"]
+    record = result(batch, "trains_at_import")
+    assert record["execution"]["module_problem"]
+    transposed = checks(result(batch, "transposed_weights"))["trained_accuracy"]["message"]
+    assert "100×64" in transposed and "transposed" in transposed
+    crashed = checks(result(batch, "notebook_crashes"))["trained_accuracy"]["message"]
+    assert "ValueError" in crashed and "cell" in crashed
+    honest = checks(result(batch, "solution"))["claimed_accuracy"]
+    assert honest["details"]["difference"] <= 1e-9
+
+
+def test_validate_hw1_solution_earns_full_marks() -> None:
+    from grader.validate import validate_rubric
+
+    assert validate_rubric("hw1", log=lambda _: None) == []
