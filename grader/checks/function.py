@@ -35,7 +35,6 @@ import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +42,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from grader.checks.base import CheckContext, CheckSpec, register, result
+from grader.checks.statistical import binomial_interval
 from grader.models import Call, CallResult, CheckResult, CheckStatus, Stored
 from grader.normalize import FloatArray, NotNumeric, to_array
 
@@ -511,25 +511,10 @@ def _short(value: Any) -> str:
 # ------------------------------------------------------------------ dropout
 
 
-@lru_cache(maxsize=256)
 def kept_bounds(n: int, p: float, tail: float) -> tuple[int, int]:
     """The narrowest ``[low, high]`` with P(K < low) ≤ tail and P(K > high) ≤ tail for
-    K ~ Binomial(n, p) (exact tails, computed in log space)."""
-    k = np.arange(n + 1, dtype=np.float64)
-    lgamma = np.vectorize(math.lgamma)
-    logpmf = (
-        math.lgamma(n + 1)
-        - lgamma(k + 1)
-        - lgamma(n - k + 1)
-        + k * math.log(p)
-        + (n - k) * math.log1p(-p)
-    )
-    pmf = np.exp(logpmf - logpmf.max())
-    pmf /= pmf.sum()
-    below = np.cumsum(pmf)  # P(K ≤ k)
-    above = np.cumsum(pmf[::-1])[::-1] - pmf  # P(K > k)
-    low = int(np.count_nonzero(below <= tail))
-    high = int(np.argmax(above <= tail))
+    K ~ Binomial(n, p): the statistical check's exact interval, shared."""
+    low, high, _ = binomial_interval(n, p, tail)
     return low, high
 
 
