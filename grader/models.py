@@ -102,6 +102,9 @@ class NotebookRun:
     markdown: tuple[str, ...] = ()  # markdown cell sources in order, for text checks
     code: tuple[str, ...] = ()  # code cell sources in order
     code_cells: tuple[tuple[int, str], ...] = ()  # (1-based cell position, source) per code cell
+    # (1-based position, enclosing Markdown heading lines) per cell that displayed an image
+    # (display_data / execute_result with image/png or image/svg+xml); no image data kept
+    image_cells: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

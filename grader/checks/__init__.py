@@ -4,7 +4,18 @@ Importing this package imports every check module, so no type can be left
 unregistered by accident.
 """
 
-from grader.checks import claim, function, model, shape_table, statistical, text, value
+from grader.checks import (
+    choice,
+    claim,
+    figure,
+    function,
+    model,
+    search,
+    shape_table,
+    statistical,
+    text,
+    value,
+)
 from grader.checks.base import REGISTRY, CheckContext, CheckSpec, CheckType, register
 
 __all__ = [
@@ -12,10 +23,13 @@ __all__ = [
     "CheckContext",
     "CheckSpec",
     "CheckType",
+    "choice",
     "claim",
+    "figure",
     "function",
     "model",
     "register",
+    "search",
     "shape_table",
     "statistical",
     "text",

@@ -11,8 +11,10 @@ Inbox (written by the grader, read-only here):
 * ``calls.json``: ``{"module": "layers.py", "import_timeout": s, "call_timeout": s,
   "max_bytes": n, "calls": [{"id", "function", "args", "kwargs", "store",
   "return_args", "seed"}, ...]}``; argument trees use the tags of the encoder plus
-  ``{"__tuple__": [...]}`` and ``{"__stored__": [key, index]}``; arrays are ``.npy`` files
-  beside it, loaded with ``allow_pickle=False``.
+  ``{"__tuple__": [...]}``, ``{"__stored__": [key, index]}`` and
+  ``{"__torch_model__": {"layers", "state"}}`` (a small torch model built here from plain
+  data, see :func:`_torch_model`); arrays are ``.npy`` files beside it, loaded with
+  ``allow_pickle=False``.
 
 Outbox (read back by the grader as untrusted data):
 
@@ -101,6 +103,45 @@ def _where(exc: BaseException, module_file: str) -> str:
     return f" (line {lines[-1]} of {module_file})" if lines else ""
 
 
+# Layers a ``{"__torch_model__": …}`` argument may use (plain data in, a module out).
+_TORCH_LAYERS = ("Conv2d", "ReLU", "MaxPool2d", "AdaptiveAvgPool2d", "Flatten", "Linear")
+
+
+def _torch_model(spec: Any) -> Any:
+    """A float64 ``torch.nn.Sequential`` in eval mode built from plain data:
+    ``{"layers": [[name, kind, kwargs], ...], "state": {parameter name: array}}``.
+
+    Lets a check hand the student's function a small model (HW4's Grad-CAM) while only
+    data crosses into the sandbox: the architecture from an allow-list of torch layers,
+    the weights as arrays. No grader or reference code is sent.
+    """
+    from collections import OrderedDict
+
+    try:
+        torch = importlib.import_module("torch")
+        layers: OrderedDict[str, Any] = OrderedDict()
+        for name, kind, kwargs in spec["layers"]:
+            if kind not in _TORCH_LAYERS:
+                raise ValueError(f"layer type {kind!r} is not allowed in a grader-made model")
+            layers[str(name)] = getattr(torch.nn, kind)(**dict(kwargs))
+        model = torch.nn.Sequential(layers).double()
+        state = {
+            k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in spec["state"].items()
+        }
+        model.load_state_dict(state)
+        return model.eval()
+    except Exception as exc:
+        raise _BadModel(_encoding.describe(exc)) from None
+
+
+class _BadModel(Exception):
+    """A ``__torch_model__`` argument could not be built (torch missing, a bad spec)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
 class _Inputs:
     """Decodes the grader's argument trees (trusted data) into Python values."""
 
@@ -126,6 +167,8 @@ class _Inputs:
                 return {k: self.decode(v) for k, v in inner.items()}
             if key == "__stored__":
                 return self._stored(inner[0], inner[1])
+            if key == "__torch_model__":
+                return _torch_model(self.decode(inner))
         return {k: self.decode(v) for k, v in node.items()}
 
     def _stored(self, key: str, index: int | None) -> object:
@@ -281,6 +324,13 @@ class Worker:
             record["message"] = (
                 f"not run: it needs the cache of {self.storer.get(exc.key, exc.key)}, "
                 f"which {exc.what}"
+            )
+            self._failed(store, "was not run")
+            return record, []
+        except _BadModel as exc:
+            record["status"] = "error"
+            record["message"] = (
+                f"not run: the grader's model argument could not be built: {exc.what}"
             )
             self._failed(store, "was not run")
             return record, []

@@ -194,8 +194,37 @@ class _QuietClient(NotebookClient):
     def output(
         self, outs: list[Any], msg: dict[str, Any], display_id: Any, cell_index: int
     ) -> None:
-        """Drop the output; the grader never looks at it."""
+        """Drop the output, noting only whether it displayed an image (figure checks)."""
+        images: set[int] | None = getattr(self, "grader_image_cells", None)
+        if images is not None and msg.get("msg_type") in ("display_data", "execute_result"):
+            data = msg.get("content", {}).get("data", {})
+            if isinstance(data, dict) and _IMAGE_TYPES.intersection(data):
+                images.add(cell_index + 1)
         return None
+
+
+_IMAGE_TYPES = frozenset({"image/png", "image/svg+xml"})
+_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+\S")
+
+
+def _enclosing_headings(cells: list[Any]) -> dict[int, tuple[str, ...]]:
+    """For each cell position (1-based), the Markdown heading lines enclosing it."""
+    stack: list[tuple[int, str]] = []
+    out: dict[int, tuple[str, ...]] = {}
+    for position, cell in enumerate(cells, start=1):
+        out[position] = tuple(line for _, line in stack)
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        for raw in source.splitlines():
+            line = raw.strip()
+            match = _MD_HEADING.match(line)
+            if match:
+                level = len(match.group(1))
+                stack = [(lvl, text) for lvl, text in stack if lvl < level]
+                stack.append((level, line))
+    return out
 
 
 def read_notebook(path: Path) -> Any:
@@ -330,6 +359,7 @@ async def run_notebook_async(
             code.append(_Cell(position, source))
 
     state = _RunState()
+    images: set[int] = set()
     own_runtime = runtime_dir is None
     rdir = Path(tempfile.mkdtemp(prefix="grader-kernel-")) if runtime_dir is None else runtime_dir
     try:
@@ -337,6 +367,7 @@ async def run_notebook_async(
             runner = _Runner(
                 nb, code, workdir, outbox, requests, limits, seed, launcher, env, transport, rdir
             )
+            runner.image_cells = images
             await runner.run(state)
         else:
             state.cells_run = len(code)
@@ -364,7 +395,16 @@ async def run_notebook_async(
         markdown=tuple(markdown),
         code=tuple(c.source for c in code),
         code_cells=tuple((c.position, c.source) for c in code),
+        image_cells=_image_cells(nb, images),
     )
+
+
+def _image_cells(nb: Any, images: set[int]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """Each cell that displayed an image, with the Markdown headings enclosing it."""
+    if not images:
+        return ()
+    headings = _enclosing_headings(list(nb.get("cells", [])))
+    return tuple((p, headings.get(p, ())) for p in sorted(images))
 
 
 class _Runner:
@@ -409,6 +449,7 @@ class _Runner:
         self.km: Any = None
         self.kc: Any = None
         self.client: Any = None
+        self.image_cells: set[int] = set()  # 1-based positions of cells that showed an image
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -458,6 +499,7 @@ class _Runner:
             on_cell_executed=self._on_cell_executed,
             resources={"metadata": {"path": str(self.workdir)}},
         )
+        self.client.grader_image_cells = self.image_cells
         self.replies: dict[int, dict[str, Any]] = {}
         log_path = self.runtime_dir / f"{connection_file.stem}.log"
         self.log = log_path.open("wb")

@@ -263,3 +263,35 @@ def test_symlinked_result_is_refused(tmp_path: Path) -> None:
 def test_duplicate_call_ids_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="used twice"):
         run(tmp_path, LAYERS, [Call("a", "pure"), Call("a", "pure")])
+
+
+def test_torch_model_argument_is_built_from_plain_data(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    layers = [
+        ["conv", "Conv2d", {"in_channels": 1, "out_channels": 2, "kernel_size": 3}],
+        ["flatten", "Flatten", {}],
+    ]
+    weight = np.arange(18, dtype=np.float64).reshape(2, 1, 3, 3)
+    model = {
+        "__torch_model__": {
+            "layers": layers,
+            "state": {"conv.weight": weight, "conv.bias": np.zeros(2)},
+        }
+    }
+    source = (
+        "def describe(model, x):\n"
+        "    import torch\n"
+        "    return [type(model).__name__, [n for n, _ in model.named_children()],\n"
+        "            model.training, model(torch.as_tensor(x)).detach().numpy()]\n"
+    )
+    x = np.ones((1, 1, 3, 3))
+    bad = {"__torch_model__": {"layers": [["x", "Module", {}]], "state": {}}}
+    calls = [Call("m", "describe", (model, x)), Call("bad", "describe", (bad, x))]
+    slow_import = ModuleLimits(import_timeout_s=2, call_timeout_s=30, total_timeout_s=120)
+    r = run(tmp_path, source, calls, slow_import)  # the first call imports torch
+    name, children, training, out = r.results["m"].value
+    assert (name, children, training) == ("Sequential", ["conv", "flatten"], False)
+    np.testing.assert_allclose(out, [[weight[0].sum(), weight[1].sum()]])
+    assert r.results["bad"].status != "ok"
+    assert "not allowed" in r.results["bad"].message
+    assert torch is not None

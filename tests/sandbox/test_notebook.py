@@ -313,3 +313,26 @@ def test_kernel_that_cannot_start(tmp_path: Path) -> None:
     path = make_notebook(tmp_path, ["x = 1"])
     with pytest.raises(KernelStartError, match="the Jupyter kernel did not start"):
         run_notebook(path, tmp_path, tmp_path, [], FAST, launcher=lambda argv: ["/bin/false"])
+
+
+def test_image_cells_records_figures_and_their_headings(tmp_path: Path) -> None:
+    png = (  # a 1x1 PNG
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+        "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    )
+    cells = [
+        "md:# Task 2\n## Learning rate",
+        f"import base64\nfrom IPython.display import Image, SVG, display\n"
+        f"display(Image(data=base64.b64decode('{png}')))",
+        "print('no image here')",
+        "md:## Momentum",
+        'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>\'))',
+        "md:# Task 3",
+        "1 + 1",
+    ]
+    slow = RunLimits(cell_timeout_s=60, harvest_timeout_s=30, notebook_timeout_s=300)
+    r = run(tmp_path, cells, [], slow)
+    assert r.image_cells == (
+        (2, ("# Task 2", "## Learning rate")),
+        (5, ("# Task 2", "## Momentum")),
+    )
