@@ -34,11 +34,35 @@ def _grade_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("graded"), help="output folder (default ./graded)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
+        "--jobs",
+        type=_positive,
+        default=default_jobs(),
+        help=f"submissions graded at once (default: this machine's cores, {default_jobs()})",
     )
     parser.add_argument("--no-reports", action="store_true", help="skip the PDF reports")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="ignore the cache of earlier runs in the output folder: execute and score all",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final line and errors")
     _sandbox_option(parser)
     return parser
+
+
+def default_jobs() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _sandbox_option(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +89,7 @@ def _report_parser() -> argparse.ArgumentParser:
         description="Re-render reports from results on disk (runs no student code).",
     )
     parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=_positive, default=default_jobs())
     return parser
 
 
@@ -82,10 +106,19 @@ def _export_parser() -> argparse.ArgumentParser:
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade a batch, then render reports."""
     from grader.pipeline import grade_batch
+    from grader.progress import make_reporter
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
-    batch = grade_batch(args.submissions, rubric, args.out, jobs=args.jobs, sandbox=args.sandbox)
+    batch = grade_batch(
+        args.submissions,
+        rubric,
+        args.out,
+        jobs=args.jobs,
+        sandbox=args.sandbox,
+        force=args.force,
+        reporter=make_reporter("quiet" if args.quiet else "auto"),
+    )
     if not args.no_reports:
         from grader.report.render import render_all
 
@@ -95,9 +128,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             show_sandbox_warning="; ".join(batch.warnings) or None,
         )
+    counts = batch.counts
+    how = (
+        f" ({counts.get('executed', 0)} executed, {counts.get('rescored', 0)} re-scored from "
+        f"cached runs, {counts.get('cached', 0)} unchanged)"
+    )
     print(
-        f"graded {len(batch.records)} submissions → {args.out}/results, {args.out}/gradebook.csv"
-        + ("" if args.no_reports else f", {args.out}/reports")
+        f"graded {len(batch.records)} submissions{how} → {args.out}/results, "
+        f"{args.out}/gradebook.csv" + ("" if args.no_reports else f", {args.out}/reports")
     )
     return 0
 

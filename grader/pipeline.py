@@ -1,12 +1,14 @@
 """The explicit sequence of stages for one submission and for a batch.
 
-submission → scratch copy → notebook run (own kernel) → answers → checks → scores →
-``results/<student>.json``; then the gradebook. One submission's failure, however
+EXECUTION: submission → scratch copy → notebook run (own kernel) and/or module calls
+(own worker) → answers, as plain data (cached, :mod:`grader.cache`); SCORING: checks →
+scores → ``results/<student>.json``; then the gradebook. One submission's failure, however
 strange, becomes that student's result and never stops the batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -21,10 +23,19 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from grader import __version__
+from grader.cache import (
+    Executed,
+    GradeCache,
+    execution_fingerprint,
+    execution_key,
+    record_from_dict,
+    result_key,
+)
 from grader.checks import REGISTRY, CheckContext
 from grader.checks.base import CheckSpec
 from grader.discover import discover
@@ -39,7 +50,8 @@ from grader.models import (
     Provenance,
     Submission,
 )
-from grader.reference import Expected, load_expected
+from grader.progress import How, Reporter
+from grader.reference import Expected, load_expected, torch_version
 from grader.results import record_to_dict, write_json_atomic
 from grader.rubric import Rubric
 from grader.sandbox.isolation import (
@@ -112,6 +124,8 @@ class BatchResult:
     records: list[GradeRecord]
     out_dir: Path
     warnings: tuple[str, ...] = ()  # sandbox protections that were off
+    # how many results were executed / re-scored from a cached execution / kept unchanged
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def submission_hash(sub: Submission) -> str:
@@ -227,21 +241,21 @@ def grade_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
         )
 
 
-def grade_submission(
+def execute_submission(
     sub: Submission,
     rubric: Rubric,
     expected: Expected,
     *,
     workroot: Path | None = None,
     sandbox: Mode = "strict",
-) -> GradeRecord:
-    """Run one student's notebook and/or module, each in its own sandbox; grade every check.
+) -> Executed:
+    """EXECUTION: run one student's notebook and/or module, each in its own sandbox.
 
     The notebook runs in a Jupyter kernel for the answers it defines; the module is
     imported in a worker process that makes every call the checks ask for. Each gets its
-    own fresh copy of the submission.
+    own fresh copy of the submission. The outcome is plain data (cacheable, see
+    :mod:`grader.cache`); no check runs here.
     """
-    started = time.monotonic()
     scratch_root = Path(tempfile.mkdtemp(prefix="grade-", dir=workroot))
     try:
         run: NotebookRun | None = None
@@ -268,18 +282,52 @@ def grade_submission(
                 execution.duration_s + (module_run.duration_s if module_run else 0.0), 3
             ),
         )
-        ctx = CheckContext(
-            answers=run.answers if run else {},
-            expected=expected.values,
-            markdown=run.markdown if run else (),
-            execution=execution,
-            notebook_problem=(problem or "the notebook did not run") if run is None else None,
-            calls=module_run.results if module_run is not None else {},
-            module_problem=module_problem,
-        )
-        return _record(sub, rubric, expected, ctx, execution, started)
+        return Executed(run, problem, execution, module_run, module_problem)
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def score_execution(
+    sub: Submission, rubric: Rubric, expected: Expected, executed: Executed, started: float
+) -> GradeRecord:
+    """SCORING: every check of the rubric over an execution's plain data."""
+    run = executed.run
+    ctx = CheckContext(
+        answers=run.answers if run else {},
+        expected=expected.values,
+        markdown=run.markdown if run else (),
+        execution=executed.execution,
+        notebook_problem=(executed.problem or "the notebook did not run") if run is None else None,
+        calls=executed.module_run.results if executed.module_run is not None else {},
+        module_problem=executed.module_problem,
+        # cells that displayed an image, with their headings (the figure check)
+        extras={"image_cells": run.image_cells} if run else {},
+    )
+    return _record(sub, rubric, expected, ctx, executed.execution, started)
+
+
+def _for_cache(executed: Executed) -> Executed:
+    """What is kept of an execution: everything scoring reads, but not the student's code
+    cell sources (no check reads them; the output folder holds no student code)."""
+    if executed.run is None:
+        return executed
+    return dataclasses.replace(
+        executed, run=dataclasses.replace(executed.run, code=(), code_cells=())
+    )
+
+
+def grade_submission(
+    sub: Submission,
+    rubric: Rubric,
+    expected: Expected,
+    *,
+    workroot: Path | None = None,
+    sandbox: Mode = "strict",
+) -> GradeRecord:
+    """Execute one submission and score it (no cache): the two stages in a row."""
+    started = time.monotonic()
+    executed = execute_submission(sub, rubric, expected, workroot=workroot, sandbox=sandbox)
+    return score_execution(sub, rubric, expected, executed, started)
 
 
 def _nothing_run(warnings: Sequence[str]) -> ExecutionReport:
@@ -486,7 +534,6 @@ def _record(
 
 def provenance(sub: Submission, rubric: Rubric, expected: Expected) -> Provenance:
     """Hashes and versions that make a grade reproducible."""
-    import torch
 
     seeds = {"kernel": KERNEL_SEED}
     for check in rubric.checks():
@@ -499,7 +546,7 @@ def provenance(sub: Submission, rubric: Rubric, expected: Expected) -> Provenanc
         reference_sha256=expected.sha256,
         grader_version=__version__,
         python=platform.python_version(),
-        torch=torch.__version__,
+        torch=torch_version(),
         numpy=np.__version__,
         seeds=seeds,
         graded_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -525,6 +572,17 @@ def crashed_record(
     return _record(sub, rubric, expected, ctx, execution, time.monotonic())
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a batch knows about one submission before grading it."""
+
+    sub: Submission
+    exec_key: str | None  # None when the submission could not even be hashed
+    result_key: str | None
+    finished: dict[str, Any] | None  # a still-valid result on disk
+    cached: bool  # an execution is in the cache
+
+
 def grade_batch(
     submissions_dir: Path,
     rubric: Rubric,
@@ -533,56 +591,105 @@ def grade_batch(
     jobs: int = 1,
     sandbox: Mode = "strict",
     log: Callable[[str], None] = print,
+    force: bool = False,
+    reporter: Reporter | None = None,
 ) -> BatchResult:
-    """Grade every submission under ``submissions_dir``; write results and the gradebook."""
+    """Grade every submission under ``submissions_dir``; write results and the gradebook.
+
+    Incremental: a submission whose result under the same keys is already on disk is
+    kept as is; one whose execution is cached is re-scored without running anything;
+    only the rest run (see :mod:`grader.cache`). ``force`` ignores the cache. Each result
+    is written atomically as soon as it is ready, so an interrupted batch resumes where
+    it stopped.
+    """
+    report = reporter if reporter is not None else Reporter(log)
     subs = discover(submissions_dir)
     warnings = sandbox_warnings(sandbox)
     for warning in warnings:
-        log(f"warning: {warning}")
+        report.warning(warning)
     expected = load_expected(rubric)
-    preflight(rubric, sandbox)
     results_dir = out_dir / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
-    records: list[GradeRecord] = []
+    cache = GradeCache(out_dir)
+    cache.sweep()
+    fingerprint = execution_fingerprint(
+        rubric,
+        rubric.calls(expected.values) if rubric.module is not None else [],
+        expected.sha256,
+        sandbox,
+    )
 
-    def one(sub: Submission) -> GradeRecord:
+    def plan(sub: Submission) -> _Plan:
         try:
-            record = grade_submission(sub, rubric, expected, sandbox=sandbox)
+            ekey = execution_key(submission_hash(sub), fingerprint)
+        except OSError:
+            return _Plan(sub, None, None, None, False)
+        rkey = result_key(ekey, rubric.sha256, expected.sha256, warnings)
+        finished = None if force else cache.finished_result(sub.student, rkey, results_dir)
+        cached = not force and finished is None and cache.execution_path(ekey).is_file()
+        return _Plan(sub, ekey, rkey, finished, cached)
+
+    plans = [plan(sub) for sub in subs]
+    if any(p.finished is None and not p.cached for p in plans):
+        preflight(rubric, sandbox)
+
+    crashed: set[str] = set()
+
+    def one(p: _Plan) -> tuple[GradeRecord, How]:
+        started = time.monotonic()
+        how: How = "rescored"
+        try:
+            executed = cache.load_execution(p.exec_key) if p.cached and p.exec_key else None
+            if executed is None:
+                how = "executed"
+                executed = execute_submission(p.sub, rubric, expected, sandbox=sandbox)
+                if p.exec_key is not None:
+                    with contextlib.suppress(OSError):  # a full disk only costs a re-run
+                        cache.store_execution(p.exec_key, _for_cache(executed))
+            record = score_execution(p.sub, rubric, expected, executed, started)
         except Exception as exc:
-            record = crashed_record(sub, rubric, expected, exc)
+            record = crashed_record(p.sub, rubric, expected, exc)
+            crashed.add(p.sub.student)
         if not warnings:
-            return record
+            return record, how
         execution = dataclasses.replace(
             record.execution, warnings=(*record.execution.warnings, *warnings)
         )
-        return dataclasses.replace(record, execution=execution)
+        return dataclasses.replace(record, execution=execution), how
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(one, sub): sub for sub in subs}
-        for future in as_completed(futures):
-            record = future.result()
-            write_json_atomic(results_dir / f"{record.student}.json", record_to_dict(record))
-            records.append(record)
-            log(_progress_line(record))
+    records: list[GradeRecord] = []
+    counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
+    report.start(len(plans))
+    try:
+        for p in plans:
+            if p.finished is not None:
+                records.append(record_from_dict(p.finished))
+                counts["cached"] += 1
+                report.done(p.finished, "cached")
+        todo = [p for p in plans if p.finished is None]
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(one, p): p for p in todo}
+            try:
+                for future in as_completed(futures):
+                    record, how = future.result()
+                    p = futures[future]
+                    data = record_to_dict(record)
+                    path = results_dir / f"{record.student}.json"
+                    write_json_atomic(path, data)
+                    if p.result_key is not None and record.student not in crashed:
+                        # a grader failure is retried by the next run, not kept
+                        cache.mark_result(record.student, p.result_key, path)
+                    records.append(record)
+                    counts[how] += 1
+                    report.done(data, how)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        report.close()
     records.sort(key=lambda r: r.student)
     from grader.gradebook import write_gradebook
 
     write_gradebook([record_to_dict(r) for r in records], out_dir / "gradebook.csv")
-    return BatchResult(records=records, out_dir=out_dir, warnings=warnings)
-
-
-def _progress_line(record: GradeRecord) -> str:
-    ex = record.execution
-    notes = []
-    if ex.failures:
-        notes.append(f"{len(ex.failures)} cell(s) failed")
-    if ex.timed_out:
-        notes.append("timed out")
-    if ex.kernel_died:
-        notes.append("kernel died")
-    if ex.notebook is None and ex.module is None:
-        notes.append("not run")
-    if ex.module_problem:
-        notes.append(f"{ex.module_problem[:80]}")
-    tail = f" ({', '.join(notes)})" if notes else ""
-    return f"{record.student}: {record.score:g}/{record.max_score:g}{tail}"
+    return BatchResult(records=records, out_dir=out_dir, warnings=warnings, counts=counts)

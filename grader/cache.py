@@ -1,0 +1,461 @@
+"""Incremental regrades: what a submission's execution produced, kept on disk.
+
+Grading is two stages. EXECUTION runs the student's notebook and/or module in the
+sandbox and yields plain data (:class:`Executed`: a ``NotebookRun``, a ``ModuleRun``,
+the execution report). SCORING runs the checks over that data. Executions are slow
+(a kernel, ``import torch``); scoring is fast. So an execution is cached under a key
+made of everything that can change what the student's code produces, and nothing that
+only changes how it is scored:
+
+* :func:`execution_fingerprint` - the execution-relevant part of the rubric (the names
+  and probes harvested, the calls made on the module, the notebook and module file
+  names, the limits), the reference hash when the module is called (the calls' inputs
+  come from the reference), the sandbox mode, the grader, Python, NumPy and torch
+  versions, and a hash of the grader's own execution code (sandbox, harness). Points,
+  messages, tolerances, concepts, titles are NOT part of it.
+* :func:`execution_key` - that fingerprint plus the submission's hash.
+* :func:`result_key` - the execution key plus the whole rubric file's hash, the
+  reference hash and the batch-wide warnings: a result is reused as is only when
+  nothing at all changed.
+
+Layout under the output folder::
+
+    DIR/.cache/executions/<execution key>.json   (+ .npz with the arrays)
+    DIR/.cache/results/<student>.json            {"key": result key,
+                                                  "sha256": of results/<student>.json}
+
+An entry holds what scoring reads (answers, Markdown, the execution report, call
+results), not the student's code cell sources: the output folder holds no student code.
+
+Everything is written atomically (temporary file, fsync, ``os.replace``), so a batch
+killed at any instant leaves either a complete entry or none. Arrays are read back with
+``np.load(allow_pickle=False)``; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader import __version__
+from grader.models import (
+    Answer,
+    AnswerRequest,
+    Call,
+    CallResult,
+    CellFailure,
+    CheckResult,
+    ExecutionReport,
+    GradeRecord,
+    ModuleRun,
+    NotebookRun,
+    ProbeSpec,
+    Provenance,
+    QuestionResult,
+    Stored,
+)
+from grader.rubric import Rubric
+
+#: Bump when the layout of cache entries changes: every entry is then a miss.
+CACHE_FORMAT = 1
+CACHE_DIRNAME = ".cache"
+
+
+@dataclass(frozen=True)
+class Executed:
+    """Everything the EXECUTION stage produced for one submission (plain data only)."""
+
+    run: NotebookRun | None  # None when no notebook ran
+    problem: str | None  # why the notebook did not run
+    execution: ExecutionReport  # merged notebook + module report
+    module_run: ModuleRun | None
+    module_problem: str | None
+
+
+class Unencodable(TypeError):
+    """A value the cache format cannot hold (the submission is then simply not cached)."""
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _value_digest(value: Any) -> str:
+    """A stable hash of a plain value with arrays (a call's arguments)."""
+    arrays: list[np.ndarray[Any, Any]] = []
+    tree = _encode(value, arrays)
+    digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode())
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+_PACKAGE = Path(__file__).resolve().parent
+#: The grader's own code that decides what an execution produces: the sandbox, the code
+#: run inside it, the decoding of its outbox, the records.
+EXECUTION_CODE = ("harness/*.py", "sandbox/*.py", "answers.py", "models.py")
+
+
+@functools.cache
+def execution_code_hash() -> str:
+    """SHA-256 over the source of :data:`EXECUTION_CODE`, so an edited harness or sandbox
+    re-executes even before the version number is bumped."""
+    digest = hashlib.sha256()
+    for pattern in EXECUTION_CODE:
+        for path in sorted(_PACKAGE.glob(pattern)):
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _runtime_versions() -> dict[str, str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    return {
+        "grader": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": version("torch"),
+        "cache_format": str(CACHE_FORMAT),
+        "code": execution_code_hash(),
+    }
+
+
+def execution_spec(
+    rubric: Rubric, calls: Sequence[Call], reference_sha256: str, sandbox: str
+) -> dict[str, Any]:
+    """The part of a rubric (and of the world) that can change what a submission's
+    code produces when it runs, as plain data.
+
+    Included: the notebook and module file names; every limit; every harvested name with
+    its kind and probe (input shape, range, seed, dtype); every module call (id, function,
+    arguments by content, store, seed); the reference hash when there are calls; the
+    sandbox mode; the grader/Python/NumPy/torch versions and the hash of the grader's
+    execution code (:func:`execution_code_hash`). Excluded on purpose: points,
+    tolerances, messages, prompts, titles, concepts, ``show_expected`` - they only
+    change scoring, which always re-runs over the cached data.
+    """
+    requests = sorted(
+        (dataclasses.asdict(r) for r in rubric.requests()), key=lambda r: str(r["name"])
+    )
+    return {
+        "notebook": rubric.notebook,
+        "module": rubric.module,
+        "limits": rubric.limits.model_dump(mode="json"),
+        "requests": json.loads(json.dumps(requests, default=list)),
+        "calls": [_value_digest(call) for call in calls],
+        "reference": reference_sha256 if calls else None,
+        "sandbox": sandbox,
+        "versions": _runtime_versions(),
+    }
+
+
+def execution_fingerprint(
+    rubric: Rubric, calls: Sequence[Call], reference_sha256: str, sandbox: str
+) -> str:
+    """SHA-256 of :func:`execution_spec`: the same for every submission of a batch."""
+    return _digest(execution_spec(rubric, calls, reference_sha256, sandbox))
+
+
+def execution_key(submission_sha256: str, fingerprint: str) -> str:
+    """The key of one submission's cached execution: a change to any byte of the
+    submission, or to anything in :func:`execution_spec`, gives a new key (re-execution);
+    anything else (points, tolerances, messages) keeps it (re-scoring only)."""
+    return _digest({"submission": submission_sha256, "execution": fingerprint})
+
+
+def result_key(
+    exec_key: str, rubric_sha256: str, reference_sha256: str, warnings: Sequence[str] = ()
+) -> str:
+    """The key of a finished result: its execution key plus the whole rubric file's hash,
+    the reference hash and the batch's sandbox warnings. Equal keys mean the result on
+    disk is exactly what grading again would give (up to ``graded_at``)."""
+    return _digest(
+        {
+            "execution": exec_key,
+            "rubric": rubric_sha256,
+            "reference": reference_sha256,
+            "warnings": list(warnings),
+            "grader": __version__,
+        }
+    )
+
+
+# ----------------------------------------------------------------- plain-data codec
+
+_DATACLASSES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        Executed,
+        NotebookRun,
+        ModuleRun,
+        ExecutionReport,
+        CellFailure,
+        Answer,
+        CallResult,
+        AnswerRequest,
+        ProbeSpec,
+        Call,
+        Stored,
+    )
+}
+_ARRAY_KINDS = frozenset("biufcUS")
+
+
+def _encode(value: Any, arrays: list[np.ndarray[Any, Any]]) -> Any:
+    """A JSON tree for ``value``; arrays go to ``arrays`` and are referenced by index."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, np.ndarray | np.generic):
+        array = np.asarray(value)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise Unencodable(f"array of dtype {array.dtype}")
+        arrays.append(array)
+        tag = "__nd__" if isinstance(value, np.ndarray) else "__np__"
+        return {tag: len(arrays) - 1}
+    if isinstance(value, complex):
+        return {"__complex__": [_encode(value.real, arrays), _encode(value.imag, arrays)]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__name__
+        if _DATACLASSES.get(name) is not type(value):
+            raise Unencodable(f"dataclass {name}")
+        fields = {
+            f.name: _encode(getattr(value, f.name), arrays) for f in dataclasses.fields(value)
+        }
+        return {"__dc__": name, "fields": fields}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, Mapping):
+        return {"__map__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
+    raise Unencodable(f"type {type(value).__name__}")
+
+
+def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, arrays) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__nd__" in node:
+        return arrays[f"a{node['__nd__']}"]
+    if "__np__" in node:
+        return arrays[f"a{node['__np__']}"][()]
+    if "__float__" in node:
+        return float(node["__float__"])
+    if "__complex__" in node:
+        real, imag = (_decode(v, arrays) for v in node["__complex__"])
+        return complex(real, imag)
+    if "__tuple__" in node:
+        return tuple(_decode(v, arrays) for v in node["__tuple__"])
+    if "__map__" in node:
+        return {_decode(k, arrays): _decode(v, arrays) for k, v in node["__map__"]}
+    if "__dc__" in node:
+        cls = _DATACLASSES[node["__dc__"]]
+        return cls(**{k: _decode(v, arrays) for k, v in node["fields"].items()})
+    raise ValueError(f"unknown cache node {sorted(node)}")
+
+
+def encode_executed(executed: Executed) -> tuple[Any, list[np.ndarray[Any, Any]]]:
+    """The JSON tree and the arrays of an execution (raises :class:`Unencodable`)."""
+    arrays: list[np.ndarray[Any, Any]] = []
+    return _encode(executed, arrays), arrays
+
+
+def decode_executed(tree: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Executed:
+    """The inverse of :func:`encode_executed`."""
+    executed = _decode(tree, arrays)
+    if not isinstance(executed, Executed):
+        raise ValueError("not an execution")
+    return executed
+
+
+# ---------------------------------------------------------------------- storage
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """Write through ``write(handle)`` to a temporary file, fsync, then rename over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class GradeCache:
+    """Cached executions and the result index of one output folder."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.root = out_dir / CACHE_DIRNAME
+        self.executions = self.root / "executions"
+        self.results = self.root / "results"
+
+    def sweep(self, older_than_s: float = 600.0) -> None:
+        """Remove temporary files a killed batch left behind (never a finished entry)."""
+        import time
+
+        cutoff = time.time() - older_than_s
+        for folder in (self.executions, self.results):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    if tmp.stat().st_mtime < cutoff:
+                        tmp.unlink()
+
+    def execution_path(self, key: str) -> Path:
+        """The JSON file of a cached execution (its arrays sit next to it as ``.npz``)."""
+        return self.executions / f"{key}.json"
+
+    def load_execution(self, key: str) -> Executed | None:
+        """The cached execution under ``key``, or None (absent or damaged: re-execute)."""
+        path = self.execution_path(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            if entry.get("format") != CACHE_FORMAT or entry.get("key") != key:
+                return None
+            arrays: dict[str, np.ndarray[Any, Any]] = {}
+            if entry["arrays"]:
+                npz_path = path.with_suffix(".npz")
+                if file_sha256(npz_path) != entry["arrays_sha256"]:
+                    return None
+                with np.load(npz_path, allow_pickle=False) as npz:
+                    arrays = {name: npz[name] for name in npz.files}
+            return decode_executed(entry["tree"], arrays)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            return None
+
+    def store_execution(self, key: str, executed: Executed) -> bool:
+        """Keep an execution; False when it holds something the format cannot keep."""
+        try:
+            tree, arrays = encode_executed(executed)
+        except Unencodable:
+            return False
+        path = self.execution_path(key)
+        digest = None
+        if arrays:
+            npz = path.with_suffix(".npz")
+            _write_atomic(
+                npz,
+                lambda h: np.savez(
+                    h, allow_pickle=False, **{f"a{i}": a for i, a in enumerate(arrays)}
+                ),
+            )
+            digest = file_sha256(npz)
+        entry = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "arrays": len(arrays),
+            "arrays_sha256": digest,
+            "tree": tree,
+        }
+        text = json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()
+        _write_atomic(path, lambda h: h.write(text))
+        return True
+
+    def finished_result(self, student: str, key: str, results_dir: Path) -> dict[str, Any] | None:
+        """The result on disk for ``student`` if it was made under ``key`` and is intact."""
+        try:
+            index = json.loads((self.results / f"{student}.json").read_text(encoding="utf-8"))
+            if index.get("key") != key:
+                return None
+            raw = (results_dir / f"{student}.json").read_bytes()
+            if hashlib.sha256(raw).hexdigest() != index.get("sha256"):
+                return None
+            loaded: dict[str, Any] = json.loads(raw)
+            return loaded
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def mark_result(self, student: str, key: str, result_path: Path) -> None:
+        """Record that ``result_path`` (already written) is the result under ``key``."""
+        entry = {"key": key, "sha256": file_sha256(result_path)}
+        text = json.dumps(entry).encode()
+        _write_atomic(self.results / f"{student}.json", lambda h: h.write(text))
+
+
+def record_from_dict(data: Mapping[str, Any]) -> GradeRecord:
+    """A result read back from ``results/<student>.json`` as a record; writing it again
+    with ``record_to_dict`` gives the same JSON."""
+    ex = data["execution"]
+    execution = ExecutionReport(
+        **{
+            **ex,
+            "cells_not_run": tuple(ex["cells_not_run"]),
+            "failures": tuple(CellFailure(**f) for f in ex["failures"]),
+            "warnings": tuple(ex["warnings"]),
+        }
+    )
+    questions = tuple(
+        QuestionResult(
+            id=q["id"],
+            title=q["title"],
+            score=q["score"],
+            max_score=q["max_score"],
+            checks=tuple(
+                CheckResult(
+                    id=c["id"],
+                    type=c["type"],
+                    score=c["score"],
+                    max_score=c["max_score"],
+                    status=c["status"],
+                    message=c["message"],
+                    expected=c.get("expected"),
+                    got=c.get("got"),
+                    details=c.get("details"),
+                    prompt=c.get("prompt", ""),
+                )
+                for c in q["checks"]
+            ),
+        )
+        for q in data["questions"]
+    )
+    return GradeRecord(
+        student=data["student"],
+        assignment=data["assignment"],
+        title=data["title"],
+        course=data["course"],
+        score=data["score"],
+        max_score=data["max_score"],
+        questions=questions,
+        execution=execution,
+        provenance=Provenance(**data["provenance"]),
+    )
