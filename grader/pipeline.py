@@ -207,7 +207,8 @@ def locate_module(sub: Submission, wanted: str, scratch: Path) -> Located:
     return Located(None, missing_module_message(wanted, present))
 
 
-def _not_run(notebook: str | None, problem: str, warnings: Sequence[str]) -> ExecutionReport:
+def _not_run(notebook: str | None, warnings: Sequence[str]) -> ExecutionReport:
+    """The execution report when no notebook ran (none graded, none found, or unreadable)."""
     return ExecutionReport(
         notebook=notebook,
         cells_total=0,
@@ -217,7 +218,7 @@ def _not_run(notebook: str | None, problem: str, warnings: Sequence[str]) -> Exe
         timed_out=False,
         kernel_died=False,
         limit_hit=None,
-        warnings=(*warnings, problem),
+        warnings=tuple(warnings),
         duration_s=0.0,
     )
 
@@ -272,7 +273,7 @@ def execute_submission(
             )
             warnings.extend(mod_warnings)
         if execution is None:
-            execution = _nothing_run(())
+            execution = _not_run(None, ())
         execution = dataclasses.replace(
             execution,
             warnings=tuple(dict.fromkeys((*execution.warnings, *warnings))),
@@ -330,22 +331,6 @@ def grade_submission(
     return score_execution(sub, rubric, expected, executed, started)
 
 
-def _nothing_run(warnings: Sequence[str]) -> ExecutionReport:
-    """The execution report of a rubric without a notebook (only a module is graded)."""
-    return ExecutionReport(
-        notebook=None,
-        cells_total=0,
-        cells_run=0,
-        cells_not_run=(),
-        failures=(),
-        timed_out=False,
-        kernel_died=False,
-        limit_hit=None,
-        warnings=tuple(warnings),
-        duration_s=0.0,
-    )
-
-
 def _notebook_stage(
     sub: Submission, rubric: Rubric, scratch_root: Path, sandbox: Mode
 ) -> tuple[NotebookRun | None, str | None, ExecutionReport]:
@@ -378,7 +363,7 @@ def _notebook_stage(
             **{**execution.__dict__, "warnings": (*warnings, *execution.warnings)}
         )
     else:
-        execution = _not_run(name, problem or "the notebook did not run", warnings)
+        execution = _not_run(name, (*warnings, problem or "the notebook did not run"))
     return run, problem, execution
 
 
@@ -561,7 +546,7 @@ def crashed_record(
         f"the grader failed on this submission ({type(exc).__name__}: {exc}); "
         "it needs an instructor's attention"
     )
-    execution = _not_run(None, problem, ())
+    execution = _not_run(None, (problem,))
     ctx = CheckContext(
         answers={},
         expected=expected.values,

@@ -218,17 +218,23 @@ def _system_binds() -> list[str]:
     return args
 
 
+# The namespaces and privileges of every sandbox; the probe checks exactly these work.
+ISOLATION_FLAGS = (
+    "--unshare-all",
+    "--unshare-user",
+    "--disable-userns",
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+)
+
+
 def _bwrap_probe(bwrap: str, uid: int | None, gid: int | None) -> str | None:
     """Start an empty sandbox with the real flags; None on success, else the error."""
     cmd = [
         bwrap,
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
+        *ISOLATION_FLAGS,
         *_system_binds(),
         "--proc",
         "/proc",
@@ -593,13 +599,7 @@ class SandboxSession:
         bwrap = shutil.which("bwrap") or "bwrap"
         args = [
             bwrap,
-            "--unshare-all",
-            "--unshare-user",
-            "--disable-userns",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
+            *ISOLATION_FLAGS,
             "--uid",
             str(self.uid),
             "--gid",

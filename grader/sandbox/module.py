@@ -39,6 +39,7 @@ from grader.answers import DamagedOutput, decode_value, read_json_file
 from grader.harness import encoding as _encoding
 from grader.harness import worker as _worker
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
+from grader.sandbox.notebook import describe_exit
 
 Launcher = Callable[[list[str]], list[str]]
 
@@ -217,16 +218,7 @@ class _Proc:
         if code is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self.proc.wait(timeout=2)
-        if code is None:
-            return "the worker process stopped"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            hint = " (often: out of memory)" if name == "SIGKILL" else ""
-            return f"the worker process was killed by {name}{hint}"
-        return f"the worker process exited with code {code}"
+        return describe_exit("the worker process", code)
 
 
 def run_module(

@@ -107,6 +107,20 @@ finally:
 """
 
 
+def describe_exit(what: str, code: int | None) -> str:
+    """How a sandboxed process ended, in words (``what`` names it: "the kernel process")."""
+    if code is None:
+        return f"{what} stopped"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (often: out of memory)" if name == "SIGKILL" else ""
+        return f"{what} was killed by {name}{hint}"
+    return f"{what} exited with code {code}"
+
+
 class NotebookFormatError(Exception):
     """The submitted file cannot be read as a Jupyter notebook."""
 
@@ -669,17 +683,7 @@ class _Runner:
 
     def _exit_description(self) -> str:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        code = process.poll() if process is not None else None
-        if code is None:
-            return "the kernel process stopped"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            hint = " (often: out of memory)" if name == "SIGKILL" else ""
-            return f"the kernel process was killed by {name}{hint}"
-        return f"the kernel process exited with code {code}"
+        return describe_exit("the kernel process", process.poll() if process else None)
 
     # ------------------------------------------------------------------ silent code
 
