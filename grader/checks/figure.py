@@ -96,7 +96,8 @@ def grade_figure(spec: FigureSpec, ctx: CheckContext) -> CheckResult:
         "fail",
         f"{len(cells)} figure(s) displayed under {spec.heading} when the grader ran the "
         f"notebook; at least {spec.min_figures} expected (a plot must be shown by a cell in "
-        "that section: plt.show() after %matplotlib inline, or display(fig))",
+        "that section with plt.show() or display(fig); a figure only saved to a file does "
+        "not count)",
         expected={"min_figures": spec.min_figures},
         got=len(cells),
         details=details,

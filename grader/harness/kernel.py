@@ -93,6 +93,7 @@ def setup(
     _State.generation = 0
     _State.files = {}
     _State.probed = {}
+    _inline_figures()
     random.seed(seed)
     np.random.seed(seed % 2**32)
     if seed_torch or "torch" in sys.modules:
@@ -101,6 +102,22 @@ def setup(
         except ImportError:
             return
         torch.manual_seed(seed)
+
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+def _inline_figures() -> None:
+    """Show figures inline, as Jupyter does, so ``plt.show()`` yields an image output.
+
+    ipykernel makes the inline backend the default only when ``MPLBACKEND`` is unset,
+    and the sandbox sets it to Agg for its headless workers; students rely on Jupyter's
+    default (``figure`` checks look for the image outputs a section displays).
+    """
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    if "matplotlib" in sys.modules:  # imported before the first cell (a warm template)
+        with contextlib.suppress(Exception):
+            sys.modules["matplotlib"].use(INLINE_BACKEND)
 
 
 def harvest(ns: dict[str, Any], requests_json: str, cell: int, final: bool) -> None:

@@ -325,6 +325,7 @@ def assemble(
     lc_table: str = LC_TABLE,
     train: str = TRAIN,
     after_train: str = "",
+    plot: str = PLOT,
     without_figures: tuple[str, ...] = (),
 ) -> Notebook:
     cells: list[Cell] = [
@@ -340,7 +341,7 @@ def assemble(
         code(CNN),
         md("## Task 1b — Training the fully-connected network"),
         code(train + after_train),
-        code(PLOT),
+        code(plot),
     ]
     for heading, body in EXPERIMENTS:
         cells.append(md(heading + "\n\nOne curve per setting, test accuracy per epoch."))
@@ -382,8 +383,23 @@ def lc_shared_weights() -> Notebook:
 
 
 def made_up_accuracy() -> Notebook:
-    """Everything right, but the reported accuracy is not what the weights reach."""
-    return assemble("made_up_accuracy", after_train="\nfc_test_accuracy = 0.995\n")
+    """Everything right, but the reported accuracy is not what the weights reach. No
+    ``%matplotlib inline``: Jupyter's default inline backend still shows the figures."""
+    return assemble(
+        "made_up_accuracy",
+        setup=SETUP.replace("%matplotlib inline\n", ""),
+        after_train="\nfc_test_accuracy = 0.995\n",
+    )
+
+
+def figures_saved_only() -> Notebook:
+    """Everything right, but every experiment's figure is saved to a file and closed,
+    never shown: nothing the grader can see in the notebook."""
+    return assemble(
+        "figures_saved_only",
+        setup=SETUP.replace("%matplotlib inline\n", ""),
+        plot=PLOT.replace("    plt.show()", '    fig.savefig(f"{title}.png")\n    plt.close(fig)'),
+    )
 
 
 def keras_weight_layout() -> Notebook:
@@ -399,6 +415,7 @@ STUDENTS: dict[str, Callable[[], Notebook]] = {
     "liza_mandal_seed": liza_mandal_seed,
     "lc_shared_weights": lc_shared_weights,
     "made_up_accuracy": made_up_accuracy,
+    "figures_saved_only": figures_saved_only,
     "keras_weight_layout": keras_weight_layout,
 }
 
