@@ -18,12 +18,21 @@ The check then compares:
 A future search claim (HW4: the best trial re-trained by the reference trainer) fits
 the same keys: ``answer: trials``, ``measure: hw4.retrain_best``, ``claim: best_score``,
 ``tolerance: 0.02``, with ``options`` passed to the measure as keyword arguments.
+
+Band mode (``k``, HW4-B): the student reports only a figure of a named training
+configuration (a test loss, a test accuracy), nothing the grader could measure per
+student. The reference re-trains that configuration over several seeds in its
+``compute()`` (so once per reference hash and batch, never per student), giving the
+check's expected value ``{"runs": [...], "seeds": [...], "config": {...}}``; the claim
+must lie in ``mean ± max(k·std, min_half_width)`` of those runs (sample std), the band
+the ``search`` check uses. A made-up figure falls outside.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import statistics
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,8 +52,8 @@ class ClaimSpec(CheckSpec):
     """A figure re-measured by a reference function, against a threshold or a claim."""
 
     type: Literal["claim"]
-    answer: str = Field(min_length=1)  # harvested value handed to the measure
-    measure: str = Field(pattern=rf"^{_IDENT}\.{_IDENT}$")  # "<reference module>.<function>"
+    answer: str | None = Field(default=None, min_length=1)  # handed to the measure
+    measure: str | None = Field(default=None, pattern=rf"^{_IDENT}\.{_IDENT}$")  # "<module>.<fn>"
     options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the measure
     quantity: str = Field(default="score", min_length=1)  # what the measure gives, for messages
     points: float = Field(ge=0)
@@ -52,12 +61,17 @@ class ClaimSpec(CheckSpec):
     max: float | None = None  # … at most this (a loss, an error)
     claim: str | None = None  # harvested number the student reports
     tolerance: float | None = Field(default=None, ge=0)  # |claim − measured| ≤ tolerance
+    # Band mode: the claim against the reference's own runs (expected value), no measure.
+    k: float | None = Field(default=None, gt=0, le=3.0)
+    min_half_width: float = Field(default=0.0, ge=0)
 
     @field_validator("measure")
     @classmethod
-    def _measure_exists(cls, value: str) -> str:
+    def _measure_exists(cls, value: str | None) -> str | None:
         from grader.reference import REFERENCE_DIR
 
+        if value is None:
+            return value
         module = value.split(".")[0]
         if not (REFERENCE_DIR / f"{module}.py").is_file():
             raise ValueError(f"no reference module {module!r} (looked for reference/{module}.py)")
@@ -65,6 +79,24 @@ class ClaimSpec(CheckSpec):
 
     @model_validator(mode="after")
     def _something_to_compare(self) -> ClaimSpec:
+        if self.k is not None:
+            if self.claim is None:
+                raise ValueError("a band claim (k) needs the claim it checks")
+            extra = [
+                name
+                for name in ("answer", "measure", "tolerance", "min", "max")
+                if getattr(self, name) is not None
+            ] + (["options"] if self.options else [])
+            if extra:
+                raise ValueError(
+                    "a band claim (k) compares the claim with the reference's runs; it takes "
+                    f"no {', '.join(extra)}"
+                )
+            return self
+        if self.min_half_width:
+            raise ValueError("min_half_width belongs to a band claim (k)")
+        if self.answer is None or self.measure is None:
+            raise ValueError("a claim check needs answer and measure, or k (a band claim)")
         if (self.claim is None) != (self.tolerance is None):
             raise ValueError("claim and tolerance go together: name the claim and its tolerance")
         if self.claim is None and self.min is None and self.max is None:
@@ -76,8 +108,8 @@ class ClaimSpec(CheckSpec):
         return self.points
 
     def requests(self) -> list[AnswerRequest]:
-        """The measured answer, and the claimed number when there is one."""
-        names = [self.answer] if self.claim is None else [self.answer, self.claim]
+        """The measured answer (none in band mode), and the claimed number when there is one."""
+        names = [n for n in (self.answer, self.claim) if n is not None]
         return [AnswerRequest(name=n) for n in names]
 
 
@@ -124,6 +156,9 @@ def _fmt(value: float) -> str:
 @register("claim", ClaimSpec)
 def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     """Re-measure the student's result in the grader and compare, all or nothing."""
+    if spec.k is not None:
+        return _grade_band(spec, ctx)
+    assert spec.answer is not None and spec.measure is not None  # the spec's validator
     top = spec.points
     missing = unavailable(spec, ctx, spec.answer, top)
     if missing is not None:
@@ -219,6 +254,56 @@ def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
         f"{spec.claim} = {_fmt(claimed)} but the grader measures a {spec.quantity} of "
         f"{_fmt(measured)} for {spec.answer} (allowed difference {_fmt(spec.tolerance)})" + hint,
         expected=expected,
+        got=claimed,
+        details=details,
+    )
+
+
+def _grade_band(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
+    """The claim inside mean ± max(k·std, min_half_width) of the reference's runs."""
+    assert spec.claim is not None and spec.k is not None  # the spec's validator
+    top = spec.points
+    missing = unavailable(spec, ctx, spec.claim, top)
+    if missing is not None:
+        return missing
+    raw = ctx.answers[spec.claim].value
+    try:
+        claimed = to_number(raw)
+    except NotNumeric as exc:
+        return result(spec, top, 0, "fail", f"{spec.claim} is not a number: {exc}", got=raw)
+    if not math.isfinite(claimed):
+        return result(spec, top, 0, "fail", f"{spec.claim} is {claimed}", got=claimed)
+    ref = ctx.expected[spec.reference_key]
+    runs = [float(r) for r in ref["runs"]]
+    if len(runs) < 2:
+        raise ValueError(f"{spec.reference_key}: a band needs at least two reference runs")
+    mean, std = statistics.fmean(runs), statistics.stdev(runs)
+    half = max(spec.k * std, spec.min_half_width)
+    low, high = mean - half, mean + half
+    inside = low - 1e-12 <= claimed <= high + 1e-12
+    details: dict[str, Any] = {
+        "claimed": claimed,
+        "reference_runs": runs,
+        "seeds": ref.get("seeds"),
+        "config": ref.get("config"),
+        "mean": mean,
+        "std": std,
+        "band": [low, high],
+    }
+    message = (
+        f"{spec.claim} = {_fmt(claimed)} is {'inside' if inside else 'outside'} the band "
+        f"[{_fmt(low)}, {_fmt(high)}] of the {spec.quantity} over the reference's "
+        f"{len(runs)} re-trainings (mean {_fmt(mean)} ± {spec.k:g}·std)"
+    )
+    if not inside and 1.0 < claimed <= 100.0 and low <= claimed / 100.0 <= high:
+        message += ": it looks like a percentage, give it as a fraction (0.95, not 95)"
+    return result(
+        spec,
+        top,
+        top if inside else 0,
+        "pass" if inside else "fail",
+        message,
+        expected={"band": [low, high], "mean": mean, "k": spec.k},
         got=claimed,
         details=details,
     )
