@@ -15,9 +15,8 @@ The check then compares:
 * ``claim`` + ``tolerance``: the student's reported number must agree with the measured
   one (``claimed_accuracy``).
 
-A future search claim (HW4: the best trial re-trained by the reference trainer) fits
-the same keys: ``answer: trials``, ``measure: hw4.retrain_best``, ``claim: best_score``,
-``tolerance: 0.02``, with ``options`` passed to the measure as keyword arguments.
+``options`` are passed to the measure as keyword arguments. HW4's hyper-parameter search
+(the best trial re-trained by the reference trainer) is its own check type, ``search``.
 
 Band mode (``k``, HW4-B): the student reports only a figure of a named training
 configuration (a test loss, a test accuracy), nothing the grader could measure per
