@@ -6,14 +6,19 @@ student names, answers and tracebacks are untrusted text.
 
 Speed comes from reuse: the Jinja templates are compiled once, the stylesheet is parsed
 once against one shared :class:`weasyprint.text.fonts.FontConfiguration`, and
-``render_all`` spreads students over worker processes, each warm after its first report.
+:class:`ReportPool` spreads students over worker processes, each warmed when it starts,
+skipping reports whose inputs have not changed since they were written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -141,42 +146,260 @@ def _safe_name(student: str) -> str:
     return name or "student"
 
 
+# ---------------------------------------------------------------- incremental rendering
+
+INDEX_FILE = ".index.json"
+SUMMARY_KEY = "\x00summary"  # not a possible student id in the index (NUL)
+
+
+def templates_digest() -> str:
+    """SHA-256 over every template and stylesheet in ``TEMPLATES_DIR`` (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(TEMPLATES_DIR.iterdir()):
+        if path.is_file() and path.suffix in {".j2", ".css", ".html"}:
+            digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
+    return digest.hexdigest()
+
+
+def _record_key(record: dict[str, Any], context: str) -> str:
+    """What a report depends on: the record (overrides applied) and the render context."""
+    data = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((context + "\x00" + data).encode("utf-8")).hexdigest()
+
+
+def _read_index(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("reports") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in entries.items()
+        if isinstance(v, dict) and isinstance(v.get("key"), str) and isinstance(v.get("pdf"), str)
+    }
+
+
+def _write_index(path: Path, entries: dict[str, dict[str, str]]) -> None:
+    """Write the index atomically (a temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "reports": entries}, f, ensure_ascii=False, indent=0)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def _init_worker() -> None:
+    """Warm a worker: templates compiled, CSS parsed, fonts loaded, one tiny report laid out."""
+    jinja_env().get_template("report.html.j2")
+    stylesheet()
+    ua_stylesheet()
+    with tempfile.TemporaryDirectory() as tmp:
+        render_student_report(
+            {"student": "warm-up", "score": 0, "max_score": 1, "questions": []},
+            Path(tmp) / "warm-up.pdf",
+        )
+
+
+class RenderedPaths(list[Path]):
+    """The paths a render wrote or kept, plus which were rendered and which were current."""
+
+    def __init__(self, paths: list[Path], rendered: list[Path], skipped: list[Path]) -> None:
+        super().__init__(paths)
+        self.rendered = rendered
+        self.skipped = skipped
+
+
+class ReportPool:
+    """Render student reports in warm worker processes while the caller goes on grading.
+
+    ``ReportPool(out_dir, rubric_meta, jobs)``: reports go to ``out_dir/reports/<student>.pdf``.
+    ``submit(record)`` hands over one finished results record (overrides already applied,
+    as :func:`load_records` does) and returns at once with a future of the PDF path;
+    ``close()`` waits for every report, saves the index and returns the paths in
+    submission order. Use it as a context manager to close it on every exit.
+
+    ``rubric_meta`` (e.g. ``{"course": …, "title": …}``) fills keys a record lacks.
+    ``jobs`` ≥ 1 starts that many worker processes (``spawn``: safe beside threads of the
+    grading loop) on the first report that needs rendering, each warmed by its initializer
+    (templates, CSS, fonts, one tiny report); ``jobs`` = 0 renders in the calling process
+    inside ``submit``.
+
+    Incremental: ``out_dir/reports/.index.json`` maps each student to a hash of its record
+    and of the render context (templates and CSS, grader version, sandbox warning,
+    ``rubric_meta``); a record whose hash matches and whose PDF exists is not rendered
+    again unless ``force``. The index is written atomically on ``close()``.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        rubric_meta: Mapping[str, Any] | None = None,
+        jobs: int = 1,
+        *,
+        show_sandbox_warning: str | None = None,
+        force: bool = False,
+    ) -> None:
+        from grader import __version__
+
+        self.reports_dir = Path(out_dir) / "reports"
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        self.rubric_meta = dict(rubric_meta or {})
+        self.jobs = max(int(jobs), 0)
+        self.warning = show_sandbox_warning
+        self.force = force
+        self.context = json.dumps(
+            [templates_digest(), __version__, show_sandbox_warning, self.rubric_meta],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        self.index_path = self.reports_dir / INDEX_FILE
+        self.index = _read_index(self.index_path)
+        self._executor: ProcessPoolExecutor | None = None
+        self._futures: list[tuple[str, str, Path, Future[Path]]] = []
+        self.rendered: list[Path] = []
+        self.skipped: list[Path] = []
+        self.keys: dict[str, str] = {}
+        self._closed = False
+        self._result: RenderedPaths | None = None
+
+    def __enter__(self) -> ReportPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(raise_errors=exc[0] is None)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+            )
+        return self._executor
+
+    def submit(self, record: Mapping[str, Any]) -> Future[Path]:
+        """Queue one student's report; returns a future of its PDF path."""
+        if self._closed:
+            raise GraderError("ReportPool.submit after close()")
+        full = {**self.rubric_meta, **record}
+        student = str(full["student"])
+        out_pdf = self.reports_dir / f"{_safe_name(student)}.pdf"
+        key = _record_key(full, self.context)
+        self.keys[student] = key
+        entry = self.index.get(student)
+        future: Future[Path]
+        if (
+            not self.force
+            and entry is not None
+            and entry["key"] == key
+            and entry["pdf"] == out_pdf.name
+            and out_pdf.is_file()
+        ):
+            future = Future()
+            future.set_result(out_pdf)
+            self.skipped.append(out_pdf)
+        elif self.jobs == 0:
+            future = Future()
+            try:
+                future.set_result(_render_job((full, out_pdf, self.warning)))
+            except Exception as exc:  # reported by close()
+                future.set_exception(exc)
+        else:
+            future = self._pool().submit(_render_job, (full, out_pdf, self.warning))
+        self._futures.append((student, key, out_pdf, future))
+        return future
+
+    def close(self, *, raise_errors: bool = True) -> RenderedPaths:
+        """Wait for every queued report, save the index, return the paths in order.
+
+        Raises :class:`GraderError` naming the students whose report failed (after the
+        others are finished and indexed) unless ``raise_errors`` is false.
+        """
+        if self._result is not None:
+            return self._result
+        errors: list[str] = []
+        paths: list[Path] = []
+        skipped = set(self.skipped)
+        try:
+            for student, key, out_pdf, future in self._futures:
+                try:
+                    future.result()
+                except Exception as exc:  # collected, raised below
+                    errors.append(f"{student}: {type(exc).__name__}: {exc}")
+                    self.index.pop(student, None)
+                    continue
+                paths.append(out_pdf)
+                if out_pdf not in skipped:
+                    self.rendered.append(out_pdf)
+                self.index[student] = {"key": key, "pdf": out_pdf.name}
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+            if not self._closed:
+                _write_index(self.index_path, self.index)
+            self._closed = True
+        self._result = RenderedPaths(paths, list(self.rendered), list(self.skipped))
+        if errors and raise_errors:
+            raise GraderError("report rendering failed for " + "; ".join(errors))
+        return self._result
+
+
 def render_all(
     results_dir: Path,
     out_dir: Path,
     jobs: int = 1,
     *,
     show_sandbox_warning: str | None = None,
-) -> list[Path]:
-    """Re-render every report from the results on disk, without running student code.
+    force: bool = False,
+) -> RenderedPaths:
+    """Re-render the reports from the results on disk, without running student code.
 
     Reads ``results_dir/*.json``, applies ``results_dir.parent/overrides.yaml`` when it
     exists, and writes ``out_dir/reports/<student>.pdf``, ``out_dir/summary.pdf`` and
-    ``out_dir/gradebook.csv`` (so the gradebook carries the overrides too). With
-    ``jobs > 1`` reports are rendered in that many worker processes. Returns the paths
-    written: the student reports in student order, then the summary and the gradebook.
+    ``out_dir/gradebook.csv`` (so the gradebook carries the overrides too). Reports whose
+    record, overrides, templates, grader version and warning are unchanged since they were
+    written are kept (see :class:`ReportPool`; ``force`` renders all). With ``jobs > 1``
+    reports are rendered in that many worker processes, otherwise in this one. Returns
+    the paths: the student reports in student order, then the summary and the gradebook;
+    ``.rendered`` and ``.skipped`` list which reports were rendered and which kept.
     """
     from grader.gradebook import write_gradebook
     from grader.report.summary import render_summary
 
     records = load_records(results_dir)
-    reports_dir = out_dir / "reports"
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [
-        (r, reports_dir / f"{_safe_name(str(r['student']))}.pdf", show_sandbox_warning)
-        for r in records
-    ]
-    written: list[Path]
-    if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            written = list(pool.map(_render_job, tasks, chunksize=max(1, len(tasks) // (4 * jobs))))
-    else:
-        written = [_render_job(t) for t in tasks]
+    with ReportPool(
+        out_dir,
+        jobs=min(jobs, len(records)) if jobs > 1 else 0,
+        show_sandbox_warning=show_sandbox_warning,
+        force=force,
+    ) as pool:
+        for record in records:
+            pool.submit(record)
+        written = pool.close()
     summary_pdf = out_dir / "summary.pdf"
-    render_summary(records, summary_pdf)
+    summary_key = hashlib.sha256(
+        (pool.context + json.dumps(sorted(pool.keys.items()))).encode("utf-8")
+    ).hexdigest()
+    entry = pool.index.get(SUMMARY_KEY)
+    if force or not summary_pdf.is_file() or entry is None or entry["key"] != summary_key:
+        render_summary(records, summary_pdf)
+        pool.index[SUMMARY_KEY] = {"key": summary_key, "pdf": "../" + summary_pdf.name}
+        _write_index(pool.index_path, pool.index)
     gradebook_csv = out_dir / "gradebook.csv"
     write_gradebook(records, gradebook_csv)
-    return [*written, summary_pdf, gradebook_csv]
+    return RenderedPaths([*written, summary_pdf, gradebook_csv], written.rendered, written.skipped)
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -185,6 +408,8 @@ def render_template(name: str, **context: Any) -> str:
 
 
 __all__ = [
+    "RenderedPaths",
+    "ReportPool",
     "font_config",
     "html_to_pdf",
     "jinja_env",
@@ -194,4 +419,5 @@ __all__ = [
     "render_template",
     "report_html",
     "stylesheet",
+    "templates_digest",
 ]

@@ -49,6 +49,7 @@ LINE_WIDTH = 108
 LINE_CAP = 400
 ANSWER_CHARS = 1500
 PROMPT_CHARS = 400
+SHAPE_ROW_CHARS = 30
 
 
 def fmt_points(value: Any) -> str:
@@ -340,12 +341,57 @@ def _shape_table_view(check: dict[str, Any], details: dict[str, Any]) -> dict[st
                 "max_points": fmt_points(row.get("max_points", 0)),
             }
         )
+    has_expected = any(r["expected_shape"] is not None for r in rows)
     return {
         "kind": "shape_table",
         "rows": rows,
-        "has_expected": any(r["expected_shape"] is not None for r in rows),
+        "has_expected": has_expected,
         "n_wrong": sum(1 for r in rows if not r["ok"]),
+        "html": shape_table_text(rows, has_expected),
     }
+
+
+def shape_table_text(rows: Sequence[dict[str, Any]], has_expected: bool) -> Markup:
+    """A shape table as preformatted lines: aligned columns, a ✓/✗ mark per row.
+
+    Wrong rows are wrapped in ``<span class="w">`` and their wrong entries in
+    ``<span class="bad">``. One text block lays out many times faster than a table with
+    a cell per entry (each cell is a box with its own line breaking and borders).
+    """
+    head = ["Row · layer", "Your shape"]
+    head += ["Expected shape"] if has_expected else []
+    head += ["Your params"]
+    head += ["Expected params"] if has_expected else []
+    head += ["Points"]
+    table: list[list[str]] = []
+    for r in rows:
+        line = [shorten(f"{r['row']} · {r['layer']}", SHAPE_ROW_CHARS), str(r["got_shape"])]
+        line += [str(r["expected_shape"] or "")] if has_expected else []
+        line += [str(r["got_params"])]
+        line += [str(r["expected_params"] or "")] if has_expected else []
+        line += [f"{r['points']} / {r['max_points']}"]
+        table.append(line)
+    widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+    bad_cols = (1, 3 if has_expected else 2)  # your shape, your params
+
+    def fmt(cells: Sequence[str], bad: Sequence[bool] = ()) -> str:
+        out = []
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            text = cell.rjust(width) if i == len(cells) - 1 else cell.ljust(width)
+            text = str(escape(text))
+            if i in bad_cols and bad and bad[bad_cols.index(i)]:
+                text = f'<span class="bad">{text}</span>'
+            out.append(text)
+        return "  ".join(out)
+
+    lines = [f'<span class="h">  {fmt(head)}</span>']
+    for r, cells in zip(rows, table, strict=True):
+        if r["ok"]:
+            lines.append(f"✓ {fmt(cells)}")
+        else:
+            bad = (not r["shape_ok"], not r["params_ok"])
+            lines.append(f'<span class="w">✗ {fmt(cells, bad)}</span>')
+    return Markup("\n".join(lines))
 
 
 def _model_view(check: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
@@ -500,6 +546,9 @@ def check_view(check: dict[str, Any]) -> dict[str, Any]:
     message = str(check.get("message", ""))
     prompt = str(check.get("prompt") or "")
     return {
+        # a passed check without an instructor override is one row of its question's
+        # "passed" table; only the others get a block with their details
+        "compact": status == "pass" and override is None,
         "id": str(check.get("id", "")),
         "type": ctype,
         "type_word": TYPE_WORDS.get(ctype, ctype.replace("_", " ")),
@@ -540,6 +589,7 @@ def question_view(question: dict[str, Any]) -> dict[str, Any]:
     checks = [c for c in question.get("checks", []) if isinstance(c, dict)]
     score, top = question.get("score", 0), question.get("max_score", 0)
     status = _question_status(checks, score, top)
+    views = [check_view(c) for c in checks]
     return {
         "id": str(question.get("id", "")),
         "title": str(question.get("title", "")),
@@ -549,7 +599,9 @@ def question_view(question: dict[str, Any]) -> dict[str, Any]:
         "level": level(score, top),
         "status": status,
         "status_word": STATUS_WORDS.get(status, status),
-        "checks": [check_view(c) for c in checks],
+        "checks": views,
+        "passed": [c for c in views if c["compact"]],
+        "detailed": [c for c in views if not c["compact"]],
         "weight": float(top) if isinstance(top, int | float) else 0.0,
     }
 
