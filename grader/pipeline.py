@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -23,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,7 +39,6 @@ from grader.checks.base import CheckSpec
 from grader.discover import discover
 from grader.errors import GraderError
 from grader.models import (
-    AnswerRequest,
     CheckResult,
     ExecutionReport,
     GradeRecord,
@@ -54,58 +51,22 @@ from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected, torch_version
 from grader.results import record_to_dict, write_json_atomic
 from grader.rubric import Rubric
-from grader.sandbox.isolation import (
-    Limits,
-    Mode,
-    SandboxSession,
-    SandboxUnavailable,
-    detect_protections,
-)
+from grader.sandbox import run as sandbox_run
+from grader.sandbox.isolation import Mode, SandboxSession
 from grader.sandbox.module import ModuleLimits, missing_module_message, run_module
-from grader.sandbox.notebook import (
-    KernelStartError,
-    NotebookFormatError,
-    RunLimits,
-    run_notebook,
+from grader.sandbox.notebook import NotebookFormatError, RunLimits
+from grader.sandbox.run import (
+    KERNEL_SEED,
+    sandbox_env,
+    sandbox_limits,
+    with_limit,
 )
+from grader.sandbox.run import preflight as preflight  # re-exported (grader.cluster)
+from grader.sandbox.run import sandbox_warnings as sandbox_warnings  # re-exported
 from grader.scoring import question_result, total
 
-KERNEL_SEED = 0
-# Variables the sandbox imposes on top of its own minimal environment: hash seeding for
-# reproducible runs; one BLAS thread per kernel so parallel workers do not fight.
-_KERNEL_ENV = {
-    "PYTHONHASHSEED": "0",
-    "OPENBLAS_NUM_THREADS": "1",
-    "JUPYTER_CONFIG_DIR": "/tmp/.jupyter",
-}
-_PASSTHROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def sandbox_env() -> dict[str, str]:
-    """The extra kernel environment, including OpenBLAS CPU settings some machines need."""
-    env = dict(_KERNEL_ENV)
-    env.update({k: os.environ[k] for k in _PASSTHROUGH if k in os.environ})
-    return env
-
-
-def sandbox_limits(rubric: Rubric) -> Limits:
-    """The rubric's per-submission limits in the sandbox's terms."""
-    return Limits(memory_bytes=rubric.limits.memory_mb * 2**20, pids=rubric.limits.processes)
-
-
-def sandbox_warnings(mode: Mode) -> tuple[str, ...]:
-    """What the sandbox cannot protect here, in words; raises when strict mode refuses."""
-    if mode == "off":
-        return ("the sandbox is off (--sandbox=off): student code ran with the grader's rights",)
-    missing = detect_protections().missing()
-    if missing and mode == "strict":
-        raise GraderError(
-            "refusing to run student code without: "
-            + "; ".join(missing)
-            + " (run ./setup.sh as root, or pass --sandbox=permissive to grade with less "
-            "protection)"
-        )
-    return tuple(f"sandbox protection off: {m}" for m in missing)
+if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
+    from grader.cluster import ClusterRun
 
 
 @dataclass(frozen=True)
@@ -350,12 +311,14 @@ def _notebook_stage(
             notebook_timeout_s=rubric.limits.notebook_timeout,
         )
         try:
-            run, limit = _run_sandboxed(located.path, work, outbox, rubric, limits, sandbox)
+            run, limit = sandbox_run.run_sandboxed(
+                located.path, work, outbox, rubric, limits, sandbox
+            )
         except NotebookFormatError as exc:
             problem = str(exc)
         else:
             if limit is not None:
-                run = _with_limit(run, limit)
+                run = with_limit(run, limit)
     name = located.path.name if located.path is not None else None
     if run is not None:
         execution = run.execution
@@ -406,85 +369,6 @@ def _module_stage(
     if problem is not None:
         warnings.append(problem)
     return module_run, problem, [*warnings, *module_run.warnings]
-
-
-def preflight(rubric: Rubric, sandbox: Mode) -> None:
-    """Start one sandboxed kernel on an empty notebook before the batch.
-
-    When no kernel can start here (a broken install, a sandbox that cannot bind the
-    interpreter), every student would get the same useless result: stop instead.
-    """
-    import nbformat
-
-    with tempfile.TemporaryDirectory(prefix="grade-preflight-") as tmp:
-        work, outbox = Path(tmp) / "work", Path(tmp) / "outbox"
-        work.mkdir()
-        outbox.mkdir()
-        notebook = work / "preflight.ipynb"
-        nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
-        nb.cells = [nbformat.v4.new_code_cell("pass")]  # type: ignore[no-untyped-call]
-        nbformat.write(nb, notebook)  # type: ignore[no-untyped-call]
-        limits = RunLimits(cell_timeout_s=60, notebook_timeout_s=120)
-        try:
-            run, _ = _run_sandboxed(notebook, work, outbox, rubric, limits, sandbox, ())
-        except (KernelStartError, SandboxUnavailable, OSError) as exc:
-            raise GraderError(f"cannot start a sandboxed Python kernel here: {exc}") from exc
-        if run.execution.failures:
-            failure = run.execution.failures[0]
-            raise GraderError(
-                f"a sandboxed kernel could not run an empty cell: {failure.ename}: {failure.evalue}"
-            )
-
-
-def _run_sandboxed(
-    notebook: Path,
-    work: Path,
-    outbox: Path,
-    rubric: Rubric,
-    limits: RunLimits,
-    mode: Mode,
-    requests: Sequence[AnswerRequest] | None = None,
-) -> tuple[NotebookRun, str | None]:
-    """Run the notebook with its kernel inside a fresh sandbox; the limit hit, if any."""
-    with SandboxSession(
-        work, outbox, None, sandbox_limits(rubric), mode, extra_env=sandbox_env()
-    ) as box:
-        run = run_notebook(
-            notebook,
-            work,
-            outbox,
-            rubric.requests() if requests is None else requests,
-            limits,
-            seed=KERNEL_SEED,
-            launcher=box.launcher,
-            transport="ipc" if box.transport == "ipc" else "tcp",
-            runtime_dir=box.runtime_dir,
-            # bwrap's own environment is visible at /proc/1/environ inside: keep the
-            # grader's PATH (home directories, tool locations) out of it.
-            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
-        )
-        return run, box.limit_hit()
-
-
-def _with_limit(run: NotebookRun, limit: str) -> NotebookRun:
-    """Name the sandbox limit that stopped the kernel, in words, with the cell."""
-    ex = run.execution
-    died = [f.cell for f in ex.failures if f.kind in ("kernel_died", "limit")]
-    where = f" in cell {died[-1]}" if died else ""
-    failures = tuple(
-        dataclasses.replace(f, kind="limit", ename="LimitExceeded", evalue=f"stopped at {limit}")
-        if f.kind == "kernel_died"
-        else f
-        for f in ex.failures
-    )
-    answers = {
-        name: dataclasses.replace(
-            a, message=a.message.replace("the kernel died", f"it hit {limit}")
-        )
-        for name, a in run.answers.items()
-    }
-    execution = dataclasses.replace(ex, failures=failures, limit_hit=f"stopped at {limit}{where}")
-    return dataclasses.replace(run, execution=execution, answers=answers)
 
 
 def _record(
@@ -578,6 +462,7 @@ def grade_batch(
     log: Callable[[str], None] = print,
     force: bool = False,
     reporter: Reporter | None = None,
+    cluster: str | None = None,
 ) -> BatchResult:
     """Grade every submission under ``submissions_dir``; write results and the gradebook.
 
@@ -586,10 +471,15 @@ def grade_batch(
     only the rest run (see :mod:`grader.cache`). ``force`` ignores the cache. Each result
     is written atomically as soon as it is ready, so an interrupted batch resumes where
     it stopped.
+
+    ``cluster`` (a Dask scheduler address, ``tcp://host:8786``) runs the executions on
+    that cluster's workers instead of ``jobs`` local threads (:mod:`grader.cluster`);
+    everything else - cache, results, progress, gradebook - stays here and is the same.
     """
     report = reporter if reporter is not None else Reporter(log)
     subs = discover(submissions_dir)
-    warnings = sandbox_warnings(sandbox)
+    # On a cluster the sandbox that matters is the workers': they report it below.
+    warnings = sandbox_warnings(sandbox) if cluster is None else ()
     for warning in warnings:
         report.warning(warning)
     expected = load_expected(rubric)
@@ -603,6 +493,63 @@ def grade_batch(
         expected.sha256,
         sandbox,
     )
+    remote = None
+    if cluster is not None:
+        # Imported here so a local batch never imports Dask.
+        try:
+            from grader.cluster import BatchIdentity, ClusterRun
+        except ImportError as exc:
+            raise GraderError(
+                f"--cluster needs Dask's `distributed` ({exc}): install the grader with its "
+                "`cluster` extra (pip install -e '.[cluster]')"
+            ) from exc
+
+        identity = BatchIdentity(
+            str(rubric.path), rubric.sha256, expected.sha256, fingerprint, sandbox
+        )
+        remote = ClusterRun.open(cluster, identity)
+    try:
+        if remote is not None:
+            warnings = remote.check_workers()
+            for warning in warnings:
+                report.warning(warning)
+        return _dispatch(
+            subs,
+            rubric,
+            expected,
+            out_dir,
+            cache,
+            fingerprint,
+            warnings,
+            jobs=jobs,
+            sandbox=sandbox,
+            force=force,
+            report=report,
+            remote=remote,
+        )
+    finally:
+        if remote is not None:
+            remote.close()
+
+
+def _dispatch(
+    subs: list[Submission],
+    rubric: Rubric,
+    expected: Expected,
+    out_dir: Path,
+    cache: GradeCache,
+    fingerprint: str,
+    warnings: tuple[str, ...],
+    *,
+    jobs: int,
+    sandbox: Mode,
+    force: bool,
+    report: Reporter,
+    remote: ClusterRun | None,
+) -> BatchResult:
+    """Plan, then grade what is not finished on local threads or on the cluster, writing
+    each result, the cache entries and the progress as each one finishes."""
+    results_dir = out_dir / "results"
 
     def plan(sub: Submission) -> _Plan:
         try:
@@ -616,34 +563,96 @@ def grade_batch(
 
     plans = [plan(sub) for sub in subs]
     if any(p.finished is None and not p.cached for p in plans):
-        preflight(rubric, sandbox)
+        if remote is None:
+            preflight(rubric, sandbox)
+        else:
+            remote.check_workers(preflight_kernel=True)
 
     crashed: set[str] = set()
 
-    def one(p: _Plan) -> tuple[GradeRecord, How]:
+    def with_warnings(record: GradeRecord) -> GradeRecord:
+        if not warnings:
+            return record
+        execution = dataclasses.replace(
+            record.execution, warnings=(*record.execution.warnings, *warnings)
+        )
+        return dataclasses.replace(record, execution=execution)
+
+    def store(p: _Plan, executed: Executed) -> None:
+        if p.exec_key is not None:
+            with contextlib.suppress(OSError):  # a full disk only costs a re-run
+                cache.store_execution(p.exec_key, _for_cache(executed))
+
+    def one(p: _Plan, executed: Executed | None = None) -> tuple[GradeRecord, How]:
         started = time.monotonic()
         how: How = "rescored"
         try:
-            executed = cache.load_execution(p.exec_key) if p.cached and p.exec_key else None
+            if executed is None and p.cached and p.exec_key:
+                executed = cache.load_execution(p.exec_key)
             if executed is None:
                 how = "executed"
                 executed = execute_submission(p.sub, rubric, expected, sandbox=sandbox)
-                if p.exec_key is not None:
-                    with contextlib.suppress(OSError):  # a full disk only costs a re-run
-                        cache.store_execution(p.exec_key, _for_cache(executed))
+                store(p, executed)
             record = score_execution(p.sub, rubric, expected, executed, started)
         except Exception as exc:
             record = crashed_record(p.sub, rubric, expected, exc)
             crashed.add(p.sub.student)
-        if not warnings:
-            return record, how
-        execution = dataclasses.replace(
-            record.execution, warnings=(*record.execution.warnings, *warnings)
-        )
-        return dataclasses.replace(record, execution=execution), how
+        return with_warnings(record), how
 
     records: list[GradeRecord] = []
     counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
+
+    def finish(p: _Plan, record: GradeRecord, how: How) -> None:
+        data = record_to_dict(record)
+        path = results_dir / f"{record.student}.json"
+        write_json_atomic(path, data)
+        if p.result_key is not None and record.student not in crashed:
+            # a grader failure is retried by the next run, not kept
+            cache.mark_result(record.student, p.result_key, path)
+        records.append(record)
+        counts[how] += 1
+        report.done(data, how)
+
+    def on_cluster(remote: ClusterRun, todo: list[_Plan]) -> None:
+        """Executions go to the cluster; re-scoring a cached execution stays here (it
+        reads the local cache, runs no student code) while the cluster works."""
+        from grader.cluster import RemoteError
+
+        rescore: list[tuple[_Plan, Executed]] = []
+        sent: list[_Plan] = []
+        for p in todo:
+            executed = cache.load_execution(p.exec_key) if p.cached and p.exec_key else None
+            if executed is not None:
+                rescore.append((p, executed))
+            else:
+                sent.append(p)
+        futures = {}
+        try:
+            for i, p in enumerate(sent):
+                try:
+                    futures[remote.submit(p.sub)] = i
+                except OSError as exc:  # unreadable files: that student's crash, as locally
+                    crashed.add(p.sub.student)
+                    finish(
+                        p, with_warnings(crashed_record(p.sub, rubric, expected, exc)), "executed"
+                    )
+            for p, executed in rescore:
+                finish(p, *one(p, executed))
+            for i, outcome in remote.results(futures):
+                p = sent[i]
+                if outcome.record is None:
+                    crashed.add(p.sub.student)
+                    error = RemoteError(outcome.error or "the worker returned no result")
+                    record = crashed_record(p.sub, rubric, expected, error)
+                else:
+                    record = record_from_dict(outcome.record)
+                    if outcome.executed is not None:
+                        store(p, outcome.executed)
+                finish(p, with_warnings(record), "executed")
+        except BaseException:
+            remote.cancel(list(futures))
+            raise
+
     report.start(len(plans))
     try:
         for p in plans:
@@ -652,25 +661,19 @@ def grade_batch(
                 counts["cached"] += 1
                 report.done(p.finished, "cached")
         todo = [p for p in plans if p.finished is None]
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(one, p): p for p in todo}
-            try:
-                for future in as_completed(futures):
-                    record, how = future.result()
-                    p = futures[future]
-                    data = record_to_dict(record)
-                    path = results_dir / f"{record.student}.json"
-                    write_json_atomic(path, data)
-                    if p.result_key is not None and record.student not in crashed:
-                        # a grader failure is retried by the next run, not kept
-                        cache.mark_result(record.student, p.result_key, path)
-                    records.append(record)
-                    counts[how] += 1
-                    report.done(data, how)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        if remote is not None:
+            on_cluster(remote, todo)
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                futures = {pool.submit(one, p): p for p in todo}
+                try:
+                    for future in as_completed(futures):
+                        record, how = future.result()
+                        finish(futures[future], record, how)
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
     finally:
         report.close()
     records.sort(key=lambda r: r.student)

@@ -14,6 +14,7 @@ import pytest
 
 import grader.cache
 import grader.pipeline
+import grader.sandbox.run
 from grader.cache import (
     Executed,
     GradeCache,
@@ -261,7 +262,7 @@ def no_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a kernel was started")
 
-    monkeypatch.setattr(grader.pipeline, "_run_sandboxed", refuse)
+    monkeypatch.setattr(grader.sandbox.run, "run_sandboxed", refuse)
     monkeypatch.setattr(grader.pipeline, "execute_submission", refuse)
 
 

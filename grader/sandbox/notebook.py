@@ -72,6 +72,7 @@ _MAX_ENAME_CHARS = 200
 # only loses that kernel's output (the grader never keeps output anyway).
 MAX_MESSAGE_BYTES = 16 * 2**20
 _POLL_S = 0.25  # how often a wait for a reply checks that the kernel is still alive
+_IOPUB_QUIET_S = 0.02  # a new kernel's IOPub is drained until this long without messages
 _SHUTDOWN_TIMEOUT_S = 15.0
 # Variables passed through from the grader's environment: OpenBLAS needs these on CPUs
 # it cannot detect, and would otherwise crash at import.
@@ -182,6 +183,38 @@ class _GraderKernelClient(AsyncKernelClient):
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         return context
 
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        """jupyter_client's wait (a kernel_info reply, with IOPub seen connected), except
+        that the IOPub drain at the end needs :data:`_IOPUB_QUIET_S` of quiet instead of
+        0.2 s: that wait was a fixed 0.2 s of every kernel start. The runner matches
+        every reply and output by its request's msg_id, so a late status message is
+        ignored."""
+        deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                msg = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                pass
+            else:
+                if msg["msg_type"] == "kernel_info_reply":
+                    try:  # IOPub connected? (the reply's busy/idle status arrives there)
+                        await self.iopub_channel.get_msg(timeout=0.2)
+                    except Empty:
+                        pass
+                    else:
+                        self._handle_kernel_info_reply(msg)
+                        break
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+        while True:
+            try:
+                await self.iopub_channel.get_msg(timeout=_IOPUB_QUIET_S)
+            except Empty:
+                break
+
 
 class _GraderKernelManager(AsyncKernelManager):
     """A kernel manager that launches this interpreter's ipykernel through a launcher."""
@@ -195,6 +228,11 @@ class _GraderKernelManager(AsyncKernelManager):
         spec = self.kernel_spec
         if spec is not None:
             spec.interrupt_mode = "message"
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # After a kill, jupyter_client polls every 0.1 s for the process to end; the
+        # first poll always finds it alive, so every kernel stop cost 0.1 s.
+        await super()._async_wait(pollinterval=min(pollinterval, 0.01))
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         """The kernel argv, ignoring any kernelspec found on the machine."""

@@ -1,0 +1,116 @@
+"""Warm vs cold kernel starts: the same small torch notebook, per submission.
+
+Run as root on the grading machine (needs bubblewrap and a writable cgroup)::
+
+    .venv/bin/python bench/bench_warm.py [--runs 10]
+
+Each run is one submission as the pipeline makes it (:func:`grader.sandbox.run.
+run_sandboxed` with the HW3 rubric: a fresh scratch copy with quotas, a cgroup, a kernel
+in its own namespaces, the harness, two cells importing torch and building a layer, the
+harvest, teardown), once cold (new sandbox, new interpreter) and once warm (forked from
+this thread's template). Runs are interleaved (cold, warm, ...) so that load from other
+jobs affects both sides alike. The template's own start (importing torch once) is
+reported apart: it is paid once per grading worker, not per submission. Prints wall
+seconds per submission (median, mean, min), the ratio cold/warm and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from grader.models import AnswerRequest
+from grader.rubric import load_rubric
+from grader.sandbox import warm
+from grader.sandbox.isolation import detect_protections
+from grader.sandbox.notebook import RunLimits
+from grader.sandbox.run import run_sandboxed, sandbox_env, sandbox_limits
+
+CELLS = [
+    "import torch\nimport torch.nn as nn",
+    "layer = nn.Linear(16, 4)\ny = float(layer(torch.ones(2, 16)).sum())\nn_params = sum("
+    "p.numel() for p in layer.parameters())",
+]
+
+
+def one(root: Path, rubric: object, use_warm: bool, i: int) -> float:
+    """Seconds for one submission; asserts the answers came back."""
+    base = Path(tempfile.mkdtemp(prefix=f"grade-bench-{i}-", dir=root))
+    work, outbox = base / "work", base / "outbox"
+    work.mkdir()
+    outbox.mkdir()
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]  # type: ignore[no-untyped-call]
+    nbformat.write(nb, work / "hw3.ipynb")  # type: ignore[no-untyped-call]
+    started = time.monotonic()
+    run, _ = run_sandboxed(
+        work / "hw3.ipynb",
+        work,
+        outbox,
+        rubric,  # type: ignore[arg-type]
+        RunLimits(cell_timeout_s=60),
+        "strict",
+        [AnswerRequest("n_params")],
+        warm=use_warm,
+    )
+    took = time.monotonic() - started
+    answer = run.answers["n_params"]
+    assert answer.status == "ok" and answer.value == 68, (answer, run.execution.failures)
+    return took
+
+
+def describe(name: str, xs: list[float]) -> str:
+    return (
+        f"{name:5s} median {statistics.median(xs):6.3f} s   mean {statistics.mean(xs):6.3f} s"
+        f"   min {min(xs):6.3f} s   (n={len(xs)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not detect_protections().complete:
+        sys.exit("run as root on a machine with bubblewrap and a writable cgroup")
+    rubric = load_rubric("hw3")
+    load = [os.getloadavg()]
+    started = time.monotonic()
+    template = warm.thread_template(warm.preload_for(rubric), sandbox_limits(rubric), sandbox_env())
+    if template is None:
+        sys.exit(f"no warm template: {warm._failed}")
+    print(
+        f"template start (once per worker, modules {', '.join(template.modules)}): "
+        f"{time.monotonic() - started:.2f} s"
+    )
+    cold: list[float] = []
+    hot: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-warm-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        one(root, rubric, True, -1)  # warm-up of both paths (page cache, reference)
+        one(root, rubric, False, -2)
+        for i in range(args.runs):
+            cold.append(one(root, rubric, False, i))
+            hot.append(one(root, rubric, True, i))
+            load.append(os.getloadavg())
+    warm.close_thread_template()
+    print(describe("cold", cold))
+    print(describe("warm", hot))
+    ratio = statistics.median(cold) / statistics.median(hot)
+    saved = statistics.median(cold) - statistics.median(hot)
+    print(f"ratio cold/warm (medians): {ratio:.1f}x; saved {saved:.2f} s per submission")
+    ones = [x[0] for x in load]
+    print(
+        f"load average (1 min) during the runs: {min(ones):.2f}-{max(ones):.2f}, "
+        f"nproc {os.cpu_count()}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""One submission on a warm template (:mod:`grader.sandbox.warm`): quotas, cgroup, kernel.
+
+:class:`WarmSession` is the warm counterpart of
+:class:`grader.sandbox.isolation.SandboxSession`: the same quota mounts and cgroup, but
+the kernel is forked from the template by :mod:`grader.sandbox.warm_client` instead of
+started in a new sandbox.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from grader.sandbox import cgroups
+from grader.sandbox.cgroups import Cgroup, CgroupError
+from grader.sandbox.enter import _chown_tree
+from grader.sandbox.isolation import (
+    Limits,
+    SandboxSession,
+    _libc,
+    _mount_quota,
+    _umount,
+    python_paths,
+)
+
+if TYPE_CHECKING:
+    from grader.sandbox.warm import WarmTemplate
+
+CLIENT_PY = Path(__file__).with_name("warm_client.py")
+_MS_BIND = 4096
+
+
+class WarmSession:
+    """One submission on a warm template: its cgroup, its quotas, its kernel.
+
+    As in a cold sandbox, ``work`` and ``outbox`` become size-limited tmpfs mounts at
+    their own paths (teardown discards the scratch and copies the outbox's regular files
+    back). Each is also bound into ``<runs>/<token>``, whence the mounts propagate into
+    the template's view; the forked child binds them back at their own paths over a
+    fresh ``/tmp``, with the runtime directory ``<runs>/<token>/rt``. The kernel sees
+    the same paths as the grader, so ``work``, ``outbox`` and the runtime directory must
+    lie under ``/tmp`` (:func:`usable_paths`).
+    """
+
+    def __init__(self, template: WarmTemplate, work: Path, outbox: Path, limits: Limits) -> None:
+        self.template = template
+        self.limits = limits
+        self.work = Path(os.path.abspath(work))
+        self.outbox = Path(os.path.abspath(outbox))
+        self.token = secrets.token_hex(4)
+        self.run_dir = template.runs / self.token
+        self.runtime_dir = self.run_dir / "rt"
+        self.cgroup: Cgroup | None = None
+        self._mounted: list[Path] = []
+        self._bound: list[Path] = []
+        self._closed = False
+        self.probe = False  # the child stops once confined (WarmTemplate's check)
+
+    def __enter__(self) -> WarmSession:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()
+
+    def start(self) -> None:
+        """Quota mounts, their binds into the run directory, the runtime dir, the cgroup."""
+        t = self.template
+        self.run_dir.mkdir(mode=0o700)
+        for d, size in ((self.work, t.limits.scratch_bytes), (self.outbox, t.limits.outbox_bytes)):
+            _mount_quota(d, size, t.uid, t.gid)
+            self._mounted.append(d)
+            _chown_tree(str(d), t.uid, t.gid)
+            target = self.run_dir / d.name
+            target.mkdir()
+            if _libc().mount(str(d).encode(), str(target).encode(), None, _MS_BIND, None) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"bind {d} on {target}: {os.strerror(err)}")
+            self._bound.append(target)
+        self.runtime_dir.mkdir(mode=0o700)
+        os.chown(self.run_dir, t.uid, t.gid)
+        lim = self.limits
+        self.cgroup = cgroups.create_cgroup(
+            cgroups.detect_cgroup(),
+            f"grader-{self.token}",
+            lim.memory_bytes,
+            lim.pids,
+            lim.cpu_quota,
+        )
+
+    def launcher(self, argv: list[str]) -> list[str]:
+        """Replace the kernel's argv by the client that asks the template for a fork."""
+        t = self.template
+        assert self.cgroup is not None and t.host_pid is not None
+        conn = argv[argv.index("-f") + 1]
+        lim = t.limits
+        keep = [
+            [str(self.runtime_dir), str(self.runtime_dir)],
+            [str(self.run_dir / self.work.name), str(self.work)],
+            [str(self.run_dir / self.outbox.name), str(self.outbox)],
+        ]
+        keep += [[str(d), str(d)] for d in python_paths() if Path("/tmp") in d.parents]
+        child = {
+            "keep": keep,
+            "work": str(self.work),
+            "connection_file": conn,
+            "env": t.env(),
+            "hostname": f"sandbox-{self.token}",
+            "tmp_bytes": lim.tmp_bytes,
+            "rlimits": {"fsize": lim.file_size_bytes, "nofile": lim.open_files, "core": 0},
+            "launcher": "ipykernel_launcher",
+            "probe": self.probe,
+        }
+        request = {
+            "socket": str(t.socket),
+            "template_pid": t.host_pid,
+            "cgroup_procs": [str(f) for f in self.cgroup.procs_files()],
+            "runtime_dir": str(self.runtime_dir),
+            "uid": t.uid,
+            "gid": t.gid,
+            "child": child,
+        }
+        return [sys.executable, "-I", "-S", str(CLIENT_PY), json.dumps(request)]
+
+    def limit_hit(self) -> str | None:
+        """The limit that stopped the submission, in words, from the cgroup's counters."""
+        return self.cgroup.limit_hit() if self.cgroup is not None else None
+
+    def teardown(self) -> None:
+        """Kill every process of the submission, remove its cgroup, unmount, clean up."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[str] = []
+        if self.cgroup is not None:
+            try:
+                self.cgroup.remove()
+            except CgroupError as exc:
+                errors.append(str(exc))
+        for d in [*reversed(self._bound), *reversed(self._mounted)]:
+            try:
+                if d == self.outbox:
+                    SandboxSession._unmount_keep(d)
+                else:
+                    _umount(d)
+            except OSError as exc:
+                errors.append(str(exc))
+        self._bound.clear()
+        self._mounted.clear()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if errors:
+            raise CgroupError("; ".join(errors))
+
+
+def usable_paths(*paths: Path) -> bool:
+    """Whether a warm kernel can see ``paths`` at their own names (all under /tmp)."""
+    tmp = Path("/tmp")
+    return all(tmp in Path(os.path.realpath(p)).parents for p in paths)
