@@ -39,6 +39,14 @@ def _grade_parser() -> argparse.ArgumentParser:
         default=default_jobs(),
         help=f"submissions graded at once (default: this machine's cores, {default_jobs()})",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run the submissions on a Dask distributed cluster (tcp://scheduler:8786; needs "
+        "the `cluster` extra, and the same grader installed on every worker); --jobs then "
+        "only sets the report processes",
+    )
     parser.add_argument("--no-reports", action="store_true", help="skip the PDF reports")
     parser.add_argument(
         "--force",
@@ -118,6 +126,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         force=args.force,
         reporter=make_reporter("quiet" if args.quiet else "auto"),
+        cluster=args.cluster,
     )
     if not args.no_reports:
         from grader.report.render import render_all
