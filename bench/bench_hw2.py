@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.pipeline import grade_batch
+from grader.batch import grade_batch
 from grader.reference import load_expected
 from grader.rubric import load_rubric
 

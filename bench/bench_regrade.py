@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from grader.batch import grade_batch
 from grader.cli import default_jobs
-from grader.pipeline import grade_batch
 from grader.progress import Reporter
 from grader.reference import load_expected
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric

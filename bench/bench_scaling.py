@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from grader.pipeline import grade_batch
+from grader.batch import grade_batch
 from grader.progress import Reporter
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric

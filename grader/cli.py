@@ -113,21 +113,31 @@ def _export_parser() -> argparse.ArgumentParser:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Grade a batch, then render reports."""
-    from grader.pipeline import grade_batch
+    from grader.batch import grade_batch
     from grader.progress import make_reporter
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
-    batch = grade_batch(
-        args.submissions,
-        rubric,
-        args.out,
-        jobs=args.jobs,
-        sandbox=args.sandbox,
-        force=args.force,
-        reporter=make_reporter("quiet" if args.quiet else "auto"),
-        cluster=args.cluster,
-    )
+    live = None
+    if not args.no_reports:
+        from grader.report.live import LiveReports
+
+        live = LiveReports(args.out, args.jobs)
+    try:
+        batch = grade_batch(
+            args.submissions,
+            rubric,
+            args.out,
+            jobs=args.jobs,
+            sandbox=args.sandbox,
+            force=args.force,
+            reporter=make_reporter("quiet" if args.quiet else "auto"),
+            cluster=args.cluster,
+            on_result=live,
+        )
+    finally:
+        if live is not None:
+            live.close()
     if not args.no_reports:
         from grader.report.render import render_all
 

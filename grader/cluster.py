@@ -41,7 +41,7 @@ Set-up: ``dask scheduler`` on one machine (port 8786); on each grading machine, 
 grader installed as on the client (``./setup.sh`` as root, for the strict sandbox),
 ``dask worker tcp://scheduler:8786 --nthreads N``: N submissions at once, as ``--jobs N``.
 
-Importing this module imports ``distributed``; :mod:`grader.pipeline` imports it only
+Importing this module imports ``distributed``; :mod:`grader.batch` imports it only
 when ``cluster=`` is given, so a local batch never imports Dask.
 """
 
@@ -184,7 +184,7 @@ def check_worker(identity_json: str, preflight_kernel: bool) -> bytes:
     """Worker-side set-up check: the batch identity, the sandbox protections this machine
     lacks and (``preflight_kernel``) one sandboxed kernel start. JSON bytes:
     ``{"host", "warnings": [...], "error": str | null}``."""
-    from grader.pipeline import preflight, sandbox_warnings
+    from grader.sandbox.run import preflight, sandbox_warnings
 
     identity = json.loads(identity_json)
     answer: dict[str, Any] = {"host": _host(), "warnings": [], "error": None}
@@ -233,7 +233,7 @@ def grade_remote(request: str, files: dict[str, bytes]) -> tuple[bytes, bytes]:
     """The task run on a worker: materialise one submission in a temporary folder,
     execute it in this machine's sandbox, score it, and return the reply as bytes (see
     the module docstring). Never raises: every failure is returned as text."""
-    from grader.pipeline import _for_cache, execute_submission, score_execution
+    from grader.pipeline import execute_submission, for_cache, score_execution
     from grader.results import record_to_dict
 
     try:
@@ -261,7 +261,7 @@ def grade_remote(request: str, files: dict[str, bytes]) -> tuple[bytes, bytes]:
             }
         arrays = b""
         try:
-            tree, array_list = encode_executed(_for_cache(executed))
+            tree, array_list = encode_executed(for_cache(executed))
         except Unencodable:
             pass  # not cacheable: the client simply does not cache this execution
         else:

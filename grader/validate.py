@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from grader.discover import files_under
 from grader.models import Submission
-from grader.pipeline import grade_submission, sandbox_warnings
+from grader.pipeline import grade_submission
 from grader.reference import load_expected
 from grader.rubric import load_rubric
 from grader.sandbox.isolation import Mode
+from grader.sandbox.run import sandbox_warnings
 
 
 def validate_rubric(

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+import grader.batch
 import grader.cache
-import grader.pipeline
 import grader.sandbox.run
 from grader.cache import (
     Executed,
@@ -263,7 +263,7 @@ def no_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a kernel was started")
 
     monkeypatch.setattr(grader.sandbox.run, "run_sandboxed", refuse)
-    monkeypatch.setattr(grader.pipeline, "execute_submission", refuse)
+    monkeypatch.setattr(grader.batch, "execute_submission", refuse)
 
 
 def regrade(subs: Path, out: Path, rubric: str, *extra: str) -> str:

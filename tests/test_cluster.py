@@ -28,10 +28,10 @@ import yaml
 from distributed import Client, Future, LocalCluster
 
 import grader.cluster
+from grader.batch import grade_batch
 from grader.cli import main
 from grader.cluster import BatchIdentity, ClusterMismatch, ClusterRun, grade_remote, pack_submission
 from grader.models import Submission
-from grader.pipeline import grade_batch
 from grader.progress import Reporter
 from grader.rubric import load_rubric
 
@@ -95,7 +95,7 @@ class Counting(Reporter):
 
 def test_local_batch_never_imports_dask() -> None:
     code = (
-        "import sys, grader.cli, grader.pipeline; "
+        "import sys, grader.cli, grader.pipeline, grader.batch; "
         "assert not {'dask', 'distributed'} & set(sys.modules), 'dask imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,0 +1,313 @@
+"""A batch: every submission of a folder, graded incrementally on local threads or a cluster.
+
+Plans each submission against the cache (:mod:`grader.cache`): a result still valid is
+kept, a cached execution is re-scored, the rest run through :mod:`grader.pipeline`'s
+stages. Each result is written atomically as it finishes, so an interrupted batch
+resumes where it stopped; then the gradebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from grader.cache import (
+    Executed,
+    GradeCache,
+    execution_fingerprint,
+    execution_key,
+    record_from_dict,
+    result_key,
+)
+from grader.discover import discover
+from grader.errors import GraderError
+from grader.models import GradeRecord, Submission
+from grader.pipeline import (
+    crashed_record,
+    execute_submission,
+    for_cache,
+    score_execution,
+    submission_hash,
+)
+from grader.progress import How, Reporter
+from grader.reference import Expected, load_expected
+from grader.results import record_to_dict, write_json_atomic
+from grader.rubric import Rubric
+from grader.sandbox.isolation import Mode
+from grader.sandbox.run import preflight, sandbox_warnings
+
+if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
+    from grader.cluster import ClusterRun
+
+#: Called with each result as it is written and the batch's sandbox warnings.
+OnResult = Callable[[dict[str, Any], tuple[str, ...]], None]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch produced."""
+
+    records: list[GradeRecord]
+    out_dir: Path
+    warnings: tuple[str, ...] = ()  # sandbox protections that were off
+    # how many results were executed / re-scored from a cached execution / kept unchanged
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a batch knows about one submission before grading it."""
+
+    sub: Submission
+    exec_key: str | None  # None when the submission could not even be hashed
+    result_key: str | None
+    finished: dict[str, Any] | None  # a still-valid result on disk
+    cached: bool  # an execution is in the cache
+
+
+def grade_batch(
+    submissions_dir: Path,
+    rubric: Rubric,
+    out_dir: Path,
+    *,
+    jobs: int = 1,
+    sandbox: Mode = "strict",
+    log: Callable[[str], None] = print,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    cluster: str | None = None,
+    on_result: OnResult | None = None,
+) -> BatchResult:
+    """Grade every submission under ``submissions_dir``; write results and the gradebook.
+
+    Incremental: a submission whose result under the same keys is already on disk is
+    kept as is; one whose execution is cached is re-scored without running anything;
+    only the rest run (see :mod:`grader.cache`). ``force`` ignores the cache. Each result
+    is written atomically as soon as it is ready, so an interrupted batch resumes where
+    it stopped.
+
+    ``cluster`` (a Dask scheduler address, ``tcp://host:8786``) runs the executions on
+    that cluster's workers instead of ``jobs`` local threads (:mod:`grader.cluster`);
+    everything else - cache, results, progress, gradebook - stays here and is the same.
+
+    ``on_result(result, warnings)`` is called in this thread with each result as written
+    (kept ones included) and the batch's sandbox warnings, so reports can be rendered
+    while grading goes on.
+    """
+    report = reporter if reporter is not None else Reporter(log)
+    subs = discover(submissions_dir)
+    # On a cluster the sandbox that matters is the workers': they report it below.
+    warnings = sandbox_warnings(sandbox) if cluster is None else ()
+    for warning in warnings:
+        report.warning(warning)
+    expected = load_expected(rubric)
+    results_dir = out_dir / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    cache = GradeCache(out_dir)
+    cache.sweep()
+    fingerprint = execution_fingerprint(
+        rubric,
+        rubric.calls(expected.values) if rubric.module is not None else [],
+        expected.sha256,
+        sandbox,
+    )
+    remote = None
+    if cluster is not None:
+        # Imported here so a local batch never imports Dask.
+        try:
+            from grader.cluster import BatchIdentity, ClusterRun
+        except ImportError as exc:
+            raise GraderError(
+                f"--cluster needs Dask's `distributed` ({exc}): install the grader with its "
+                "`cluster` extra (pip install -e '.[cluster]')"
+            ) from exc
+
+        identity = BatchIdentity(
+            str(rubric.path), rubric.sha256, expected.sha256, fingerprint, sandbox
+        )
+        remote = ClusterRun.open(cluster, identity)
+    try:
+        if remote is not None:
+            warnings = remote.check_workers()
+            for warning in warnings:
+                report.warning(warning)
+        return _dispatch(
+            subs,
+            rubric,
+            expected,
+            out_dir,
+            cache,
+            fingerprint,
+            warnings,
+            jobs=jobs,
+            sandbox=sandbox,
+            force=force,
+            report=report,
+            remote=remote,
+            on_result=on_result,
+        )
+    finally:
+        if remote is not None:
+            remote.close()
+
+
+def _dispatch(
+    subs: list[Submission],
+    rubric: Rubric,
+    expected: Expected,
+    out_dir: Path,
+    cache: GradeCache,
+    fingerprint: str,
+    warnings: tuple[str, ...],
+    *,
+    jobs: int,
+    sandbox: Mode,
+    force: bool,
+    report: Reporter,
+    remote: ClusterRun | None,
+    on_result: OnResult | None,
+) -> BatchResult:
+    """Plan, then grade what is not finished on local threads or on the cluster, writing
+    each result, the cache entries and the progress as each one finishes."""
+    results_dir = out_dir / "results"
+
+    def plan(sub: Submission) -> _Plan:
+        try:
+            ekey = execution_key(submission_hash(sub), fingerprint)
+        except OSError:
+            return _Plan(sub, None, None, None, False)
+        rkey = result_key(ekey, rubric.sha256, expected.sha256, warnings)
+        finished = None if force else cache.finished_result(sub.student, rkey, results_dir)
+        cached = not force and finished is None and cache.execution_path(ekey).is_file()
+        return _Plan(sub, ekey, rkey, finished, cached)
+
+    plans = [plan(sub) for sub in subs]
+    if any(p.finished is None and not p.cached for p in plans):
+        if remote is None:
+            preflight(rubric, sandbox)
+        else:
+            remote.check_workers(preflight_kernel=True)
+
+    crashed: set[str] = set()
+
+    def with_warnings(record: GradeRecord) -> GradeRecord:
+        if not warnings:
+            return record
+        execution = dataclasses.replace(
+            record.execution, warnings=(*record.execution.warnings, *warnings)
+        )
+        return dataclasses.replace(record, execution=execution)
+
+    def store(p: _Plan, executed: Executed) -> None:
+        if p.exec_key is not None:
+            with contextlib.suppress(OSError):  # a full disk only costs a re-run
+                cache.store_execution(p.exec_key, for_cache(executed))
+
+    def one(p: _Plan, executed: Executed | None = None) -> tuple[GradeRecord, How]:
+        started = time.monotonic()
+        how: How = "rescored"
+        try:
+            if executed is None and p.cached and p.exec_key:
+                executed = cache.load_execution(p.exec_key)
+            if executed is None:
+                how = "executed"
+                executed = execute_submission(p.sub, rubric, expected, sandbox=sandbox)
+                store(p, executed)
+            record = score_execution(p.sub, rubric, expected, executed, started)
+        except Exception as exc:
+            record = crashed_record(p.sub, rubric, expected, exc)
+            crashed.add(p.sub.student)
+        return with_warnings(record), how
+
+    records: list[GradeRecord] = []
+    counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
+
+    def finish(p: _Plan, record: GradeRecord, how: How) -> None:
+        data = record_to_dict(record)
+        path = results_dir / f"{record.student}.json"
+        write_json_atomic(path, data)
+        if p.result_key is not None and record.student not in crashed:
+            # a grader failure is retried by the next run, not kept
+            cache.mark_result(record.student, p.result_key, path)
+        records.append(record)
+        counts[how] += 1
+        report.done(data, how)
+        if on_result is not None:
+            on_result(data, warnings)
+
+    def on_cluster(remote: ClusterRun, todo: list[_Plan]) -> None:
+        """Executions go to the cluster; re-scoring a cached execution stays here (it
+        reads the local cache, runs no student code) while the cluster works."""
+        from grader.cluster import RemoteError
+
+        rescore: list[tuple[_Plan, Executed]] = []
+        sent: list[_Plan] = []
+        for p in todo:
+            executed = cache.load_execution(p.exec_key) if p.cached and p.exec_key else None
+            if executed is not None:
+                rescore.append((p, executed))
+            else:
+                sent.append(p)
+        futures = {}
+        try:
+            for i, p in enumerate(sent):
+                try:
+                    futures[remote.submit(p.sub)] = i
+                except OSError as exc:  # unreadable files: that student's crash, as locally
+                    crashed.add(p.sub.student)
+                    finish(
+                        p, with_warnings(crashed_record(p.sub, rubric, expected, exc)), "executed"
+                    )
+            for p, executed in rescore:
+                finish(p, *one(p, executed))
+            for i, outcome in remote.results(futures):
+                p = sent[i]
+                if outcome.record is None:
+                    crashed.add(p.sub.student)
+                    error = RemoteError(outcome.error or "the worker returned no result")
+                    record = crashed_record(p.sub, rubric, expected, error)
+                else:
+                    record = record_from_dict(outcome.record)
+                    if outcome.executed is not None:
+                        store(p, outcome.executed)
+                finish(p, with_warnings(record), "executed")
+        except BaseException:
+            remote.cancel(list(futures))
+            raise
+
+    report.start(len(plans))
+    try:
+        for p in plans:
+            if p.finished is not None:
+                records.append(record_from_dict(p.finished))
+                counts["cached"] += 1
+                report.done(p.finished, "cached")
+                if on_result is not None:
+                    on_result(p.finished, warnings)
+        todo = [p for p in plans if p.finished is None]
+        if remote is not None:
+            on_cluster(remote, todo)
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                futures = {pool.submit(one, p): p for p in todo}
+                try:
+                    for future in as_completed(futures):
+                        record, how = future.result()
+                        finish(futures[future], record, how)
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    finally:
+        report.close()
+    records.sort(key=lambda r: r.student)
+    from grader.gradebook import write_gradebook
+
+    write_gradebook([record_to_dict(r) for r in records], out_dir / "gradebook.csv")
+    return BatchResult(records=records, out_dir=out_dir, warnings=warnings, counts=counts)
