@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
 
 from grader.errors import GraderError
 from grader.overrides import apply_overrides, check_override_targets, load_overrides
@@ -54,44 +52,6 @@ def jinja_env() -> jinja2.Environment:
     return env
 
 
-@lru_cache(maxsize=1)
-def font_config() -> FontConfiguration:
-    """The one font configuration every render in this process shares."""
-    return FontConfiguration()
-
-
-@lru_cache(maxsize=1)
-def stylesheet() -> CSS:
-    """``report.css`` parsed once against the shared font configuration."""
-    return CSS(filename=str(TEMPLATES_DIR / CSS_FILE), font_config=font_config())
-
-
-@lru_cache(maxsize=1)
-def ua_stylesheet() -> CSS:
-    """``ua.css``: the small user-agent stylesheet that replaces WeasyPrint's HTML5 one."""
-    return CSS(filename=str(TEMPLATES_DIR / UA_FILE), font_config=font_config())
-
-
-class _TemplateHTML(HTML):  # type: ignore[misc]
-    """An HTML document styled with ``ua.css`` instead of the full HTML5 UA stylesheet.
-
-    WeasyPrint matches every selector of its UA stylesheet against every element; the
-    templates use a dozen element types, so a UA sheet for just those renders about a
-    fifth faster with the same look. (``_ua_stylesheets`` is WeasyPrint's hook for this;
-    should a future version stop calling it, its own UA stylesheet is used instead.)
-    """
-
-    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
-        return [ua_stylesheet()]
-
-
-def html_to_pdf(html: str, out_pdf: Path) -> None:
-    """Write ``html`` (one of our templates) to ``out_pdf`` with the shared CSS and fonts."""
-    out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    document = _TemplateHTML(string=html, base_url=str(TEMPLATES_DIR))
-    document.write_pdf(out_pdf, stylesheets=[stylesheet()], font_config=font_config())
-
-
 def report_html(record: dict[str, Any], *, show_sandbox_warning: str | None = None) -> str:
     """The report of one record as an HTML string."""
     view = report_view(record, sandbox_warning=show_sandbox_warning)
@@ -107,6 +67,8 @@ def render_student_report(
     batches graded without the sandbox). Only what the record holds is shown: expected
     values appear only where present and the check's ``show_expected`` is not false.
     """
+    from grader.report.pdf import html_to_pdf  # WeasyPrint only where a PDF is written
+
     html_to_pdf(report_html(record, show_sandbox_warning=show_sandbox_warning), out_pdf)
 
 
@@ -201,6 +163,8 @@ def _write_index(path: Path, entries: dict[str, dict[str, str]]) -> None:
 def _init_worker() -> None:
     """Warm a worker: templates compiled, CSS parsed, fonts loaded, one tiny report laid out."""
     jinja_env().get_template("report.html.j2")
+    from grader.report.pdf import stylesheet, ua_stylesheet
+
     stylesheet()
     ua_stylesheet()
     with tempfile.TemporaryDirectory() as tmp:
@@ -410,14 +374,11 @@ def render_template(name: str, **context: Any) -> str:
 __all__ = [
     "RenderedPaths",
     "ReportPool",
-    "font_config",
-    "html_to_pdf",
     "jinja_env",
     "load_records",
     "render_all",
     "render_student_report",
     "render_template",
     "report_html",
-    "stylesheet",
     "templates_digest",
 ]

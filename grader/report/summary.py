@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.report.figures import histogram_svg, question_bars_svg
-from grader.report.render import html_to_pdf, render_template
+from grader.report.render import render_template
 from grader.report.view import FAILURE_WORDS, fmt_compact, fmt_points, fmt_shape, percent, shorten
 
 HARDEST = 6
@@ -227,4 +227,6 @@ def render_summary(records: list[dict[str, Any]], out_pdf: Path) -> None:
     common wrong answers, submissions that crashed or timed out, and the written answers
     awaiting instructor review.
     """
+    from grader.report.pdf import html_to_pdf  # WeasyPrint only when it is rendered
+
     html_to_pdf(summary_html(records), out_pdf)
