@@ -40,13 +40,11 @@ from grader.models import (
 from grader.reference import Expected, torch_version
 from grader.rubric import Rubric
 from grader.sandbox import run as sandbox_run
-from grader.sandbox.isolation import Mode, SandboxSession
+from grader.sandbox.isolation import Mode
 from grader.sandbox.module import ModuleLimits, missing_module_message, run_module
 from grader.sandbox.notebook import NotebookFormatError, RunLimits
 from grader.sandbox.run import (
     KERNEL_SEED,
-    sandbox_env,
-    sandbox_limits,
     with_limit,
 )
 from grader.scoring import question_result, total
@@ -322,19 +320,17 @@ def _module_stage(
         call_timeout_s=rubric.limits.call_timeout,
         total_timeout_s=rubric.limits.module_timeout,
     )
-    with SandboxSession(
-        work, outbox, None, sandbox_limits(rubric), sandbox, extra_env=sandbox_env()
-    ) as box:
-        assert box.runtime_dir is not None
+    # Warm (a fork of this thread's template) or cold, as the notebook stage chooses.
+    with sandbox_run.module_sandbox(work, outbox, rubric, sandbox) as box:
         module_run = run_module(
             located.path,
             work,
             outbox,
-            box.runtime_dir / "inbox",
+            box.inbox,
             calls,
             limits,
             launcher=box.launcher,
-            env=box.env() if sandbox != "off" else None,
+            env=box.env,
             limit_hit=box.limit_hit,
         )
     problem = module_run.import_error

@@ -1,19 +1,22 @@
-"""Run one notebook's kernel in a fresh sandbox: the pipeline's sandbox-running helpers.
+"""Run one notebook's kernel or module worker in a fresh sandbox: the pipeline's helpers.
 
 :func:`run_sandboxed` starts the kernel either cold (a new ``bwrap`` sandbox and a new
 interpreter, :class:`grader.sandbox.isolation.SandboxSession`) or warm (forked from a
 template process that already imported the heavy modules, :mod:`grader.sandbox.warm`);
-both give the submission its own namespaces, cgroup and scratch. :func:`preflight`
-starts one kernel before a batch; :func:`sandbox_warnings` words what is missing.
+both give the submission its own namespaces, cgroup and scratch. :func:`module_sandbox`
+does the same choice for a module worker (HW1/HW2), on the same per-thread template.
+:func:`preflight` starts one kernel before a batch; :func:`sandbox_warnings` words what
+is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from grader.errors import GraderError
@@ -152,6 +155,60 @@ def run_sandboxed(
 
 def _warm_default() -> bool:
     return warm_starts.warm_enabled()
+
+
+def _warm_modules_default() -> bool:
+    return warm_starts.MODULES_DEFAULT_ON and warm_starts.warm_enabled()
+
+
+def _worker_env() -> dict[str, str]:
+    # The warm client's (or enter.py's) own environment: the grader's PATH stays out.
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleBox:
+    """Where a module worker runs: what :func:`grader.sandbox.module.run_module` takes."""
+
+    inbox: Path
+    launcher: Callable[[list[str]], list[str]]
+    env: dict[str, str] | None
+    limit_hit: Callable[[], str | None]
+    warm: bool
+
+
+@contextlib.contextmanager
+def module_sandbox(
+    work: Path, outbox: Path, rubric: Rubric, mode: Mode, *, warm: bool | None = None
+) -> Iterator[ModuleBox]:
+    """The sandbox of one submission's module workers (every worker of a run, restarts
+    included, shares its cgroup, scratch and outbox), warm or cold.
+
+    ``warm`` as in :func:`run_sandboxed`. Warm: each worker (a restart too) is a new
+    fork of this thread's template, running the same worker source as a cold one.
+    """
+    env = sandbox_env()
+    if warm is not False and mode == "strict" and (warm or _warm_modules_default()):
+        template = _template_for(rubric, env) if warm_starts.usable_paths(work, outbox) else None
+        if template is not None:
+            with template.session(work, outbox, sandbox_limits(rubric)) as wbox:
+                yield ModuleBox(
+                    wbox.runtime_dir / "inbox",
+                    wbox.worker_launcher,
+                    _worker_env(),
+                    wbox.limit_hit,
+                    True,
+                )
+            return
+    with SandboxSession(work, outbox, None, sandbox_limits(rubric), mode, extra_env=env) as box:
+        assert box.runtime_dir is not None
+        yield ModuleBox(
+            box.runtime_dir / "inbox",
+            box.launcher,
+            box.env() if mode != "off" else None,
+            box.limit_hit,
+            False,
+        )
 
 
 def _template_for(rubric: Rubric, env: dict[str, str]) -> warm_starts.WarmTemplate | None:

@@ -23,8 +23,16 @@ create no further one, without capabilities, with ``no_new_privs`` (details in
 :mod:`grader.sandbox.warm_template`). Teardown kills the cgroup and removes the run
 directory; the template survives for the next student.
 
+Module workers (HW1/HW2, :mod:`grader.sandbox.module`) are forked the same way
+(:meth:`WarmSession.worker_launcher`, :func:`grader.sandbox.run.module_sandbox`): the
+child, confined exactly as a kernel, runs the worker bootstrap (the same
+:mod:`grader.harness.worker` source as a cold worker, from the inbox) in ``python``
+mode instead of ``IPKernelApp``; its stdout is the progress pipe the grader reads. Every
+worker, a restart after a hung call included, is a new fork.
+
 Warm starts are used only in strict mode with every protection available, when
-``GRADER_WARM`` is not ``0`` and the template starts; otherwise the cold path runs.
+``GRADER_WARM`` is not ``0``, the scratch lies under ``/tmp`` and the template starts;
+otherwise the cold path runs (for kernels and module workers alike).
 """
 
 from __future__ import annotations
@@ -72,6 +80,8 @@ _MS_SHARED = 1 << 20
 ENV_SWITCH = "GRADER_WARM"
 #: Warm starts are on unless ``GRADER_WARM=0`` (see :func:`warm_enabled`).
 DEFAULT_ON = True
+#: Module workers (HW1/HW2) start warm too, under the same switch.
+MODULES_DEFAULT_ON = True
 
 
 #: What ``IPKernelApp.initialize`` would import (1 s of a kernel's start), and numpy. A

@@ -1,11 +1,12 @@
-"""The warm kernel's stand-in process on the grader's side: ask the template for a kernel.
+"""The warm kernel's (or module worker's) stand-in process on the grader's side.
 
 Run as ``python -I -S warm_client.py REQUEST_JSON`` by the kernel manager in place of
 the kernel (see :meth:`grader.sandbox.warm.WarmSession.launcher`), as root, in the
 grader's namespaces; standard library only. It
 
-1. hands the runtime directory to the sandbox uid (the connection file becomes
-   ``root:<gid>`` 0640, as :mod:`grader.sandbox.enter` ``--share`` does);
+1. for a kernel, hands the runtime directory to the sandbox uid (the connection file
+   becomes ``root:<gid>`` 0640, as :mod:`grader.sandbox.enter` ``--share`` does); a
+   module worker's runtime directory (its inbox) stays the grader's;
 2. connects to the template's control socket and sends the request with its own
    stdout/stderr (the kernel log) as descriptors;
 3. reads the forked relay's pid (in the template's PID namespace), finds its host pid
@@ -95,10 +96,11 @@ def _end_like(status: int) -> NoReturn:
 
 def main() -> None:
     req = json.loads(sys.argv[1])
-    try:
-        _share_dir(req["runtime_dir"], req["uid"], req["gid"])
-    except OSError as exc:
-        _fail(f"cannot hand the runtime directory to uid {req['uid']}: {exc}")
+    if req.get("share_runtime_dir", True):
+        try:
+            _share_dir(req["runtime_dir"], req["uid"], req["gid"])
+        except OSError as exc:
+            _fail(f"cannot hand the runtime directory to uid {req['uid']}: {exc}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sock.settimeout(60)
     try:

@@ -2,8 +2,9 @@
 
 :class:`WarmSession` is the warm counterpart of
 :class:`grader.sandbox.isolation.SandboxSession`: the same quota mounts and cgroup, but
-the kernel is forked from the template by :mod:`grader.sandbox.warm_client` instead of
-started in a new sandbox.
+the kernel (:meth:`WarmSession.launcher`) or the module worker
+(:meth:`WarmSession.worker_launcher`) is forked from the template by
+:mod:`grader.sandbox.warm_client` instead of started in a new sandbox.
 """
 
 from __future__ import annotations
@@ -106,9 +107,24 @@ class WarmSession:
 
     def launcher(self, argv: list[str]) -> list[str]:
         """Replace the kernel's argv by the client that asks the template for a fork."""
+        conn = argv[argv.index("-f") + 1]
+        return self._client({"mode": "kernel", "connection_file": conn}, share=True)
+
+    def worker_launcher(self, argv: list[str]) -> list[str]:
+        """Replace a ``python ... -c SOURCE ARGS...`` argv (the module worker's) by the
+        client that asks the template for a fork running ``SOURCE`` with ``ARGS``.
+
+        Each call is a new fork (a worker restarted after a hung call is a fresh child).
+        The runtime directory (the worker's inbox) stays the grader's, read-only to the
+        child: unlike a kernel's, it holds no file the child must own.
+        """
+        at = argv.index("-c")
+        os.chmod(self.runtime_dir, 0o755)
+        return self._client({"mode": "python", "source": argv[at + 1], "argv": argv[at + 2 :]})
+
+    def _client(self, what: dict[str, object], *, share: bool = False) -> list[str]:
         t = self.template
         assert self.cgroup is not None and t.host_pid is not None
-        conn = argv[argv.index("-f") + 1]
         lim = t.limits
         keep = [
             [str(self.runtime_dir), str(self.runtime_dir)],
@@ -119,19 +135,20 @@ class WarmSession:
         child = {
             "keep": keep,
             "work": str(self.work),
-            "connection_file": conn,
             "env": t.env(),
             "hostname": f"sandbox-{self.token}",
             "tmp_bytes": lim.tmp_bytes,
             "rlimits": {"fsize": lim.file_size_bytes, "nofile": lim.open_files, "core": 0},
             "launcher": "ipykernel_launcher",
             "probe": self.probe,
+            **what,
         }
         request = {
             "socket": str(t.socket),
             "template_pid": t.host_pid,
             "cgroup_procs": [str(f) for f in self.cgroup.procs_files()],
             "runtime_dir": str(self.runtime_dir),
+            "share_runtime_dir": share,
             "uid": t.uid,
             "gid": t.gid,
             "child": child,

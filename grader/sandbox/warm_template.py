@@ -23,7 +23,13 @@ plus the kernel log's stdout/stderr descriptors), the template forks:
 * **K** (pid 2, the kernel): enters a nested user namespace (no further one can be
   made), drops every capability, sets ``no_new_privs`` and rlimits, closes inherited
   descriptors, takes the submission's environment, reseeds ``random``/``numpy``, and
-  starts ``IPKernelApp`` in-process with the connection file.
+  then, by the request's ``mode``: ``kernel`` starts ``IPKernelApp`` in-process with the
+  connection file; ``python`` runs ``source`` as ``python -s -P -c SOURCE ARGV...``
+  would (a fresh ``__main__``, no working directory on ``sys.path``): the module worker
+  of :mod:`grader.sandbox.module`, whose stdout (its progress pipe) is K's fd 1.
+
+R and I keep no copy of K's stdout and stderr once they have forked: the reader sees
+end-of-file as soon as K and what it started are gone.
 
 Replies on the connection: ``pid N``, then ``exit STATUS`` (K's wait status) or
 ``error MESSAGE``.
@@ -151,6 +157,7 @@ def _relay(conn: socket.socket, req: Req, log_fds: list[int], server: socket.soc
     init = os.fork()
     if init == 0:
         _guard(conn, _init, conn, req, uid, gid)
+    _drop_stdio()
     conn.setblocking(False)
     while True:
         done, _ = os.waitpid(init, os.WNOHANG)
@@ -168,6 +175,14 @@ def _relay(conn: socket.socket, req: Req, log_fds: list[int], server: socket.soc
                 os.kill(init, signal.SIGKILL)
                 os.waitpid(init, 0)
                 os._exit(0)
+
+
+def _drop_stdio() -> None:
+    """Point fds 1 and 2 at /dev/null (R and I, after forking: only K holds the pipe)."""
+    null = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
 
 
 def _init(conn: socket.socket, req: Req, uid: int, gid: int) -> None:
@@ -196,6 +211,7 @@ def _init(conn: socket.socket, req: Req, uid: int, gid: int) -> None:
     kernel = os.fork()
     if kernel == 0:
         _guard(conn, _kernel, conn, req, uid, gid)
+    _drop_stdio()
     # After the fork: the kernel must stay dumpable to write its own uid_map.
     _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
     while True:
@@ -264,6 +280,10 @@ def _kernel(conn: socket.socket, req: Req, uid: int, gid: int) -> None:
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         torch.manual_seed(torch.initial_seed())
+    if req.get("mode", "kernel") == "python":
+        _python(req)
+    if req.get("mode", "kernel") != "kernel":
+        raise _Fail(f"unknown mode {req.get('mode')!r}")
     # The history lives in memory, as in a cold sandbox, where IPython cannot open it
     # on disk: nothing of the student's code is written to its /tmp behind its back.
     argv = ["-f", req["connection_file"], "--HistoryManager.hist_file=:memory:"]
@@ -277,6 +297,36 @@ def _kernel(conn: socket.socket, req: Req, uid: int, gid: int) -> None:
         app.start()  # type: ignore[no-untyped-call]
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _python(req: Req) -> NoReturn:
+    """K in ``python`` mode: run ``source`` as ``python -s -P -c SOURCE *argv`` would."""
+    import builtins
+
+    # -P: the working directory (the student's scratch) is not on sys.path; -c: the
+    # program runs in a fresh __main__, not in the template's.
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.argv = ["-c", *req["argv"]]
+    main = type(sys)("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        exec(compile(req["source"], "<string>", "exec"), main.__dict__)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     import atexit
 
     atexit._run_exitfuncs()

@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
 import pytest
 
-from grader.models import AnswerRequest, NotebookRun
+from grader.models import AnswerRequest, Call, ModuleRun, NotebookRun
+from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import warm
 from grader.sandbox.isolation import detect_protections
+from grader.sandbox.module import ModuleLimits, run_module
 from grader.sandbox.notebook import RunLimits
-from grader.sandbox.run import run_sandboxed, sandbox_env, sandbox_limits, with_limit
+from grader.sandbox.run import (
+    module_sandbox,
+    run_sandboxed,
+    sandbox_env,
+    sandbox_limits,
+    with_limit,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not detect_protections().complete,
@@ -268,3 +277,254 @@ def test_unusable_template_falls_back_to_cold(
         assert any("cannot be confined" in why for why in warm._failed.values())
     finally:
         warm._failed.clear()
+
+
+# -- module workers (HW1/HW2) ---------------------------------------------------------
+
+MODULE_LIMITS = ModuleLimits(import_timeout_s=20, call_timeout_s=10, total_timeout_s=240)
+# argv[1] of a fork of the template (`python -c SOURCE`) is "-c"; of a cold worker
+# (`python -s -P -c BOOTSTRAP`) it is "-s".
+MODULE_WARM = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1] == b'-c'"
+FIRST_MODULE = f"""
+
+import builtins, os, sys
+import numpy as np
+import torch
+import torch.nn.functional as F
+np.maximum = lambda *a, **k: "PATCHED"
+np.sum = lambda *a, **k: -1.0
+np.random.seed = None
+torch.relu = None
+F.relu = lambda x: "PATCHED"
+builtins.LEAKED = 1
+sys.modules["leaked_module"] = type(sys)("leaked_module")
+os.environ["LEAKED_ENV"] = "1"
+for path in ("/tmp/x", "/dev/shm/y", "from_first.txt"):
+    with open(path, "w") as fh:
+        fh.write("first")
+
+def probe():
+    return {{"warm": {MODULE_WARM}, "patched": np.maximum(1, 2) == "PATCHED"}}
+"""
+SECOND_MODULE = f"""
+
+def probe():
+    import builtins, os, sys
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    return {{
+        "warm": {MODULE_WARM},
+        "maximum": np.maximum(np.array([-1.0, 2.0]), 0.0).tolist(),
+        "sum": float(np.sum(np.ones(3))),
+        "seed_ok": np.random.seed is not None and torch.relu is not None,
+        "relu": F.relu(torch.tensor([-1.0, 2.0])).tolist(),
+        "has_builtin": hasattr(builtins, "LEAKED"),
+        "has_module": "leaked_module" in sys.modules,
+        "env": os.environ.get("LEAKED_ENV"),
+        "tmp_x": os.path.exists("/tmp/x"),
+        "shm": sorted(os.listdir("/dev/shm")),
+        "scratch": sorted(os.listdir(".")),
+        "cwd_on_path": "" in sys.path or "." in sys.path,
+        "uid": os.getuid(),
+    }}
+"""
+HANGING_MODULE = """
+import os, signal
+
+def hang(x):
+    with open("/tmp/hung", "w") as fh:
+        fh.write("x")
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        pass
+
+def tmp_files(x):
+    return sorted(os.listdir("/tmp")).count("hung")
+
+def double(x):
+    return 2 * x
+"""
+
+
+@pytest.fixture(scope="module")
+def hw2() -> Iterator[tuple[Rubric, list[Call], str]]:
+    rubric = load_rubric("hw2")
+    assert rubric.solution is not None
+    calls = rubric.calls(load_expected(rubric).values)
+    yield rubric, calls, (rubric.solution / "layers.py").read_text()
+    warm.close_thread_template()
+
+
+def run_layers(
+    tmp_path: Path,
+    rubric: Rubric,
+    name: str,
+    source: str,
+    calls: list[Call],
+    *,
+    use_warm: bool = True,
+    limits: ModuleLimits = MODULE_LIMITS,
+) -> ModuleRun:
+    root = tmp_path / name
+    work, outbox = root / "work", root / "outbox"
+    work.mkdir(parents=True)
+    outbox.mkdir()
+    (work / "layers.py").write_text(source)
+    with module_sandbox(work, outbox, rubric, "strict", warm=use_warm) as box:
+        assert box.warm is use_warm
+        return run_module(
+            work / "layers.py",
+            work,
+            outbox,
+            box.inbox,
+            calls,
+            limits,
+            launcher=box.launcher,
+            env=box.env,
+            limit_hit=box.limit_hit,
+        )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Exact equality of decoded values (arrays by dtype, shape and bits)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def same_results(got: ModuleRun, want: ModuleRun, ids: list[str]) -> list[str]:
+    """The call ids whose results differ (status, message, value, arguments after)."""
+    differ = []
+    for i in ids:
+        a, b = got.results[i], want.results[i]
+        if (a.status, a.message, a.mutated) != (b.status, b.message, b.mutated) or not (
+            same(a.value, b.value) and same(a.args_after, b.args_after)
+        ):
+            differ.append(i)
+    return differ
+
+
+def test_module_warm_and_cold_give_the_same_results(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
+) -> None:
+    rubric, calls, solution = hw2
+    hot = run_layers(tmp_path, rubric, "warm", solution, calls)
+    cold = run_layers(tmp_path, rubric, "cold", solution, calls, use_warm=False)
+    ids = [c.id for c in calls]
+    assert hot.import_error is None and cold.import_error is None
+    assert all(hot.results[i].status == "ok" for i in ids), hot.results
+    assert same_results(hot, cold, ids) == []
+    assert hot.warnings == cold.warnings == ()
+
+
+def test_two_module_students_in_sequence_share_nothing(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
+) -> None:
+    rubric, calls, solution = hw2
+    t = template(rubric)
+    before = t.sessions
+    probe = [Call("probe", "probe")]
+    first = run_layers(tmp_path, rubric, "first", solution + FIRST_MODULE, probe + calls)
+    assert first.import_error is None
+    assert first.results["probe"].value == {"warm": True, "patched": True}
+    assert any(first.results[c.id].status != "ok" for c in calls)  # its patches bit
+    second = run_layers(tmp_path, rubric, "second", solution + SECOND_MODULE, probe + calls)
+    assert template(rubric) is t and t.sessions == before + 2  # one template, two forks
+    got = second.results["probe"].value
+    assert got == {
+        "warm": True,
+        "maximum": [0.0, 2.0],
+        "sum": 3.0,
+        "seed_ok": True,
+        "relu": [0.0, 2.0],
+        "has_builtin": False,
+        "has_module": False,
+        "env": None,
+        "tmp_x": False,
+        "shm": [],
+        "scratch": ["layers.py"],
+        "cwd_on_path": False,
+        "uid": 65534,
+    }, got
+    cold = run_layers(
+        tmp_path, rubric, "cold", solution + SECOND_MODULE, probe + calls, use_warm=False
+    )
+    want = cold.results["probe"].value
+    assert {k: v for k, v in got.items() if k != "warm"} == {
+        k: v for k, v in want.items() if k != "warm"
+    }
+    assert want["warm"] is False
+    ids = [c.id for c in calls]
+    assert all(second.results[i].status == "ok" for i in ids), second.results
+    assert same_results(second, cold, ids) == []
+
+
+def test_module_hung_call_restarts_a_fresh_fork(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
+) -> None:
+    rubric, calls, solution = hw2
+    t = template(rubric)
+    x = np.arange(3.0)
+    fast = ModuleLimits(import_timeout_s=20, call_timeout_s=1, total_timeout_s=120)
+    hanging = [
+        Call("d0", "double", (x,)),
+        Call("h0", "hang", (x,)),
+        Call("h1", "hang", (x,)),
+        Call("t0", "tmp_files", (x,)),
+        Call("d1", "double", (x,)),
+    ]
+    hung = run_layers(tmp_path, rubric, "hang", HANGING_MODULE, hanging, limits=fast)
+    r = hung.results
+    assert r["h0"].status == "timeout" and "did not finish within 1 s" in r["h0"].message
+    assert r["h1"].status == "not_run" and "within 1 s" in r["h1"].message
+    assert r["t0"].status == "ok" and r["t0"].value == 0  # a fresh fork: a fresh /tmp
+    assert r["d0"].status == r["d1"].status == "ok"
+    assert same(r["d1"].value, 2 * x)
+    # The next student on the same template is fine.
+    after = run_layers(tmp_path, rubric, "after", solution, calls[:6])
+    assert after.import_error is None
+    assert [after.results[c.id].status for c in calls[:6]] == ["ok"] * 6
+    assert template(rubric) is t and t.alive()
+
+
+def test_module_sandbox_is_warm_by_default(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rubric = hw2[0]
+    work, outbox = tmp_path / "w", tmp_path / "o"
+    work.mkdir()
+    outbox.mkdir()
+    monkeypatch.delenv(warm.ENV_SWITCH, raising=False)
+    with module_sandbox(work, outbox, rubric, "strict") as box:
+        assert box.warm is warm.MODULES_DEFAULT_ON
+    monkeypatch.setenv(warm.ENV_SWITCH, "0")
+    with module_sandbox(work, outbox, rubric, "strict") as box:
+        assert box.warm is False
+
+
+def test_module_memory_limit_is_named_and_the_next_call_runs(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
+) -> None:
+    rubric, _, _ = hw2
+    t = template(rubric)
+    small = dataclasses.replace(rubric, limits=rubric.limits.model_copy(update={"memory_mb": 400}))
+    source = HANGING_MODULE + (
+        "\ndef hog(x):\n    b = bytearray(2 * 2**30)\n    b[::4096] = b'x' * len(b[::4096])\n"
+    )
+    x = np.arange(3.0)
+    calls = [Call("m0", "hog", (x,)), Call("d0", "double", (x,))]
+    hogged = run_layers(tmp_path, small, "hog", source, calls)
+    assert hogged.results["m0"].status == "error"
+    assert "it hit the 400 MiB memory limit" in hogged.results["m0"].message
+    assert hogged.results["d0"].status == "ok" and same(hogged.results["d0"].value, 2 * x)
+    assert template(rubric) is t and t.alive()
