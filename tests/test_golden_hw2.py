@@ -8,38 +8,29 @@ All tests that need the graded batch live in this module so the batch runs once.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from grader.cli import main
 from grader.results import validate
+from tests.golden.support import (
+    checks,
+    golden_mismatches,
+    grade_samples,
+    load_golden,
+    result,
+    students,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "hw2_expected.yaml").read_text())
-STUDENTS = sorted(k for k in GOLDEN if k != "totals")
+GOLDEN = load_golden("hw2")
+STUDENTS = students(GOLDEN)
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("graded")
-    code = main(
-        [str(ROOT / "submissions" / "hw2"), "--rubric", "hw2", "--out", str(out), "--no-reports"]
-    )
-    assert code == 0
-    return out
-
-
-def result(batch: Path, student: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((batch / "results" / f"{student}.json").read_text())
-    return data
-
-
-def checks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["id"]: c for q in record["questions"] for c in q["checks"]}
+    return grade_samples("hw2", tmp_path_factory.mktemp("graded"))
 
 
 def test_one_result_per_student(batch: Path) -> None:
@@ -48,20 +39,7 @@ def test_one_result_per_student(batch: Path) -> None:
 
 @pytest.mark.parametrize("student", STUDENTS)
 def test_points_and_status_of_every_check(batch: Path, student: str) -> None:
-    got = checks(result(batch, student))
-    expected = GOLDEN[student]
-    assert sorted(got) == sorted(expected)
-    mismatches = {
-        cid: {
-            "expected": (exp["points"], exp["status"]),
-            "got": (got[cid]["score"], got[cid]["status"]),
-            "message": got[cid]["message"],
-        }
-        for cid, exp in expected.items()
-        if (got[cid]["score"], got[cid]["status"]) != (exp["points"], exp["status"])
-    }
-    assert not mismatches
-    assert result(batch, student)["score"] == GOLDEN["totals"][student]
+    assert not golden_mismatches(batch, GOLDEN, student)
     assert result(batch, student)["max_score"] == 130
 
 
