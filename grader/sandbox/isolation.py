@@ -205,7 +205,8 @@ def check_readable_by_other() -> str | None:
     return None
 
 
-def _system_binds() -> list[str]:
+def system_binds() -> list[str]:
+    """bwrap arguments binding the read-only system directories a Python process needs."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -235,7 +236,7 @@ def _bwrap_probe(bwrap: str, uid: int | None, gid: int | None) -> str | None:
     cmd = [
         bwrap,
         *ISOLATION_FLAGS,
-        *_system_binds(),
+        *system_binds(),
         "--proc",
         "/proc",
         "--dev",
@@ -312,20 +313,23 @@ _MNT_DETACH = 2
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL:
+def libc() -> ctypes.CDLL:
+    """libc with errno kept, for mount(2), umount2(2) and unshare(2)."""
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _mount_tmpfs(target: Path, size: int, uid: int, gid: int) -> None:
+def mount_tmpfs(target: Path, size: int, uid: int, gid: int) -> None:
+    """Mount a ``size``-byte tmpfs owned by ``uid``/``gid`` on ``target`` (the disk quota)."""
     opts = f"size={size},mode=0700,uid={uid},gid={gid}".encode()
-    rc = _libc().mount(b"tmpfs", str(target).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts)
+    rc = libc().mount(b"tmpfs", str(target).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts)
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"mount tmpfs on {target}: {os.strerror(e)}")
 
 
-def _umount(target: Path) -> None:
-    if _libc().umount2(str(target).encode(), _MNT_DETACH) != 0:
+def umount(target: Path) -> None:
+    """Lazily unmount ``target`` (MNT_DETACH), so a busy mount still goes."""
+    if libc().umount2(str(target).encode(), _MNT_DETACH) != 0:
         e = ctypes.get_errno()
         if e not in (errno.EINVAL, errno.ENOENT):
             raise OSError(e, f"umount {target}: {os.strerror(e)}")
@@ -351,12 +355,12 @@ def _mount_quota(directory: Path, size: int, uid: int, gid: int) -> None:
         stage = directory.with_name(f".{directory.name}.stage-{secrets.token_hex(4)}")
         directory.rename(stage)
         directory.mkdir()
-    _mount_tmpfs(directory, size, uid, gid)
+    mount_tmpfs(directory, size, uid, gid)
     if stage is not None:
         try:
             shutil.copytree(stage, directory, symlinks=True, dirs_exist_ok=True)
         except (OSError, shutil.Error) as exc:
-            _umount(directory)
+            umount(directory)
             directory.rmdir()
             stage.rename(directory)
             raise OSError(
@@ -610,7 +614,7 @@ class SandboxSession:
         ]
         for k, v in self.env().items():
             args += ["--setenv", k, v]
-        args += _system_binds()
+        args += system_binds()
         # bwrap mounts in argument order: the private /tmp must come before the binds, or
         # it would hide a venv or scratch that lives under /tmp (a clone in /tmp, pytest).
         args += ["--proc", "/proc", "--dev", "/dev"]
@@ -694,7 +698,7 @@ class SandboxSession:
                 if d == self.outbox:
                     self._unmount_keep(d)
                 else:
-                    _umount(d)
+                    umount(d)
             except OSError as exc:
                 errors.append(str(exc))
         self._mounted.clear()
@@ -709,7 +713,7 @@ class SandboxSession:
     def _unmount_keep(d: Path) -> None:
         stage = d.with_name(f".{d.name}.keep-{secrets.token_hex(4)}")
         _copy_plain(d, stage)
-        _umount(d)
+        umount(d)
         for item in stage.iterdir():
             item.rename(d / item.name)
         stage.rmdir()

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
 from grader.models import AnswerRequest, NotebookRun
@@ -31,6 +32,9 @@ from grader.sandbox.isolation import (
     detect_protections,
 )
 from grader.sandbox.notebook import KernelStartError, RunLimits, run_notebook
+
+if TYPE_CHECKING:
+    from grader.sandbox.warm_session import WarmSession
 
 KERNEL_SEED = 0
 # Variables the sandbox imposes on top of its own minimal environment: hash seeding for
@@ -118,25 +122,9 @@ def run_sandboxed(
     """
     wanted = rubric.requests() if requests is None else requests
     env = sandbox_env()
-    if warm is not False and mode == "strict" and (warm or _warm_default()):
-        template = _template_for(rubric, env) if warm_starts.usable_paths(work, outbox) else None
-        if template is not None:
-            with template.session(work, outbox, sandbox_limits(rubric)) as wbox:
-                run = run_notebook(
-                    notebook,
-                    work,
-                    outbox,
-                    wanted,
-                    limits,
-                    seed=KERNEL_SEED,
-                    launcher=wbox.launcher,
-                    transport="ipc",
-                    runtime_dir=wbox.runtime_dir,
-                    env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
-                )
-                return run, wbox.limit_hit()
-    with SandboxSession(work, outbox, None, sandbox_limits(rubric), mode, extra_env=env) as box:
-        run = run_notebook(
+
+    def run_in(box: WarmSession | SandboxSession, transport: str) -> NotebookRun:
+        return run_notebook(
             notebook,
             work,
             outbox,
@@ -144,13 +132,20 @@ def run_sandboxed(
             limits,
             seed=KERNEL_SEED,
             launcher=box.launcher,
-            transport="ipc" if box.transport == "ipc" else "tcp",
+            transport="ipc" if transport == "ipc" else "tcp",
             runtime_dir=box.runtime_dir,
-            # bwrap's own environment is visible at /proc/1/environ inside: keep the
-            # grader's PATH (home directories, tool locations) out of it.
-            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+            # the launcher's own environment is visible at /proc/1/environ inside: keep
+            # the grader's PATH (home directories, tool locations) out of it.
+            env=_worker_env(),
         )
-        return run, box.limit_hit()
+
+    if warm is not False and mode == "strict" and (warm or _warm_default()):
+        template = _template_for(rubric, env) if warm_starts.usable_paths(work, outbox) else None
+        if template is not None:
+            with template.session(work, outbox, sandbox_limits(rubric)) as wbox:
+                return run_in(wbox, "ipc"), wbox.limit_hit()
+    with SandboxSession(work, outbox, None, sandbox_limits(rubric), mode, extra_env=env) as box:
+        return run_in(box, box.transport), box.limit_hit()
 
 
 def _warm_default() -> bool:

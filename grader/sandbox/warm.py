@@ -60,12 +60,12 @@ from grader.sandbox.isolation import (
     NOBODY,
     Limits,
     SandboxSession,
-    _libc,
-    _mount_tmpfs,
-    _system_binds,
-    _umount,
     detect_protections,
+    libc,
+    mount_tmpfs,
     python_paths,
+    system_binds,
+    umount,
 )
 from grader.sandbox.warm_session import WarmSession as WarmSession
 from grader.sandbox.warm_session import usable_paths as usable_paths
@@ -200,13 +200,16 @@ class WarmTemplate:
     def _start(self) -> None:
         res = self._res
         os.chmod(self.base, 0o711)
+        # Who owns this directory: a grader killed with SIGKILL cannot clean up, and the
+        # next one removes what it left (sweep_stale_templates).
+        (self.base / OWNER_FILE).write_text(f"{os.getpid()} {process_start(os.getpid())}\n")
         self.runs.mkdir()
         # The runs tmpfs holds the run directories and the runtime files (the kernel's
         # log); each scratch and outbox is a tmpfs of its own, mounted per submission.
         # Shared, so those later mounts propagate into the template's (slave) view.
-        _mount_tmpfs(self.runs, self.limits.tmp_bytes + RUNTIME_BYTES, 0, 0)
+        mount_tmpfs(self.runs, self.limits.tmp_bytes + RUNTIME_BYTES, 0, 0)
         res["mounted"] = True
-        if _libc().mount(None, str(self.runs).encode(), None, _MS_SHARED, None) != 0:
+        if libc().mount(None, str(self.runs).encode(), None, _MS_SHARED, None) != 0:
             raise WarmUnavailable(f"cannot make {self.runs} a shared mount")
         os.chmod(self.runs, 0o711)
         self.ctl.mkdir()
@@ -288,7 +291,7 @@ class WarmTemplate:
         args += ["--hostname", f"sandbox-{self.token}", "--clearenv"]
         for k, v in self.env().items():
             args += ["--setenv", k, v]
-        args += _system_binds()
+        args += system_binds()
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(lim.tmp_bytes), "--tmpfs", "/tmp"]
         args += ["--size", str(lim.tmp_bytes), "--tmpfs", "/dev/shm"]
@@ -384,7 +387,7 @@ class WarmTemplate:
         assert isinstance(runs, Path) and isinstance(base, Path)
         if res.get("mounted"):
             with contextlib.suppress(Exception):
-                _umount(runs)
+                umount(runs)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -411,6 +414,46 @@ def template_key(
 
 
 _lock = threading.Lock()
+_swept = False  # stale templates are swept once per process, before its first template
+OWNER_FILE = "owner"
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), or None when there is
+    no such process: with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name
+
+
+def sweep_stale_templates(top: Path = Path("/tmp")) -> list[Path]:
+    """Unmount and remove the template directories (``gwt-*``) whose grader is gone.
+
+    A grader killed with SIGKILL (or a lost machine) leaves its templates' tmpfs mounts
+    and files behind; the owner file names the grader process. A directory without one
+    (still starting, or not ours) is left alone. Returns the directories removed.
+    """
+    removed: list[Path] = []
+    try:
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    except OSError:
+        return removed
+    for base in top.glob("gwt-*"):
+        try:
+            pid, start = (base / OWNER_FILE).read_text().split()
+        except (OSError, ValueError):
+            continue
+        if process_start(int(pid)) == start:
+            continue  # its grader is alive
+        inside = [m for m in mounts if m == str(base) or m.startswith(f"{base}/")]
+        for mount in sorted(inside, key=len, reverse=True):  # the deepest first
+            with contextlib.suppress(OSError):
+                umount(Path(mount))
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(base)
+    return removed
 
 
 def thread_template(
@@ -433,6 +476,10 @@ def thread_template(
     with _lock:
         if key in _failed:
             return None
+        global _swept
+        if not _swept:
+            _swept = True
+            sweep_stale_templates()
     template = WarmTemplate(modules, limits, extra_env)
     try:
         template.start()

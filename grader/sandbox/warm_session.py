@@ -25,10 +25,10 @@ from grader.sandbox.enter import _chown_tree
 from grader.sandbox.isolation import (
     Limits,
     SandboxSession,
-    _libc,
     _mount_quota,
-    _umount,
+    libc,
     python_paths,
+    umount,
 )
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class WarmSession:
             _chown_tree(str(d), t.uid, t.gid)
             target = self.run_dir / d.name
             target.mkdir()
-            if _libc().mount(str(d).encode(), str(target).encode(), None, _MS_BIND, None) != 0:
+            if libc().mount(str(d).encode(), str(target).encode(), None, _MS_BIND, None) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"bind {d} on {target}: {os.strerror(err)}")
             self._bound.append(target)
@@ -175,7 +175,7 @@ class WarmSession:
                 if d == self.outbox:
                     SandboxSession._unmount_keep(d)
                 else:
-                    _umount(d)
+                    umount(d)
             except OSError as exc:
                 errors.append(str(exc))
         self._bound.clear()

@@ -528,3 +528,25 @@ def test_module_memory_limit_is_named_and_the_next_call_runs(
     assert "it hit the 400 MiB memory limit" in hogged.results["m0"].message
     assert hogged.results["d0"].status == "ok" and same(hogged.results["d0"].value, 2 * x)
     assert template(rubric) is t and t.alive()
+
+
+def test_templates_left_by_a_killed_grader_are_swept(tmp_path: Path) -> None:
+    """A grader killed with SIGKILL leaves its template's tmpfs mounts and files; the next
+    one unmounts and removes them, and leaves a live grader's and unowned ones alone."""
+    from grader.sandbox.isolation import mount_tmpfs
+
+    dead, alive, unowned = tmp_path / "gwt-dead", tmp_path / "gwt-alive", tmp_path / "gwt-new"
+    for base in (dead, alive, unowned):
+        (base / "r" / "run" / "work").mkdir(parents=True)
+    mount_tmpfs(dead / "r", 2**20, 0, 0)
+    (dead / "r" / "run" / "work").mkdir(parents=True)
+    mount_tmpfs(dead / "r" / "run" / "work", 2**20, 65534, 65534)
+    (dead / "r" / "run" / "work" / "notebook.ipynb").write_text("{}")
+    # a pid that is running, but with another start time: the pid was reused
+    (dead / warm.OWNER_FILE).write_text(f"{os.getpid()} 1\n")
+    (alive / warm.OWNER_FILE).write_text(f"{os.getpid()} {warm.process_start(os.getpid())}\n")
+
+    assert warm.sweep_stale_templates(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and unowned.is_dir()
+    mounted = Path("/proc/self/mountinfo").read_text()
+    assert str(dead) not in mounted
