@@ -25,7 +25,6 @@ from tests.golden.support import (
     students,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = load_golden("hw1")
 STUDENTS = students(GOLDEN)
 

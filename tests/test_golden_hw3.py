@@ -22,7 +22,6 @@ from tests.golden.support import (
     students,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = load_golden("hw3")
 STUDENTS = students(GOLDEN)
 

@@ -25,7 +25,6 @@ from tests.golden.support import (
     students,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = load_golden("hw4")
 STUDENTS = students(GOLDEN)
 

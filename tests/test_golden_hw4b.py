@@ -26,7 +26,6 @@ from tests.golden.support import (
     students,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = load_golden("hw4b")
 STUDENTS = students(GOLDEN)
 

@@ -23,7 +23,6 @@ from tests.golden.support import (
     students,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = load_golden("project1")
 STUDENTS = students(GOLDEN)
 
