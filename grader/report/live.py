@@ -26,6 +26,7 @@ class LiveReports:
         path = out_dir / OVERRIDES_FILE
         self.overrides: list[Override] = []
         self.pool: ReportPool | None = None
+        self.broken = False
         if path.is_file():
             try:
                 self.overrides = load_overrides(path)
@@ -39,11 +40,18 @@ class LiveReports:
             self.pool = ReportPool(
                 self.out_dir, jobs=self.jobs, show_sandbox_warning="; ".join(warnings) or None
             )
+        if self.broken:
+            return
         try:
             record = apply_overrides(dict(result), self.overrides)
         except OverridesError:
             return  # an override that does not fit: render_all names it after the batch
-        self.pool.submit(record)
+        try:
+            self.pool.submit(record)
+        except Exception:
+            # A report worker that died (a broken process pool) must not stop the grading:
+            # render_all renders every report missing from the index after the batch.
+            self.broken = True
 
     def close(self) -> None:
         """Wait for the queued reports and save the index; failures are left to

@@ -43,3 +43,19 @@ def test_a_bad_overrides_file_does_not_stop_live_rendering(tmp_path: Path) -> No
     live(sample_record("s0", seed=0), ())
     live.close()
     assert (tmp_path / "reports" / "s0.pdf").is_file()
+
+
+def test_a_broken_report_pool_does_not_stop_the_batch(tmp_path: Path) -> None:
+    class Broken:
+        def submit(self, record: object) -> None:
+            raise RuntimeError("A process in the process pool was terminated abruptly")
+
+        def close(self, *, raise_errors: bool = True) -> None:
+            pass
+
+    live = LiveReports(tmp_path, jobs=1)
+    live.pool = Broken()  # type: ignore[assignment]
+    live(sample_record("s0", seed=0), ())  # must not raise
+    live(sample_record("s1", seed=1), ())
+    assert live.broken
+    live.close()
