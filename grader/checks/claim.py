@@ -152,6 +152,21 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
 
 
+def _claimed_number(spec: ClaimSpec, ctx: CheckContext, name: str) -> float | CheckResult:
+    """The finite number the student reports under ``name``, or the failing result."""
+    missing = unavailable(spec, ctx, name, spec.points)
+    if missing is not None:
+        return missing
+    raw = ctx.answers[name].value
+    try:
+        claimed = to_number(raw)
+    except NotNumeric as exc:
+        return result(spec, spec.points, 0, "fail", f"{name} is not a number: {exc}", got=raw)
+    if not math.isfinite(claimed):
+        return result(spec, spec.points, 0, "fail", f"{name} is {claimed}", got=claimed)
+    return claimed
+
+
 @register("claim", ClaimSpec)
 def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     """Re-measure the student's result in the grader and compare, all or nothing."""
@@ -164,16 +179,10 @@ def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
         return missing
     claimed: float | None = None
     if spec.claim is not None:
-        missing = unavailable(spec, ctx, spec.claim, top)
-        if missing is not None:
-            return missing
-        raw = ctx.answers[spec.claim].value
-        try:
-            claimed = to_number(raw)
-        except NotNumeric as exc:
-            return result(spec, top, 0, "fail", f"{spec.claim} is not a number: {exc}", got=raw)
-        if not math.isfinite(claimed):
-            return result(spec, top, 0, "fail", f"{spec.claim} is {claimed}", got=claimed)
+        number = _claimed_number(spec, ctx, spec.claim)
+        if isinstance(number, CheckResult):
+            return number
+        claimed = number
     try:
         measured = float(
             resolve_measure(spec.measure)(ctx.answers[spec.answer].value, **spec.options)
@@ -262,16 +271,9 @@ def _grade_band(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     """The claim inside mean ± max(k·std, min_half_width) of the reference's runs."""
     assert spec.claim is not None and spec.k is not None  # the spec's validator
     top = spec.points
-    missing = unavailable(spec, ctx, spec.claim, top)
-    if missing is not None:
-        return missing
-    raw = ctx.answers[spec.claim].value
-    try:
-        claimed = to_number(raw)
-    except NotNumeric as exc:
-        return result(spec, top, 0, "fail", f"{spec.claim} is not a number: {exc}", got=raw)
-    if not math.isfinite(claimed):
-        return result(spec, top, 0, "fail", f"{spec.claim} is {claimed}", got=claimed)
+    claimed = _claimed_number(spec, ctx, spec.claim)
+    if isinstance(claimed, CheckResult):
+        return claimed
     ref = ctx.expected[spec.reference_key]
     runs = [float(r) for r in ref["runs"]]
     if len(runs) < 2:
