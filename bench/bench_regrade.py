@@ -20,9 +20,7 @@ and for the no-change re-run also as a ``grade`` command from a fresh interprete
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,40 +28,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hw3_batch import build_batch
+
 from grader.batch import grade_batch
 from grader.cli import default_jobs
 from grader.progress import Reporter
 from grader.reference import load_expected
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "submissions" / "hw3"
+# samples left out of the batch
 EXCLUDED = {"infinite_loop"}
 Q2_O = "{id: q2_O, type: value, answer: q2_O, points: 4, atol: 1.0e-6}"
-
-
-def build_batch(subs: Path, n: int) -> None:
-    """``n`` submissions cycled from the samples, each notebook made byte-unique."""
-    samples = sorted(p for p in SAMPLES.iterdir() if p.name not in EXCLUDED)
-    for i in range(n):
-        sample = samples[i % len(samples)]
-        name = f"s{i:03d}_{sample.stem}"
-        if sample.is_dir():
-            target = subs / name
-            shutil.copytree(sample, target)
-            notebooks = list(target.rglob("*.ipynb"))
-        else:
-            target = subs / f"{name}{sample.suffix}"
-            shutil.copyfile(sample, target)
-            notebooks = [target]
-        for notebook in notebooks:
-            try:
-                data = json.loads(notebook.read_text())
-            except ValueError:  # not_json: vary its bytes instead
-                notebook.write_text(notebook.read_text() + f"\n{i}\n")
-                continue
-            data.setdefault("metadata", {})["bench_variant"] = i
-            notebook.write_text(json.dumps(data, indent=1))
 
 
 def timed(label: str, run: Callable[[], object]) -> float:
@@ -86,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-regrade-") as tmp:
         subs, out = Path(tmp) / "subs", Path(tmp) / "out"
         subs.mkdir()
-        build_batch(subs, args.n)
+        build_batch(subs, args.n, EXCLUDED)
 
         def batch(which: Rubric = rubric) -> dict[str, int]:
             result = grade_batch(

@@ -23,42 +23,21 @@ Prints, for each run, wall seconds, seconds per submission and the speed-up over
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from hw3_batch import build_batch
 
 from grader.batch import grade_batch
 from grader.progress import Reporter
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "submissions" / "hw3"
+# samples left out of the batch
 EXCLUDED = {"infinite_loop", "kernel_dies", "not_json", "no_notebook"}
-
-
-def build_batch(subs: Path, n: int) -> None:
-    """``n`` submissions cycled from the well-behaved samples, each notebook byte-unique."""
-    samples = sorted(p for p in SAMPLES.iterdir() if p.stem not in EXCLUDED)
-    for i in range(n):
-        sample = samples[i % len(samples)]
-        name = f"s{i:03d}_{sample.stem}"
-        if sample.is_dir():
-            target = subs / name
-            shutil.copytree(sample, target)
-            notebooks = list(target.rglob("*.ipynb"))
-        else:
-            target = subs / f"{name}{sample.suffix}"
-            shutil.copyfile(sample, target)
-            notebooks = [target]
-        for notebook in notebooks:
-            data = json.loads(notebook.read_text())
-            data.setdefault("metadata", {})["bench_variant"] = i
-            notebook.write_text(json.dumps(data, indent=1))
 
 
 def _warm() -> str:
@@ -87,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         subs = Path(tmp) / "subs"
         subs.mkdir()
-        build_batch(subs, args.n)
+        build_batch(subs, args.n, EXCLUDED)
         outs = iter(range(10**6))
 
         def batch(which: Rubric, **kwargs: object) -> float:
