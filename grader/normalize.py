@@ -65,11 +65,17 @@ def _arith(node: ast.AST, text: str) -> float:
     raise NotNumeric(f"{text!r} is not a number or a simple fraction")
 
 
+NUMBER_FORMS = 'an int, a float, a NumPy or torch scalar, or a fraction string such as "7/4"'
+SHAPE_FORMS = (
+    'a tuple or list of whole numbers (torch.Size included) or a string such as "(498, 16)"'
+)
+
+
 def to_number(value: Any) -> float:
     """A scalar answer as a float: a number, a numeric string, or a size-1 array."""
-    if isinstance(value, bool):
-        raise NotNumeric(f"{value!r} is a boolean, not a number")
-    if isinstance(value, int | float):
+    if isinstance(value, bool | np.bool_):
+        raise NotNumeric(f"{value!r} is a boolean, not a number ({NUMBER_FORMS})")
+    if isinstance(value, int | float | np.integer | np.floating):
         return float(value)
     if isinstance(value, str):
         return parse_number_text(value)
@@ -78,7 +84,7 @@ def to_number(value: Any) -> float:
         if arr.size == 1:
             return float(arr.reshape(()))
         raise NotNumeric(f"expected a single number, got {arr.size} values of shape {arr.shape}")
-    raise NotNumeric(f"expected a number, got {type(value).__name__}")
+    raise NotNumeric(f"expected a number ({NUMBER_FORMS}), got a {type(value).__name__}")
 
 
 def to_array(value: Any) -> FloatArray:
@@ -88,7 +94,9 @@ def to_array(value: Any) -> FloatArray:
     """
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
-            raise NotNumeric(f"an array of {value.dtype} is not numeric")
+            raise NotNumeric(
+                f"an array of {value.dtype} is not numeric; use an array of numbers or bools"
+            )
         return value.astype(np.float64)
     if isinstance(value, list | tuple):
         if not value:
@@ -108,25 +116,34 @@ def to_shape(value: Any) -> tuple[int, ...]:
     """A shape answer: a tuple/list of ints, an int array, or a string like ``"(498, 16)"``.
 
     ``"(,3776)"`` reads as ``(3776,)``: the empty slot is how Keras users write a
-    flattened vector once the batch dimension is left out.
+    flattened vector once the batch dimension is left out. A single whole number (an int
+    or a 0-d array, such as ``torch.tensor(3776)``) is a one-dimensional shape.
     """
     if isinstance(value, str):
         inner = value.strip().strip("()[]").strip()
         parts = [p for p in _SHAPE_SPLIT.split(inner) if p]
         if not parts:
-            raise NotNumeric(f"{value!r} is not a shape")
+            raise NotNumeric(f"{value!r} is not a shape; write it as {SHAPE_FORMS}")
         dims = []
         for part in parts:
             if not re.fullmatch(r"\d+", part):
-                raise NotNumeric(f"{value!r} is not a shape of whole numbers ({part!r})")
+                raise NotNumeric(
+                    f"{value!r} is not a shape of whole numbers ({part!r}); write it as "
+                    f"{SHAPE_FORMS}"
+                )
             dims.append(int(part))
         return tuple(dims)
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
     arr = to_array(value)
-    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-        raise NotNumeric(f"{value!r} is not a shape (a tuple of whole numbers)")
-    return tuple(int(v) for v in arr)
+    if (
+        arr.ndim > 1
+        or (isinstance(value, np.ndarray) and value.dtype.kind == "b")
+        or not np.all(np.isfinite(arr))
+        or not np.all(arr == np.round(arr))
+    ):
+        raise NotNumeric(f"{value!r} is not a shape; write it as {SHAPE_FORMS}")
+    return tuple(int(v) for v in arr.reshape(-1))
 
 
 def to_count(value: Any) -> int | None:

@@ -95,6 +95,13 @@ def test_not_json_and_no_notebook_messages(batch: Path) -> None:
     assert "no notebook" in none and "hw3.py" in none
 
 
+def test_unreadable_types_are_told_the_accepted_forms(batch: Path) -> None:
+    message = checks(result(batch, "unsupported_types"))["q2_O"]["message"]
+    assert "Matrix, which the grader cannot read" in message
+    for form in ("list or tuple (torch.Size", "NumPy array", "torch tensor"):
+        assert form in message
+
+
 def test_single_file_submission(batch: Path) -> None:
     record = result(batch, "lms_single_file")
     assert record["execution"]["notebook"] == "lms_single_file.ipynb"

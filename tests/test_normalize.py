@@ -93,3 +93,37 @@ def test_to_plain() -> None:
         "a": [[1.0, "nan"]],
         "b": [3, "inf"],
     }
+
+
+def test_numpy_scalars_are_numbers_and_numpy_bools_are_not() -> None:
+    assert to_number(np.float16(0.5)) == 0.5
+    assert to_number(np.uint8(7)) == 7.0
+    with pytest.raises(NotNumeric, match="boolean"):
+        to_number(np.bool_(True))
+
+
+def test_shapes_as_they_arrive_from_torch() -> None:
+    # torch.Size([28, 28, 32]) arrives as a list; np.array(x.shape[1:]) as an int array;
+    # torch.tensor(3776) (a flattened size) as a 0-d array.
+    assert to_shape([28, 28, 32]) == (28, 28, 32)
+    assert to_shape(np.array([498, 16], dtype=np.int64)) == (498, 16)
+    assert to_shape(np.array(3776)) == (3776,)
+    with pytest.raises(NotNumeric):
+        to_shape(np.array([True, False]))
+    with pytest.raises(NotNumeric):
+        to_shape(np.zeros((2, 2)))
+
+
+def test_unreadable_values_name_the_accepted_forms() -> None:
+    with pytest.raises(NotNumeric) as number:
+        to_number({"a": 1})
+    assert str(number.value) == (
+        "expected a number (an int, a float, a NumPy or torch scalar, or a fraction string "
+        'such as "7/4"), got a dict'
+    )
+    with pytest.raises(NotNumeric) as shape:
+        to_shape("(498, 16.5)")
+    assert "torch.Size included" in str(shape.value) and '"(498, 16)"' in str(shape.value)
+    with pytest.raises(NotNumeric) as ragged:
+        to_shape([[1, 2]])
+    assert "write it as a tuple or list of whole numbers" in str(ragged.value)

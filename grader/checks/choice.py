@@ -1,10 +1,12 @@
 """``type: choice`` — answers picked from a closed set (true/false), item by item.
 
 The reference gives a list of expected choices (``["false", "true", …]``); the student's
-answer is a list of the same length. Each item earns ``points_each`` when it names the
-same choice. Booleans and the usual spellings are read: ``True``/``"T"``/``"yes"`` are
+answer is a list, a tuple or a one-dimensional array (NumPy or torch, which arrive as
+arrays) of the same length. Each item earns ``points_each`` when it names the same
+choice. Booleans and the usual spellings are read: ``True``/``"T"``/``"yes"`` are
 ``"true"``, ``False``/``"F"``/``"no"`` are ``"false"`` (case and surrounding spaces are
-ignored); other choices are compared as lower-case text.
+ignored); where the expected choice is true/false, the numbers 1 and 0 are read as true
+and false too (a 0/1 array). Other choices are compared as lower-case text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from grader.checks.base import CheckContext, CheckSpec, register, result, status_for, unavailable
@@ -30,13 +33,40 @@ _SYNONYMS = {
 }
 
 
-def read_choice(value: Any) -> str | None:
-    """A choice as lower-case text (``True`` → ``"true"``), or None when unreadable."""
-    if isinstance(value, bool):
+_BOOLEAN = frozenset({"true", "false"})
+FORMS = 'True/False: booleans (NumPy and torch bools included), 0/1, or the strings "true"/"false"'
+
+
+def read_choice(value: Any, *, boolean: bool = False) -> str | None:
+    """A choice as lower-case text (``True`` → ``"true"``), or None when unreadable.
+
+    ``boolean`` says the expected choice is true/false, so that 1 and 0 (ints, or whole
+    floats from a float array) read as ``"true"`` and ``"false"``; elsewhere a number
+    names no choice.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        value = value.item()  # one element of a torch bool tensor kept in a list
+    if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, str):
         text = value.strip().lower().rstrip(".")
         return _SYNONYMS.get(text, text) if text else None
+    if boolean and isinstance(value, int | float | np.integer | np.floating):
+        if value == 1:
+            return "true"
+        if value == 0:
+            return "false"
+    return None
+
+
+def _items(value: Any) -> list[Any] | None:
+    """The answer's items: a list or tuple, or a 1-D array (size-1 axes dropped)."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        flat = value.reshape([n for n in value.shape if n != 1] or [1])
+        if flat.ndim == 1:
+            return list(flat.tolist())
     return None
 
 
@@ -65,20 +95,23 @@ def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
         return missing
     expected = [str(v) for v in ctx.expected[spec.reference_key]]
     got_raw = ctx.answers[spec.answer].value
-    if not isinstance(got_raw, list | tuple):
+    answers = _items(got_raw)
+    if answers is None:
+        forms = f"; each one {FORMS}" if _BOOLEAN.issuperset(expected) else ""
         return result(
             spec,
             top,
             0,
             "fail",
-            f"{spec.answer} must be a list of {len(expected)} answers",
+            f"{spec.answer} must be a list, a tuple or a 1-D array of {len(expected)} "
+            f"answers{forms}",
             expected=expected,
             got=to_plain(got_raw),
         )
     items = []
     wrong = []
     for i, want in enumerate(expected):
-        got = read_choice(got_raw[i]) if i < len(got_raw) else None
+        got = read_choice(answers[i], boolean=want in _BOOLEAN) if i < len(answers) else None
         ok = got == want
         items.append({"item": i + 1, "got": got, "ok": ok})
         if not ok:
@@ -91,8 +124,11 @@ def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
         else f"item{'s' if len(wrong) > 1 else ''} {', '.join(wrong)} of {len(expected)} "
         "wrong or unreadable"
     )
-    if len(got_raw) != len(expected):
-        message += f" ({spec.answer} has {len(got_raw)} items, not {len(expected)})"
+    if len(answers) != len(expected):
+        message += f" ({spec.answer} has {len(answers)} items, not {len(expected)})"
+    unreadable = [it for it in items[: len(answers)] if it["got"] is None]
+    if unreadable and _BOOLEAN.issuperset(expected):
+        message += f"; write each answer as {FORMS}"
     return result(
         spec,
         top,

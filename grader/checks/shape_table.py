@@ -138,10 +138,10 @@ def _grade_row(
     try:
         got_shape = _shape_of(got_shape_raw)
         out["got_shape"] = to_plain(got_shape)
-    except NotNumeric:
+    except NotNumeric as exc:
         got_shape = None
         out["got_shape"] = to_plain(got_shape_raw)
-        notes.append(f"its shape {got_shape_raw!r} is not a shape")
+        notes.append(f"its shape cannot be read ({exc})")  # names the accepted forms
     if got_shape is not None and got_shape == exp_shape_v:
         out["shape_ok"] = True
         out["points"] += spec.shape_points

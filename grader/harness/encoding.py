@@ -19,7 +19,11 @@ keys, plus tagged one-key dicts:
 Student objects are inspected with exact-type checks against a whitelist and never have
 their own methods (``__eq__``, ``__float__``, ``__array__``, ``__len__``, ``__iter__``
 ...) called, because a student object may lie or loop forever. Tuples are encoded as
-lists.
+lists. Subclasses of tuple, list and dict (``torch.Size``, named tuples, ``OrderedDict``)
+are read through the BASE type's own C methods (``tuple.__iter__(x)``, ``dict.items(x)``),
+which read the object's storage directly and cannot be overridden by the subclass; a
+``dict`` subclass is read in its storage order (an ``OrderedDict`` reordered with
+``move_to_end`` may come out in insertion order, which no check depends on).
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ _json_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(
 _isfinite = math.isfinite
 _format_exception = traceback.format_exception
 _ndarray = np.ndarray
+# The base types' own slots: calling them on a subclass instance reads the C storage and
+# never dispatches to a method the subclass defines.
+_tuple_iter = tuple.__iter__
+_list_iter = list.__iter__
+_dict_items = dict.items
 # Descriptors read straight from ``type`` so a metaclass property cannot fake a name.
 _type_module = type.__dict__["__module__"]
 _type_qualname = type.__dict__["__qualname__"]
@@ -54,7 +63,12 @@ MAX_DEPTH = 20
 MAX_TRACEBACK_CHARS = 4000
 TAGS = frozenset({"__ndarray__", "__float__", "__dict__"})
 
-_NP_INTS = frozenset(t for t in set(np.sctypeDict.values()) if issubclass(t, np.integer))
+# timedelta64 subclasses np.signedinteger but is a duration, not a number.
+_NP_INTS = frozenset(
+    t
+    for t in set(np.sctypeDict.values())
+    if issubclass(t, np.integer) and not issubclass(t, np.timedelta64)
+)
 _NP_FLOATS = frozenset(t for t in set(np.sctypeDict.values()) if issubclass(t, np.floating))
 # Array dtype kinds saved as .npy: bool, signed/unsigned int, float.
 _NPY_KINDS = frozenset("biuf")
@@ -135,11 +149,11 @@ class Encoder:
             return x
         if tp is float:
             return encode_float(x)  # type: ignore[arg-type]
-        if tp is list or tp is tuple:
-            items: list[object] = list(x)  # type: ignore[call-overload]
+        items = sequence_items(x)
+        if items is not None:
             self._count(len(items), where)
             return [self.encode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(items)]
-        if tp is dict:
+        if tp is dict or issubclass(tp, dict):
             return self._encode_dict(x, where, depth)  # type: ignore[arg-type]
         if tp is fractions.Fraction:
             return str(x)
@@ -159,7 +173,7 @@ class Encoder:
         raise Reject("unsupported", unsupported_message(self.name, where, tp))
 
     def _encode_dict(self, x: dict[Any, Any], where: str, depth: int) -> object:
-        items = list(dict.items(x))
+        items = list(_dict_items(x))
         self._count(len(items), where)
         out: dict[str, object] = {}
         for key, value in items:
@@ -188,21 +202,47 @@ class Encoder:
         )
 
     def _encode_tensor(self, x: Any, where: str, torch: Any) -> object:
-        if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta":
+        """A tensor (exactly ``torch.Tensor`` or ``nn.Parameter``) on any device as .npy."""
+        device = x.device.type
+        if device == "meta":
             raise Reject(
                 "unsupported",
-                f"{self.name}{where} is a sparse, quantized or meta tensor; use a dense one",
+                f"{self.name}{where} is a tensor on the meta device, which holds no values; "
+                "compute it on the CPU or a GPU",
+            )
+        if x.layout is not torch.strided or x.is_quantized:
+            raise Reject(
+                "unsupported",
+                f"{self.name}{where} is a sparse or quantized tensor; use a dense one "
+                "(x.to_dense() or x.dequantize())",
             )
         if x.is_complex():
-            raise Reject("unsupported", f"{self.name}{where} is a complex tensor")
+            raise Reject(
+                "unsupported",
+                f"{self.name}{where} is a complex tensor; the grader reads real, integer "
+                "and bool tensors",
+            )
         self._count(int(x.numel()), where)
-        t = x.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        t = t.resolve_conj().resolve_neg()
-        if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
-            t = t.to(torch.float32)  # bfloat16 / float8 have no NumPy dtype
-        return self._save(np.ascontiguousarray(t.numpy()), where)
+        try:
+            t = x.detach()
+            if t.is_floating_point() and t.dtype not in (
+                torch.float16,
+                torch.float32,
+                torch.float64,
+            ):
+                t = t.to(torch.float32)  # bfloat16 / float8 have no NumPy dtype
+            # force=True is documented as detach().cpu().resolve_conj().resolve_neg()
+            # .numpy(): one call that copies from any device (CUDA, MPS, XPU) and resolves
+            # conjugate and negative views, instead of a device test of our own.
+            arr = t.numpy(force=True)
+        except Exception as exc:
+            raise Reject(
+                "unsupported",
+                f"{self.name}{where} is a {x.dtype} tensor on {device} that could not be "
+                f"copied to the CPU ({describe(exc)}); store it as x.detach().cpu()",
+            ) from None
+        # ascontiguousarray turns a 0-d array into shape (1,): reshape keeps the 0-d tensor
+        return self._save(np.ascontiguousarray(arr).reshape(arr.shape), where)
 
     def _save(self, arr: np.ndarray[Any, Any], where: str) -> object:
         self._count(int(arr.size), where)
@@ -218,7 +258,24 @@ class Encoder:
         return {"__ndarray__": fname}
 
 
+def sequence_items(x: object) -> list[object] | None:
+    """The items of a list or tuple, subclasses included; None for anything else.
+
+    A subclass (``torch.Size``, a named tuple, a student's ``class Row(tuple)``) is read
+    with the base type's own iterator, so an ``__iter__``, ``__len__`` or ``__getitem__``
+    the subclass defines is never called. ``issubclass`` against the exact built-in type
+    takes CPython's fast path through the real MRO, without ``__subclasscheck__``.
+    """
+    tp = type(x)
+    if issubclass(tp, tuple):
+        return list(_tuple_iter(x))  # type: ignore[arg-type]
+    if issubclass(tp, list):
+        return list(_list_iter(x))  # type: ignore[arg-type]
+    return None
+
+
 def encode_float(v: float) -> object:
+    """``v`` for JSON: itself when finite, else a ``__float__`` tag."""
     if _isfinite(v):
         return v
     if v != v:
@@ -226,10 +283,25 @@ def encode_float(v: float) -> object:
     return {"__float__": "inf" if v > 0 else "-inf"}
 
 
+ACCEPTED_FORMS = (
+    'a number (int, float, NumPy or torch scalar, or a fraction string such as "7/4"), '
+    "a string, a list or tuple (torch.Size and named tuples included), a dict with string "
+    "keys, a NumPy array or a torch tensor"
+)
+
+
 def unsupported_message(name: str, where: str, tp: type) -> str:
+    """Why ``tp`` is refused, naming the forms the handouts accept instead."""
+    hint = ""
+    if issubclass(tp, _ndarray):
+        hint = " (an ndarray subclass: store np.asarray(x))"
+    else:
+        torch = sys.modules.get("torch")
+        if torch is not None and issubclass(tp, torch.Tensor):
+            hint = " (a torch.Tensor subclass: store x.as_subclass(torch.Tensor))"
     return (
-        f"{name}{where} is a {type_name(tp)}, which the grader cannot read; store the answer "
-        "as a number, string, list, dict with string keys, NumPy array or torch tensor"
+        f"{name}{where} is a {type_name(tp)}, which the grader cannot read{hint}; store the "
+        f"answer as {ACCEPTED_FORMS}"
     )
 
 

@@ -177,10 +177,9 @@ class _Inputs:
         value = self.stored[key]
         if index is None:
             return value
-        tp = type(value)
-        if tp is not tuple and tp is not list:
-            raise _BadStored(key, f"returned a {_encoding.type_name(tp)}, not a tuple")
-        items: list[object] = list(value)  # type: ignore[call-overload]
+        items = _encoding.sequence_items(value)  # named tuples too, never their methods
+        if items is None:
+            raise _BadStored(key, f"returned a {_encoding.type_name(type(value))}, not a tuple")
         if not -len(items) <= index < len(items):
             raise _BadStored(key, f"returned a tuple of {len(items)} values, not {index + 1}")
         return items[index]
@@ -370,10 +369,9 @@ class Worker:
         record["mutated"] = [pos for pos, copy in copies.items() if _changed(copy, args[pos])]
         encoder = _encoding.Encoder(function, self.max_bytes, f"c{index}")
         notes: list[str] = []
-        tp = type(value)
         try:
-            if tp is tuple or tp is list:
-                items: list[object] = list(value)
+            items = _encoding.sequence_items(value)
+            if items is not None:
                 parts: list[object] = []
                 for k, item in enumerate(items):
                     try:

@@ -1,3 +1,5 @@
+import numpy as np
+
 from grader.checks.shape_table import ShapeTableSpec, grade_shape_table
 from tests.conftest import make_ctx
 
@@ -67,3 +69,33 @@ def test_invalid_rows() -> None:
         SPEC, make_ctx({"t": [["i", (8, 1), 0], ["c", (2, 4), 40], ["c", (0, 4), 0]]}, {"t": ref})
     )
     assert wrong.score == 3
+
+
+def test_shapes_as_they_arrive_from_torch_and_numpy() -> None:
+    # torch.Size rows and named tuples arrive as lists; np.array(x.shape[1:]) as an int
+    # array; a flattened size kept as torch.tensor(3984) as a 0-d array.
+    res = grade(
+        [
+            ["Input", [500, 7], 0],
+            ["c", np.array([498, 16]), np.int64(352)],
+            ["p", [249, 16], np.array(0)],
+            ["f", np.array(3984), 0],
+            ["d", [5], np.array(19925)],
+        ]
+    )
+    assert (res.status, res.score) == ("pass", 8)
+
+
+def test_unreadable_shape_names_the_accepted_forms() -> None:
+    res = grade(
+        [
+            ["Input", (500, 7), 0],
+            ["c", "(498, 16.5)", 352],
+            ["p", (249, 16), 0],
+            ["f", (3984,), 0],
+            ["d", (5,), 19925],
+        ]
+    )
+    assert (res.status, res.score) == ("partial", 7)
+    assert res.message.startswith("row 2 (Conv1D): its shape cannot be read (")
+    assert "torch.Size included" in res.message

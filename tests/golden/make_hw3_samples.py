@@ -342,6 +342,24 @@ q2_dL_dX = X.grad.numpy()
 q2_dL_dF = F.grad.numpy()
 """
 
+# Autograd without .detach(): the answers are the tensors themselves (O and G still
+# require grad; G is a 0-d tensor), as students leave them.
+Q2_TENSORS = """
+X = torch.tensor([[3.0, 4.0, 5.0], [2.0, 1.0, -3.0], [4.0, -2.0, 0.0]],
+                 dtype=torch.float64, requires_grad=True)
+F = torch.tensor([[2.0, 0.0], [-3.0, 1.0]], dtype=torch.float64, requires_grad=True)
+
+O = torch.nn.functional.conv2d(X[None, None], F[None, None])[0, 0]
+G = O.mean()
+G.backward()
+
+q2_O = O
+q2_G = G
+q2_dL_dX = X.grad
+q2_dL_dF = F.grad
+print(q2_O, q2_G, q2_dL_dX, q2_dL_dF, sep="\\n\\n")
+"""
+
 # --- Q3 ---
 
 Q3_HEADING = md("## Q3 — Shape table of a 1-D CNN")
@@ -373,6 +391,35 @@ q3_total_params = sum(p.numel() for p in q3_net.parameters())
 for row in q3_table:
     print(row)
 print("total", q3_total_params)
+"""
+
+# Shapes read off the tensors as torch.Size (x.shape[1:], after moving the channels last);
+# rows are named tuples; the total is a 0-d int tensor.
+Q3_TORCH_SIZE = """
+from collections import namedtuple
+
+Row = namedtuple("Row", ["layer", "output_shape", "trainable_params"])
+
+q3_net = nn.Sequential(
+    nn.Conv1d(7, 16, kernel_size=3), nn.MaxPool1d(2),
+    nn.Conv1d(16, 32, kernel_size=5), nn.MaxPool1d(2),
+    nn.Conv1d(32, 64, kernel_size=5), nn.MaxPool1d(2),
+    nn.Flatten(), nn.LazyLinear(128), nn.Linear(128, 5),
+)
+names = ["Conv1D", "MaxPool1D", "Conv1D", "MaxPool1D", "Conv1D", "MaxPool1D",
+         "Flatten", "Dense", "Dense"]
+x = torch.zeros(1, 500, 7)  # (batch, steps, channels)
+q3_table = [Row("Input", x.shape[1:], 0)]
+x = x.transpose(1, 2)  # torch wants (batch, channels, steps)
+with torch.no_grad():
+    for name, layer in zip(names, q3_net):
+        x = layer(x)
+        shape = x.transpose(1, 2).shape[1:] if x.dim() == 3 else x.shape[1:]
+        q3_table.append(Row(name, shape, sum(p.numel() for p in layer.parameters())))
+q3_total_params = torch.tensor([p.numel() for p in q3_net.parameters()]).sum()
+for row in q3_table:
+    print(row)
+print(q3_total_params)
 """
 
 Q3_ANSARI = """
@@ -593,6 +640,15 @@ with torch.no_grad():
     out = conv1x1(torch.zeros(1, 64, 28, 28))  # (batch, channels, height, width)
 q6_output_shape = (out.shape[2], out.shape[3], out.shape[1])  # (height, width, channels)
 q6_params = sum(p.numel() for p in conv1x1.parameters())
+print(q6_output_shape, q6_params)
+"""
+
+Q6_TORCH_SIZE = """
+conv1x1 = nn.Conv2d(64, 32, kernel_size=1)
+with torch.no_grad():
+    out = conv1x1(torch.zeros(1, 64, 28, 28))
+q6_output_shape = out.permute(0, 2, 3, 1).shape[1:]  # (height, width, channels)
+q6_params = conv1x1.weight.numel() + conv1x1.bias.numel()
 print(q6_output_shape, q6_params)
 """
 
@@ -827,6 +883,10 @@ def unsupported_types() -> Notebook:
     return assemble("unsupported_types", q2=Q2_UNSUPPORTED)
 
 
+def torch_size_shapes() -> Notebook:
+    return assemble("torch_size_shapes", q2=Q2_TENSORS, q3=Q3_TORCH_SIZE, q6=Q6_TORCH_SIZE)
+
+
 NOT_JSON = '''"""HW3 (I wrote it in VS Code and renamed it)."""
 import numpy as np
 import torch
@@ -855,6 +915,7 @@ STUDENTS: dict[str, tuple[str, Callable[[], Notebook]]] = {
     "kernel_dies": ("hw3.ipynb", kernel_dies),
     "infinite_loop": ("hw3.ipynb", infinite_loop),
     "unsupported_types": ("hw3.ipynb", unsupported_types),
+    "torch_size_shapes": ("hw3.ipynb", torch_size_shapes),
 }
 
 

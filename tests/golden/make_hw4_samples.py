@@ -229,6 +229,21 @@ q6_params_without_bn = 10 * 20 + 20
 q6_params_with_bn = 10 * 20 + 20 + 2 * 20
 """
 
+# The true/false answers as a NumPy bool mask, the LSTM shape read off a batch-first tensor
+# (a torch.Size), the counts NumPy integers.
+Q3_TORCH_SIZE = """
+import torch
+x = torch.zeros(32, 1, 5)  # (batch, timesteps, features) for nn.LSTM(batch_first=True)
+q3_input_shape = x.shape[1:]
+"""
+
+Q6_NUMPY = """
+q6_true_false = np.array(["F", "T", "F", "T"]) == "T"
+q6_params_without_bn = np.prod((10, 20)) + 20
+q6_params_with_bn = q6_params_without_bn + 2 * 20
+print(q6_true_false, type(q6_true_false), q6_params_without_bn, q6_params_with_bn)
+"""
+
 
 @dataclass(frozen=True)
 class Student:
@@ -325,6 +340,15 @@ STUDENTS = [
         search=HONEST,
         q3="q3_input_shape = (5, 1)  # input_shape = (X_train.shape[1], 1)",
         q6=Q6.replace("[False, True, False, True]", '["false", "false", "false", "false"]'),
+    ),
+    # Everything right, in NumPy and torch forms: the true/false answers a NumPy bool array.
+    replace(SOLUTION, name="numpy_answer_types", search=HONEST, q3=Q3_TORCH_SIZE, q6=Q6_NUMPY),
+    # The true/false answers as a 0/1 int array; statement 3 answered 1 (true).
+    replace(
+        SOLUTION,
+        name="true_false_ones_zeros",
+        search=HONEST,
+        q6=Q6.replace("[False, True, False, True]", "np.array([0, 1, 1, 1])"),
     ),
 ]
 

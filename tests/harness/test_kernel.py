@@ -6,6 +6,7 @@ Every case goes through the real file format: ``harvest`` writes the outbox and
 
 from __future__ import annotations
 
+import collections
 import fractions
 import math
 from pathlib import Path
@@ -107,6 +108,26 @@ def test_numpy_arrays(tmp_path: Path) -> None:
     assert c.value == [1, "a", None]
     assert value_of(tmp_path, np.array(["x", "yz"])).value == ["x", "yz"]
     assert value_of(tmp_path, np.zeros(2, dtype=complex)).status == "unsupported"
+
+
+def test_answer_types_students_use_round_trip(tmp_path: Path) -> None:
+    """torch.Size, named tuples, OrderedDict, 0-d tensors and NumPy bool arrays (issue 11)."""
+    row = collections.namedtuple("row", "name shape params")
+    ns = {
+        "shape": torch.zeros(1, 28, 28, 32).shape[1:],
+        "table": [row("Flatten", torch.Size([3776]), np.int64(0))],
+        "weights": collections.OrderedDict(w=torch.ones(1, 2, requires_grad=True)),
+        "count": torch.tensor(2080),
+        "tf": np.array([False, True, False, True]),
+    }
+    got = harvest(tmp_path, ns, [AnswerRequest(n) for n in ns])
+    assert (got["shape"].status, got["shape"].type_name) == ("ok", "torch.Size")
+    assert got["shape"].value == [28, 28, 32]
+    assert got["table"].value == [["Flatten", [3776], 0]]
+    assert got["weights"].value["w"].tolist() == [[1.0, 1.0]]
+    assert got["count"].value.shape == () and got["count"].value.tolist() == 2080
+    assert got["tf"].value.dtype == np.bool_
+    assert got["tf"].value.tolist() == [False, True, False, True]
 
 
 class Liar:

@@ -212,6 +212,55 @@ def test_unreadable_element_of_a_tuple(tmp_path: Path) -> None:
     assert "which the grader cannot read" in res.message
 
 
+TUPLE_SUBCLASSES = """
+import collections
+
+Pair = collections.namedtuple("Pair", "out cache")
+
+
+class Sneaky(tuple):
+    def __iter__(self):
+        raise RuntimeError("the grader called my __iter__")
+
+    def __len__(self):
+        raise RuntimeError("the grader called my __len__")
+
+    def __getitem__(self, i):
+        raise RuntimeError("the grader called my __getitem__")
+
+
+def forward(x):
+    return Pair(x * 2, "cache of forward")
+
+
+def sneaky(x):
+    return Sneaky((x * 3, "cache of sneaky"))
+
+
+def ident(*args):
+    return list(args)
+"""
+
+
+def test_tuple_subclass_returns_and_stored_items(tmp_path: Path) -> None:
+    x = np.array([1.0, 2.0])
+    calls = [
+        Call("fw", "forward", (x,), store="fw"),
+        Call("sn", "sneaky", (x,), store="sn"),
+        Call("fw_cache", "ident", (Stored("fw", 1),)),
+        Call("sn_cache", "ident", (Stored("sn", 1),)),
+    ]
+    r = run(tmp_path, TUPLE_SUBCLASSES, calls)
+    fw, sn = r.results["fw"], r.results["sn"]
+    assert (fw.status, sn.status) == ("ok", "ok")
+    np.testing.assert_array_equal(fw.value[0], [2.0, 4.0])
+    assert fw.value[1] == "cache of forward"
+    np.testing.assert_array_equal(sn.value[0], [3.0, 6.0])
+    assert sn.value[1] == "cache of sneaky"
+    assert r.results["fw_cache"].value == ["cache of forward"]
+    assert r.results["sn_cache"].value == ["cache of sneaky"]
+
+
 @pytest.mark.parametrize(
     "content",
     [

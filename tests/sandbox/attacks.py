@@ -548,7 +548,9 @@ q2_O = AlwaysEqual()
 q2_G = LyingFloat(0.25)
 q2_dL_dX = np.zeros((3, 3)).view(LyingArray)
 q2_dL_dF = AlwaysEqual()
-q6_output_shape = LyingTuple((28, 28, 32))
+# A tuple subclass is read through tuple's own storage (torch.Size is one), so its lie
+# cannot help: the data it holds is wrong, and its __eq__ says otherwise.
+q6_output_shape = LyingTuple((1, 2, 3))
 q3_total_params = LyingInt(497349)
 q6_params = 2080  # the one honest answer
 """,

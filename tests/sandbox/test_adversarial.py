@@ -785,7 +785,11 @@ def test_lying_objects_score_nothing(world: World) -> None:
     checks = world.checks(name)
     for cid in ("q2_O", "q2_G", "q2_dL_dX", "q2_dL_dF", "q6_output_shape", "q3_total_params"):
         assert (checks[cid]["score"], checks[cid]["status"]) == (0, "fail"), cid
+    # Tuple subclasses (torch.Size, named tuples) are answers the handouts accept: read
+    # through tuple's own storage, the lying one holds (1, 2, 3), which is wrong.
+    for cid in ("q2_O", "q2_G", "q2_dL_dX", "q2_dL_dF", "q3_total_params"):
         assert "cannot read" in checks[cid]["message"], checks[cid]["message"]
+    assert "differs from the expected value" in checks["q6_output_shape"]["message"]
     assert checks["q6_params"]["status"] == "pass"  # the honest answer
     assert world.result(name)["score"] == 2
     assert world.report(name) == {"calls": []}  # no harvest ever called their methods
