@@ -8,7 +8,7 @@ from grader.discover import files_under
 from grader.models import Submission
 from grader.pipeline import grade_submission
 from grader.reference import load_expected
-from grader.rubric import load_rubric
+from grader.rubric import Rubric, load_rubric
 from grader.sandbox.isolation import Mode
 from grader.sandbox.run import sandbox_warnings
 
@@ -25,6 +25,8 @@ def validate_rubric(
     """
     rubric = load_rubric(name_or_path)
     log(f"{rubric.path}: schema OK ({len(rubric.checks())} checks)")
+    for line in rules_listing(rubric):
+        log(line)
     expected = load_expected(rubric, use_cache=False)
     log(f"reference computed {len(expected.values)} values (sha256 {expected.sha256[:12]})")
     log(f"total points: {rubric.max_score(expected.values):g}")
@@ -51,3 +53,19 @@ def validate_rubric(
                 )
     log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
     return problems
+
+
+def rules_listing(rubric: Rubric) -> list[str]:
+    """Every check with the behavioural rules it enforces beyond comparing values, so an
+    instructor can hold each one against the handout (a rule comes from a rubric key)."""
+    lines = ["rules each check enforces besides its comparison:"]
+    for question in rubric.questions:
+        for check in question.checks:
+            rules = check.rules()
+            head = f"  {question.id}/{check.id} ({check.type})"
+            if not rules:
+                lines.append(f"{head}: none")
+                continue
+            lines.append(f"{head}:")
+            lines.extend(f"    - {rule}" for rule in rules)
+    return lines

@@ -10,17 +10,28 @@ the reference forward, called as ``reference(dout, *forward_args)``.
 
 Case generators (``*_cases``) return the inputs the students' functions are called on:
 seeded NumPy, float64, with no exact zeros and no ties inside a pooling window (the
-handout promises both), and named edge cases: a batch of one, very large scores,
-``pad = 0``, overlapping pooling windows, a small variance with a large ``eps``.
+handout promises both), strides that divide the padded size minus the window (the
+handout does not say what a stride that leaves a remainder does, floor or an error as in
+the CS231n starter code's assert, so no case asks), and edge cases named in words. The
+convolution and pooling cases come from :func:`grader.cases.cover`: every pair of sizes
+(N, C, H, W, F, the filter's or window's height and width, the output's height and
+width, stride, pad) differs in some case, so code that uses one size where another
+belongs (``out_h`` for ``out_w``, ``pool_height`` for the width) fails. Each case
+carries the families it belongs to ("non-square output", "pad 0", "batch of one", …),
+which the check's message names when exactly those cases fail.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as functional
+
+from grader.cases import case_names, cover, distinct, fits, large_logits, nonzero, output_size
 
 __all__ = ["compute"]
 
@@ -37,22 +48,6 @@ def compute() -> dict[str, Any]:
 
 def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def _nonzero(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
-    """Values of either sign with |v| in [0.05, 1.05) * scale: never exactly zero."""
-    magnitude = rng.uniform(0.05, 1.05, size=shape)
-    sign = rng.choice([-1.0, 1.0], size=shape)
-    out: np.ndarray = magnitude * sign * scale
-    return out
-
-
-def _distinct(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    """Distinct, non-zero values: no ties anywhere, so none inside a pooling window."""
-    n = int(np.prod(shape))
-    values = (rng.permutation(n) + 1.0) / n * rng.choice([-1.0, 1.0]) + rng.uniform(0, 1e-3)
-    out: np.ndarray = values.reshape(shape)
-    return out
 
 
 def _t(a: Any, grad: bool = False) -> torch.Tensor:
@@ -96,17 +91,31 @@ def affine_backward(
 
 
 def affine_cases() -> list[Case]:
-    """x of rank 3 (flattened), a plain matrix, and a batch of one."""
+    """x of rank 3 (flattened), a plain matrix, and a batch of one with x of rank 4. No
+    two of N, D, M and x's axes are equal in every case, so code that uses one for the
+    other fails somewhere."""
     rng = _rng(21)
     cases = []
-    for name, xs, m in (
-        ("x of shape (2, 3, 4) flattened to (2, 12), 5 outputs", (2, 3, 4), 5),
-        ("x of shape (4, 6), 3 outputs", (4, 6), 3),
-        ("batch of one, x of shape (1, 2, 2, 2)", (1, 2, 2, 2), 4),
+    for name, xs, m, families in (
+        ("x of shape (2, 3, 4) flattened to (2, 12), 5 outputs", (2, 3, 4), 5, []),
+        ("x of shape (4, 6), 3 outputs", (4, 6), 3, []),
+        (
+            "batch of one, x of rank 4: (1, 4, 3, 2) flattened to (1, 24), 5 outputs",
+            (1, 4, 3, 2),
+            5,
+            ["batch of one"],
+        ),
     ):
         d = int(np.prod(xs[1:]))
-        x, w, b = _nonzero(rng, *xs), _nonzero(rng, d, m), _nonzero(rng, m)
-        cases.append({"name": name, "args": [x, w, b], "dout": _nonzero(rng, xs[0], m)})
+        x, w, b = nonzero(rng, *xs), nonzero(rng, d, m), nonzero(rng, m)
+        cases.append(
+            {
+                "name": name,
+                "args": [x, w, b],
+                "dout": nonzero(rng, xs[0], m),
+                "families": families,
+            }
+        )
     return cases
 
 
@@ -127,12 +136,19 @@ def relu_cases() -> list[Case]:
     """Mixed signs in rank 2 and rank 4, and a batch of one."""
     rng = _rng(22)
     cases = []
-    for name, shape in (
-        ("x of shape (3, 5) with both signs", (3, 5)),
-        ("x of shape (2, 3, 2, 2)", (2, 3, 2, 2)),
-        ("batch of one, x of shape (1, 6)", (1, 6)),
+    for name, shape, families in (
+        ("x of shape (3, 5) with both signs", (3, 5), []),
+        ("x of rank 4, shape (2, 3, 4, 5)", (2, 3, 4, 5), []),
+        ("batch of one, x of shape (1, 6)", (1, 6), ["batch of one"]),
     ):
-        cases.append({"name": name, "args": [_nonzero(rng, *shape)], "dout": _nonzero(rng, *shape)})
+        cases.append(
+            {
+                "name": name,
+                "args": [nonzero(rng, *shape)],
+                "dout": nonzero(rng, *shape),
+                "families": families,
+            }
+        )
     return cases
 
 
@@ -156,15 +172,17 @@ def softmax_cases() -> list[Case]:
     return [
         {
             "name": "6 samples, 5 classes",
-            "args": [_nonzero(rng, n, c), rng.integers(0, c, size=n)],
+            "args": [nonzero(rng, n, c), rng.integers(0, c, size=n)],
         },
         {
             "name": "large scores (around 1000)",
-            "args": [1000.0 + _nonzero(rng, n, c, scale=50.0), rng.integers(0, c, size=n)],
+            "args": [large_logits(rng, n, c), rng.integers(0, c, size=n)],
+            "families": ["large logits"],
         },
         {
             "name": "batch of one, 4 classes",
-            "args": [_nonzero(rng, 1, 4), rng.integers(0, 4, size=1)],
+            "args": [nonzero(rng, 1, 4), rng.integers(0, 4, size=1)],
+            "families": ["batch of one"],
         },
     ]
 
@@ -214,55 +232,60 @@ def batchnorm_backward(
 def batchnorm_cases() -> list[Case]:
     """Train mode from zero running statistics, train mode with given ones and other
     momentum/eps, a small variance with a large eps (tells sqrt(var + eps) from
-    sqrt(var) + eps), and test mode (running statistics used, left unchanged)."""
+    sqrt(var) + eps), and test mode (running statistics used, left unchanged). N and D
+    differ in every case, with D above N in one, so an axis mixed up fails."""
     rng = _rng(24)
-    n, d = 8, 4
 
-    def params() -> tuple[np.ndarray, np.ndarray]:
-        return 1.0 + _nonzero(rng, d, scale=0.5), _nonzero(rng, d)
+    def params(d: int) -> tuple[np.ndarray, np.ndarray]:
+        return 1.0 + nonzero(rng, d, scale=0.5), nonzero(rng, d)
 
-    g1, b1 = params()
-    g2, b2 = params()
-    g3, b3 = params()
-    g4, b4 = params()
+    (n1, d1), (n2, d2), (n3, d3), (n4, d4) = (8, 4), (5, 7), (6, 3), (3, 5)
+    g1, b1 = params(d1)
+    g2, b2 = params(d2)
+    g3, b3 = params(d3)
+    g4, b4 = params(d4)
     return [
         {
             "name": "train mode, no running statistics yet (defaults)",
-            "args": [3.0 + _nonzero(rng, n, d, scale=2.0), g1, b1, {"mode": "train"}],
-            "dout": _nonzero(rng, n, d),
+            "args": [3.0 + nonzero(rng, n1, d1, scale=2.0), g1, b1, {"mode": "train"}],
+            "dout": nonzero(rng, n1, d1),
+            "families": ["train mode"],
         },
         {
             "name": "train mode, given running statistics, momentum 0.8",
             "args": [
-                _nonzero(rng, n, d, scale=3.0),
+                nonzero(rng, n2, d2, scale=3.0),
                 g2,
                 b2,
                 {
                     "mode": "train",
                     "momentum": 0.8,
-                    "running_mean": _nonzero(rng, d),
-                    "running_var": 1.0 + np.abs(_nonzero(rng, d)),
+                    "running_mean": nonzero(rng, d2),
+                    "running_var": 1.0 + np.abs(nonzero(rng, d2)),
                 },
             ],
-            "dout": _nonzero(rng, n, d),
+            "dout": nonzero(rng, n2, d2),
+            "families": ["train mode"],
         },
         {
             "name": "train mode, small variance with eps = 0.01",
-            "args": [_nonzero(rng, n, d, scale=0.1), g3, b3, {"mode": "train", "eps": 0.01}],
-            "dout": _nonzero(rng, n, d),
+            "args": [nonzero(rng, n3, d3, scale=0.1), g3, b3, {"mode": "train", "eps": 0.01}],
+            "dout": nonzero(rng, n3, d3),
+            "families": ["train mode"],
         },
         {
             "name": "test mode with running statistics",
             "args": [
-                _nonzero(rng, n, d, scale=2.0),
+                nonzero(rng, n4, d4, scale=2.0),
                 g4,
                 b4,
                 {
                     "mode": "test",
-                    "running_mean": _nonzero(rng, d),
-                    "running_var": 0.5 + np.abs(_nonzero(rng, d)),
+                    "running_mean": nonzero(rng, d4),
+                    "running_var": 0.5 + np.abs(nonzero(rng, d4)),
                 },
             ],
+            "families": ["test mode"],
         },
     ]
 
@@ -277,26 +300,32 @@ def batchnorm_backward_cases() -> list[Case]:
 
 def dropout_cases() -> list[Case]:
     """10 000 units at p = 0.2 and p = 0.7 (keep probabilities that tell p-as-keep from
-    p-as-drop and 1/p from 1/(1 - p) apart), and test mode."""
+    p-as-drop and 1/p from 1/(1 - p) apart), and test mode. x is never square, and never
+    zero (``dropout_backward`` is judged by ``out / x``)."""
     rng = _rng(25)
-    shape = (100, 100)
+    shape = (80, 125)
     return [
         {
             "name": "train mode, p = 0.2 (keep 20 %)",
-            "args": [_nonzero(rng, *shape), {"p": 0.2, "mode": "train", "seed": 123}],
-            "dout": _nonzero(rng, *shape),
+            "args": [nonzero(rng, *shape), {"p": 0.2, "mode": "train", "seed": 123}],
+            "dout": nonzero(rng, *shape),
             "seed": 7,
+            "families": ["train mode"],
+            # no reference function names them: the message's words for the inputs
+            "arg_names": ["x", "dropout_param"],
         },
         {
             "name": "train mode, p = 0.7 (keep 70 %)",
-            "args": [_nonzero(rng, *shape), {"p": 0.7, "mode": "train", "seed": 456}],
-            "dout": _nonzero(rng, *shape),
+            "args": [nonzero(rng, *shape), {"p": 0.7, "mode": "train", "seed": 456}],
+            "dout": nonzero(rng, *shape),
             "seed": 8,
+            "families": ["train mode"],
         },
         {
             "name": "test mode, p = 0.5",
-            "args": [_nonzero(rng, 20, 30), {"p": 0.5, "mode": "test"}],
+            "args": [nonzero(rng, 20, 30), {"p": 0.5, "mode": "test"}],
             "seed": 9,
+            "families": ["test mode"],
         },
     ]
 
@@ -329,29 +358,78 @@ def conv_backward_naive(
     return tuple(_grads(_conv, dout, [x, w, b], conv_param))
 
 
-def conv_cases() -> list[Case]:
-    """pad 1 stride 1, pad = 0 with stride 2, a batch of one with a rectangular filter."""
-    rng = _rng(26)
-    specs = (
-        ("3×3 filters, stride 1, pad 1", (2, 3, 5, 5), (4, 3, 3, 3), 1, 1),
-        ("pad = 0, stride 2", (2, 3, 7, 7), (2, 3, 3, 3), 2, 0),
-        ("batch of one, 2×3 filters, stride 1, pad 2", (1, 2, 4, 5), (3, 2, 2, 3), 1, 2),
+def _conv_sizes(s: Mapping[str, int]) -> dict[str, int]:
+    return {
+        "out_h": output_size(s["H"], s["HH"], s["stride"], s["pad"]),
+        "out_w": output_size(s["W"], s["WW"], s["stride"], s["pad"]),
+    }
+
+
+def _conv_valid(s: Mapping[str, int]) -> bool:
+    # The stride divides the padded size minus the filter (the handout leaves the other
+    # case undefined), and at least two positions per axis so a loop that stops early
+    # shows.
+    return (
+        fits(s["H"], s["HH"], s["stride"], s["pad"])
+        and fits(s["W"], s["WW"], s["stride"], s["pad"])
+        and min(s["out_h"], s["out_w"]) >= 2
     )
+
+
+#: What a convolution case can be an instance of, by its sizes.
+CONV_FAMILIES: dict[str, Callable[[Mapping[str, int]], bool]] = {
+    "non-square input": lambda s: s["H"] != s["W"],
+    "non-square filter": lambda s: s["HH"] != s["WW"],
+    "non-square output": lambda s: s["out_h"] != s["out_w"],
+    "batch of one": lambda s: s["N"] == 1,
+    "C = 1": lambda s: s["C"] == 1,
+    "pad 0": lambda s: s["pad"] == 0,
+    "stride 2": lambda s: s["stride"] == 2,
+}
+_CONV_SIZES = ("N", "C", "H", "W", "F", "HH", "WW", "out_h", "out_w")
+
+
+def conv_cases() -> list[Case]:
+    """Few small cases in which every two of N, C, H, W, F, HH, WW, out_h and out_w (and
+    stride and pad) differ somewhere, each family of :data:`CONV_FAMILIES` holds in one
+    case and not in another, and one case is in none (square, stride 1, pad > 0)."""
+    shapes = cover(
+        {
+            "N": [1, 2, 3],
+            "C": [1, 2, 3],
+            "H": [4, 5, 6, 7],
+            "W": [4, 5, 6, 7],
+            "F": [2, 3, 4],
+            "HH": [2, 3],
+            "WW": [2, 3],
+            "stride": [1, 2],
+            "pad": [0, 1, 2],
+        },
+        derived=_conv_sizes,
+        valid=_conv_valid,
+        families=CONV_FAMILIES,
+        pairs=[*itertools.combinations(_CONV_SIZES, 2), ("stride", "pad")],
+        # the numbers the student's loops touch: x, w and out
+        cost=lambda s: (
+            s["N"] * s["C"] * s["H"] * s["W"]
+            + s["F"] * s["C"] * s["HH"] * s["WW"]
+            + s["N"] * s["F"] * s["out_h"] * s["out_w"]
+        ),
+    )
+    rng = _rng(26)
     cases = []
-    for name, xs, ws, stride, pad in specs:
-        n, _, h, wd = xs
-        f, _, hh, ww = ws
-        ho, wo = (h + 2 * pad - hh) // stride + 1, (wd + 2 * pad - ww) // stride + 1
+    for name, s in zip(case_names(shapes), shapes, strict=True):
         cases.append(
             {
                 "name": name,
                 "args": [
-                    _nonzero(rng, *xs),
-                    _nonzero(rng, *ws),
-                    _nonzero(rng, f),
-                    {"stride": stride, "pad": pad},
+                    nonzero(rng, s["N"], s["C"], s["H"], s["W"]),
+                    nonzero(rng, s["F"], s["C"], s["HH"], s["WW"]),
+                    nonzero(rng, s["F"]),
+                    {"stride": s["stride"], "pad": s["pad"]},
                 ],
-                "dout": _nonzero(rng, n, f, ho, wo),
+                "dout": nonzero(rng, s["N"], s["F"], s["out_h"], s["out_w"]),
+                "families": list(s.families),
             }
         )
     return cases
@@ -378,27 +456,65 @@ def max_pool_backward_naive(
     return _grads(_pool, dout, [x], pool_param)[0]
 
 
-def max_pool_cases() -> list[Case]:
-    """Disjoint 2×2 windows, overlapping 3×3 windows with stride 1, and overlapping
-    2×2 windows with stride 1 on a batch of one (all values distinct: no ties)."""
-    rng = _rng(27)
-    specs = (
-        ("2×2 windows, stride 2", (2, 3, 4, 4), 2, 2, 2),
-        ("overlapping 3×3 windows, stride 1", (2, 2, 5, 5), 3, 3, 1),
-        ("batch of one, overlapping 2×2 windows, stride 1", (1, 1, 4, 4), 2, 2, 1),
+def _pool_sizes(s: Mapping[str, int]) -> dict[str, int]:
+    return {
+        "out_h": output_size(s["H"], s["ph"], s["stride"]),
+        "out_w": output_size(s["W"], s["pw"], s["stride"]),
+    }
+
+
+def _pool_valid(s: Mapping[str, int]) -> bool:
+    # As for the convolution: the stride divides, two windows per axis at least.
+    return (
+        fits(s["H"], s["ph"], s["stride"])
+        and fits(s["W"], s["pw"], s["stride"])
+        and min(s["out_h"], s["out_w"]) >= 2
     )
+
+
+#: What a pooling case can be an instance of, by its sizes.
+POOL_FAMILIES: dict[str, Callable[[Mapping[str, int]], bool]] = {
+    "non-square input": lambda s: s["H"] != s["W"],
+    "non-square window": lambda s: s["ph"] != s["pw"],
+    "non-square output": lambda s: s["out_h"] != s["out_w"],
+    "batch of one": lambda s: s["N"] == 1,
+    "C = 1": lambda s: s["C"] == 1,
+    "overlapping windows": lambda s: s["stride"] < max(s["ph"], s["pw"]),
+}
+
+
+def max_pool_cases() -> list[Case]:
+    """Few small cases in which every two of N, C, H, W, pool_height, pool_width,
+    stride, out_h and out_w differ somewhere, each family of :data:`POOL_FAMILIES` holds
+    in one case and not in another, and one case is in none (disjoint square windows).
+    All values are distinct: no ties inside a window."""
+    shapes = cover(
+        {
+            "N": [1, 2, 3],
+            "C": [1, 2, 3],
+            "H": [3, 4, 5, 6, 7],
+            "W": [3, 4, 5, 6, 7],
+            "ph": [2, 3],
+            "pw": [2, 3],
+            "stride": [1, 2],
+        },
+        derived=_pool_sizes,
+        valid=_pool_valid,
+        families=POOL_FAMILIES,
+        cost=lambda s: s["N"] * s["C"] * s["H"] * s["W"],
+    )
+    rng = _rng(27)
     cases = []
-    for name, xs, ph, pw, stride in specs:
-        n, c, h, w = xs
-        ho, wo = (h - ph) // stride + 1, (w - pw) // stride + 1
+    for name, s in zip(case_names(shapes), shapes, strict=True):
         cases.append(
             {
                 "name": name,
                 "args": [
-                    _distinct(rng, *xs),
-                    {"pool_height": ph, "pool_width": pw, "stride": stride},
+                    distinct(rng, s["N"], s["C"], s["H"], s["W"]),
+                    {"pool_height": s["ph"], "pool_width": s["pw"], "stride": s["stride"]},
                 ],
-                "dout": _nonzero(rng, n, c, ho, wo),
+                "dout": nonzero(rng, s["N"], s["C"], s["out_h"], s["out_w"]),
+                "families": list(s.families),
             }
         )
     return cases

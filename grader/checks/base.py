@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.harness.encoding import ACCEPTED_FORMS
 from grader.models import (
     Answer,
     AnswerRequest,
@@ -67,6 +68,12 @@ class CheckSpec(StrictModel):
 
     def calls(self, expected: Mapping[str, Any]) -> list[Call]:
         """Calls of the student's module this check needs (run in the sandboxed worker)."""
+        return []
+
+    def rules(self) -> list[str]:
+        """The behavioural rules this check enforces beyond comparing values, in words
+        (``grade validate`` lists them so an instructor can hold them against the
+        handout). Each is declared by a rubric key that defaults to off."""
         return []
 
 
@@ -179,8 +186,8 @@ def unavailable(spec: CheckSpec, ctx: CheckContext, name: str, top: float) -> Ch
             0,
             "fail",
             answer.message
-            or f"{name} has an unsupported type ({answer.type_name}): use a number, a list, "
-            "a NumPy array or a torch tensor",
+            or f"{name} has an unsupported type ({answer.type_name}): store it as "
+            + ACCEPTED_FORMS,
             details={"type": answer.type_name},
         )
     if answer.status == "too_large":

@@ -7,13 +7,16 @@ the rubric's reference module::
        reference: conv_backward_naive, cases: conv_cases, output_names: [dx, dw, db],
        rel_error: 1.0e-6, squeeze_size1: true, check_inplace: true}
 
-The generator returns a list of cases ``{"name", "args", "kwargs"?, "dout"?, "seed"?}``
-(seeded NumPy, edge cases named in words). The reference runs in the grader, on a deep
-copy of each case's arguments, when expected values are computed (and cached with them):
-a plain check keeps the reference's return value and the arguments named by
-``return_args`` after the call (a stateful ``bn_param``); a backward check (``forward:``
-set) calls ``reference(dout, *args, **kwargs)``, which the reference module implements by
-torch autograd on its own forward.
+The generator returns a list of cases ``{"name", "args", "kwargs"?, "dout"?, "seed"?,
+"families"?, "arg_names"?}`` (seeded NumPy, edge cases named in words; ``families``: the
+words of the edge cases the case is an instance of, see :mod:`grader.cases`, named by
+the message when exactly that family's cases fail; ``arg_names``: what to call ``args``
+in messages when no reference function's signature says). The reference runs in the
+grader, on a deep copy of each case's arguments, when expected values are computed (and
+cached with them): a plain check keeps the reference's return value and the arguments
+named by ``return_args`` after the call (a stateful ``bn_param``); a backward check
+(``forward:`` set) calls ``reference(dout, *args, **kwargs)``, which the reference module
+implements by torch autograd on its own forward.
 
 Calls made in the sandboxed worker, per case ``i``: a plain check calls the function
 once; a backward check first calls the student's *forward* on the case (keeping its
@@ -65,7 +68,9 @@ class FunctionSpec(CheckSpec):
     rtol: float | None = Field(default=None, ge=0)
     atol: float | None = Field(default=None, ge=0)
     squeeze_size1: bool = False
-    check_inplace: bool = True
+    # Off unless the handout forbids changing the inputs: a check enforces only what its
+    # handout states (HW2 says nothing of it; HW1's dropout and HW4 do).
+    check_inplace: bool = False
     return_args: list[int] = Field(default_factory=list)
     grading: Grading = "values"
     false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
@@ -86,6 +91,40 @@ class FunctionSpec(CheckSpec):
     def student_function(self) -> str:
         """The function called in the student's module (defaults to the check id)."""
         return self.function or self.id
+
+    def rules(self) -> list[str]:
+        """What a case requires besides equal values, each from a rubric key."""
+        fn = self.student_function
+        found: list[str] = []
+        if self.check_inplace:
+            found.append(f"{fn} must not modify its inputs in place (check_inplace)")
+        if self.forward is not None:
+            found.append(f"{fn} is called with the cache of the student's own {self.forward}")
+        if self.grading == "values":
+            found.append(
+                "outputs must have the reference's shapes"
+                + (
+                    " (size-1 axes may be added or dropped: squeeze_size1)"
+                    if self.squeeze_size1
+                    else ""
+                )
+            )
+        for pos in self.return_args:
+            found.append(
+                f"argument {pos + 1} must hold the reference's values after the call, "
+                "e.g. running statistics written back (return_args)"
+            )
+        if self.grading == "dropout_forward":
+            found.append(
+                "train mode: the kept fraction lies in the exact binomial interval for p "
+                "(false_fail) and kept units equal x / p; test mode returns x"
+            )
+        if self.grading == "dropout_backward":
+            found.append(
+                f"dx equals dout times the multiplier the student's own {self.forward} "
+                "applied to x (out / x), whatever its mask and scale"
+            )
+        return found
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
@@ -157,8 +196,9 @@ def compute_cases(spec: FunctionSpec, reference: ModuleType) -> dict[str, Any]:
     ref_fn = getattr(reference, spec.reference, None) if spec.reference else None
     if spec.reference is not None and not callable(ref_fn):
         raise ValueError(f"the reference module has no function {spec.reference!r}")
+    generated = list(generator())
     out_cases = []
-    for case in generator():
+    for case in generated:
         args = list(case["args"])
         kwargs = dict(case.get("kwargs") or {})
         entry: dict[str, Any] = {
@@ -168,6 +208,12 @@ def compute_cases(spec: FunctionSpec, reference: ModuleType) -> dict[str, Any]:
         }
         if case.get("seed") is not None:
             entry["seed"] = int(case["seed"])
+        families = case.get("families") or ()
+        if isinstance(families, str) or not all(isinstance(f, str) for f in families):
+            raise ValueError(f"case {case['name']!r} of {spec.cases}: families must be words")
+        # What the case is an instance of ("non-square output", "pad 0"): the message
+        # names the family when exactly its cases fail.
+        entry["families"] = list(families)
         if spec.forward is not None:
             if "dout" not in case and spec.grading != "dropout_backward":
                 raise ValueError(f"case {case['name']!r} of {spec.cases} has no dout")
@@ -189,12 +235,24 @@ def compute_cases(spec: FunctionSpec, reference: ModuleType) -> dict[str, Any]:
     if not out_cases:
         raise ValueError(f"{spec.cases} generated no cases")
     names = _arg_names(ref_fn, spec)
-    return {"cases": out_cases, "arg_names": names}
+    given = generated[0].get("arg_names") or ()
+    inputs = _input_names(ref_fn, spec) or [str(n) for n in given]
+    return {"cases": out_cases, "arg_names": names, "input_names": inputs}
 
 
 def _arg_names(ref_fn: Any, spec: FunctionSpec) -> list[str]:
     if spec.forward is not None:
         return ["dout", "cache"]
+    return _positional(ref_fn)
+
+
+def _input_names(ref_fn: Any, spec: FunctionSpec) -> list[str]:
+    """The names of a case's ``args`` (a backward's reference takes ``dout`` first)."""
+    names = _positional(ref_fn)
+    return names[1:] if spec.forward is not None else names
+
+
+def _positional(ref_fn: Any) -> list[str]:
     if ref_fn is None:
         return []
     try:
@@ -579,9 +637,15 @@ def grade_dropout_backward(
     res: CallResult,
     forward: CallResult,
 ) -> Problem | None:
-    """dx must be dout times the mask and scale of the student's own forward."""
+    """dx must be dout times the multiplier the student's own forward applied to x.
+
+    The handout asks for "a working forward, not a correct one": a backward that reuses
+    its forward's mask (``dx = dout * mask`` where ``out = x * mask``) is right whatever
+    that mask's scale, so the truth is ``dout * out / x`` element by element (the cases
+    have no exact zeros in x), not the handout's ``1 / p``.
+    """
     name = str(case["name"])
-    x, p, mode = _dropout_param(case)
+    x, _, mode = _dropout_param(case)
     fw_out = forward.value[0] if type(forward.value) is list and forward.value else None
     try:
         out = to_array(fw_out)
@@ -591,11 +655,14 @@ def grade_dropout_backward(
         return Problem(
             name, f"{spec.forward} returned out of the wrong shape, so no mask to compare", "fail"
         )
+    if not np.all(np.isfinite(out)):
+        return Problem(name, f"{spec.forward} returned inf or nan, so no mask to compare", "fail")
     dout = to_array(case["dout"])
-    expected = dout * (out != 0) / p if mode == "train" else dout
+    expected = dout * (out / x) if mode == "train" else dout
     return compare_value(
         spec,
-        "dx (it should be dout times the same mask and scale as the forward)",
+        f"dx (it should be dout times what your {spec.forward} multiplied x by: its mask "
+        "and scale)",
         expected,
         res.value,
         name,
@@ -607,7 +674,10 @@ def grade_dropout_backward(
 
 @register("function", FunctionSpec)
 def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
-    """Every case must pass; the message names the first failing case in words."""
+    """Every case must pass. The message names the first failing case in words, or, when
+    the failing cases are exactly one family's (:func:`separating_family`), that family
+    and its smallest failing case with the inputs to rebuild it; the status is that of
+    the case shown."""
     top = spec.points
     fn = spec.student_function
     if ctx.module_problem is not None:
@@ -623,7 +693,7 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
     cases: list[Mapping[str, Any]] = data["cases"]
     arg_names: list[str] = list(data.get("arg_names") or [])
     tail = spec.false_fail / (2 * max(1, len(cases)))
-    problems: list[Problem] = []
+    problems: list[tuple[int, Problem]] = []
     for i, case in enumerate(cases):
         name = str(case["name"])
         problem = None
@@ -641,9 +711,9 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
                 else:
                     problem = grade_case(spec, case, res, arg_names)
         if problem is not None:
-            problems.append(problem)
-            if problem.error in ("missing", "raised") and problem.status != "fail":
-                break  # the same exception on every case says nothing new
+            problems.append((i, problem))
+            # A missing function fails every case alike. Any other problem is graded on
+            # every case: which cases fail is what tells a family's bug apart.
             if problem.error == "missing":
                 break
     if not problems:
@@ -655,26 +725,109 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
             f"{fn} is correct on all {len(cases)} test cases",
             details={"cases": [str(c["name"]) for c in cases]},
         )
-    first = problems[0]
-    status: CheckStatus = first.status
-    message = f"case '{first.case}': {first.message}"
-    if first.error == "missing":
-        message = first.message
-    others = [p.case for p in problems[1:] if p.case != first.case]
-    if others:
-        message += f" (also wrong: {', '.join(repr(c) for c in others[:5])})"
+    input_names: list[str] = list(data.get("input_names") or [])
+    failing = [i for i, _ in problems]
+    # A backward whose forward failed is not wrong on a family: its forward is (and the
+    # forward's own check names the family).
+    attributable = all(p.error not in ("missing", "forward failed") for _, p in problems)
+    family = separating_family(cases, failing) if attributable else None
+    if family is None:
+        index, shown = problems[0]
+        if shown.error == "missing":
+            message = shown.message
+        else:
+            message = f"case '{shown.case}': {shown.message}"
+            others = [p.case for _, p in problems[1:] if p.case != shown.case]
+            if others:
+                message += f" (also wrong: {', '.join(repr(c) for c in others[:5])})"
+    else:
+        # The smallest failing case of the family, with its inputs, so that the student
+        # can rebuild it.
+        index, shown = min(problems, key=lambda item: (_input_size(cases[item[0]]), item[0]))
+        message = (
+            f"wrong only on the {family!r} cases ({len(failing)} of {len(cases)}), e.g. "
+            f"case '{shown.case}' ({describe_inputs(cases[index], input_names)}): "
+            f"{shown.message}"
+        )
     details: dict[str, Any] = {
-        "case": first.case,
-        "error": first.error if first.error is not None else first.message,
-        "failing_cases": [p.case for p in problems],
+        "case": shown.case,
+        "error": shown.error if shown.error is not None else shown.message,
+        "failing_cases": [p.case for _, p in problems],
+        "inputs": describe_inputs(cases[index], input_names),
     }
+    if family is not None:
+        details["family"] = family
     return result(
         spec,
         top,
         0,
-        status,
+        shown.status,
         message,
-        expected=first.expected,
-        got=first.got,
+        expected=shown.expected,
+        got=shown.got,
         details=details,
     )
+
+
+def separating_family(cases: Sequence[Mapping[str, Any]], failing: Sequence[int]) -> str | None:
+    """The family whose cases are exactly the failing ones (some case passing), if any:
+    the bug shows on that family and nowhere else. The first such family in the cases'
+    order; ``grader.cases.cover`` tells families apart, so there is at most one."""
+    bad = set(failing)
+    if not bad or len(bad) == len(cases):
+        return None
+    seen: dict[str, set[int]] = {}
+    for i, case in enumerate(cases):
+        for family in case.get("families") or ():
+            seen.setdefault(str(family), set()).add(i)
+    for family, members in seen.items():
+        if members == bad:
+            return family
+    return None
+
+
+def describe_inputs(case: Mapping[str, Any], names: Sequence[str]) -> str:
+    """A case's inputs in words, enough to rebuild it: arrays by shape, numbers and
+    strings by value, a dict of parameters by its entries (``stride 1, pad 1``)."""
+    parts = [
+        _describe(names[k] if k < len(names) else f"argument {k + 1}", value)
+        for k, value in enumerate(case.get("args") or ())
+    ]
+    parts += [_describe(str(k), v) for k, v in (case.get("kwargs") or {}).items()]
+    return ", ".join(p for p in parts if p)
+
+
+def _describe(name: str, value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return f"{name} {_shape_text(value.shape)}" if value.ndim else f"{name} {value.item():g}"
+    if isinstance(value, Mapping):
+        if "__torch_model__" in value:
+            return f"{name} (a torch model)"
+        return ", ".join(_describe(str(k), v) for k, v in value.items())
+    if isinstance(value, bool | str):
+        return f"{name} {value!r}"
+    if isinstance(value, int | float):
+        return f"{name} {value:g}"
+    if isinstance(value, list | tuple):
+        try:
+            return f"{name} {_shape_text(to_array(value).shape)}"
+        except NotNumeric:
+            return f"{name} {_short(value)}"
+    return f"{name} {_short(value)}"
+
+
+def _input_size(case: Mapping[str, Any]) -> int:
+    """How many numbers a case's inputs hold (its size, for picking the smallest)."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, np.ndarray):
+            return int(value.size)
+        if isinstance(value, Mapping):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return sum(size(v) for v in value)
+        return 1
+
+    return size(list(case.get("args") or ())) + size(dict(case.get("kwargs") or {}))

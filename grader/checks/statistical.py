@@ -6,7 +6,8 @@ can only come from the mask). The outputs come back as plain arrays and every st
 is computed here, in the grader:
 
 * deterministic properties, which a correct function never violates: the output has the
-  input's shape, is finite, the input is not modified in place, every output value is
+  input's shape, is finite, the input is not modified in place (when the rubric sets
+  ``check_inplace``, as HW1's handout asks), every output value is
   either 0 or the input times the rule's scale, the calls named under ``identity`` (HW1:
   ``p = 0``) return the input unchanged, and two calls do not drop exactly the same
   units (a generator reseeded with a constant inside the function);
@@ -122,8 +123,27 @@ class StatisticalSpec(CheckSpec):
     rtol: float = Field(default=1e-6, ge=0)
     atol: float = Field(default=1e-9, ge=0)
     seed: int = Field(default=0, ge=0)
+    # Off unless the handout forbids changing the input (HW1's dropout does).
+    check_inplace: bool = False
 
     needs_module: ClassVar[bool] = True
+
+    def rules(self) -> list[str]:
+        """What the calls must satisfy besides the zero rate, each from a rubric key."""
+        keep = "1/(1 - p)" if self.p_means == "drop" else "1/p"
+        found = [
+            f"p is the probability of {'DROPPING' if self.p_means == 'drop' else 'KEEPING'} "
+            f"a unit; the zero count at each rate lies in its exact binomial interval "
+            f"(false_fail {self.false_fail:g})",
+            "every output value is 0 or the input times "
+            + (keep if self.scale == "inverted" else "1 (scale: none)"),
+            "calls with different seeds do not drop exactly the same units",
+        ]
+        if self.identity:
+            found.append("the identity calls (identity:) return the input unchanged")
+        if self.check_inplace:
+            found.append(f"{self.function} must not modify its input in place (check_inplace)")
+        return found
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
@@ -528,7 +548,7 @@ def evaluate(
             return bad
         assert got is not None
         out = _output(spec, item, got)
-        if item.x_position in got.mutated:
+        if spec.check_inplace and item.x_position in got.mutated:
             problems.setdefault(
                 "inplace",
                 f"{_call_text(spec, item)} modified its input in place: work on a copy "

@@ -13,6 +13,7 @@ from grader.checks.function import (
     FunctionSpec,
     call_id,
     compute_cases,
+    describe_inputs,
     forward_id,
     grade_function,
     kept_bounds,
@@ -147,8 +148,13 @@ def test_rtol_atol_scheme() -> None:
 def test_in_place_raise_missing_and_not_a_tuple() -> None:
     c = call_id(FORWARD, 0)
     mutated = ok(c, [X @ W + B, None], mutated=(1,))
-    res = grade_function(FORWARD, ctx(FORWARD, {c: mutated}))
+    # Off by default: a check enforces only what its handout states.
+    assert grade_function(FORWARD, ctx(FORWARD, {c: mutated})).status == "pass"
+    strict = FORWARD.model_copy(update={"check_inplace": True})
+    res = grade_function(strict, ctx(strict, {c: mutated}))
     assert "modified its input w in place" in res.message and res.status == "fail"
+    assert any("in place" in rule for rule in strict.rules())
+    assert not any("in place" in rule for rule in FORWARD.rules())
     raised = CallResult(id=c, status="error", message="affine_forward raised ValueError: bad")
     res = grade_function(FORWARD, ctx(FORWARD, {c: raised}))
     assert res.status == "error"
@@ -261,7 +267,19 @@ def test_dropout_backward_uses_the_forward_mask() -> None:
     other_mask = ok(call_id(s, 0), dout * (_dropout(0.3, x, "right", 3) != 0) / 0.3)
     res = grade_function(s, ctx(s, {fw.id: fw, other_mask.id: other_mask}))
     assert res.details["case"] == "train p = 0.3" and res.status == "fail"
-    assert "same mask" in res.message
+    assert "what your dropout_forward multiplied x by" in res.message
+    # A wrong forward (p read as the drop probability, scaled by 1/(1 - p)) with a
+    # backward that reuses its mask: "a working forward, not a correct one" -> right.
+    wrong_out = _dropout(0.3, x, "p_is_drop", 4)
+    wrong_fw = ok(forward_id(s, 0), [wrong_out, None])
+    same_mask = ok(call_id(s, 0), dout * (wrong_out != 0) / 0.7)
+    assert grade_function(s, ctx(s, {wrong_fw.id: wrong_fw, same_mask.id: same_mask})).status == (
+        "pass"
+    )
+    # ... but the handout's 1/p applied to that forward's mask is not what it used.
+    handout_scale = ok(call_id(s, 0), dout * (wrong_out != 0) / 0.3)
+    res = grade_function(s, ctx(s, {wrong_fw.id: wrong_fw, handout_scale.id: handout_scale}))
+    assert res.status == "fail"
 
 
 def test_binomial_bound_holds_empirically_at_a_looser_level() -> None:
@@ -273,3 +291,142 @@ def test_binomial_bound_holds_empirically_at_a_looser_level() -> None:
     assert low / n > 0.18 and high / n < 0.22
     # The usual mistake (p read as drop: 80 % kept) is always outside.
     assert not low <= 0.8 * n <= high
+
+
+# ------------------------------------------------------------------ families in messages
+
+
+def _family_reference() -> types.ModuleType:
+    """Four cases of a function that doubles x; two of them are 'non-square'."""
+    ref = types.ModuleType("family_ref")
+
+    def double(x: Any, param: Any) -> Any:
+        return 2 * x, None
+
+    def double_backward(dout: Any, x: Any, param: Any) -> Any:
+        return 2 * dout
+
+    def cases() -> list[dict[str, Any]]:
+        shapes = [((2, 2), []), ((3, 5), ["non-square"]), ((4, 4), []), ((1, 2), ["non-square"])]
+        return [
+            {
+                "name": f"x {s}",
+                "args": [np.full(s, 1.5), {"stride": 1, "mode": "train"}],
+                "dout": np.full(s, 0.5),
+                "families": fams,
+            }
+            for s, fams in shapes
+        ]
+
+    def unnamed_cases() -> list[dict[str, Any]]:
+        return [dict(c, arg_names=["x", "param"]) for c in cases()]
+
+    def bad_cases() -> list[dict[str, Any]]:
+        return [dict(cases()[0], families="non-square")]
+
+    for fn in (double, double_backward, cases, unnamed_cases, bad_cases):
+        setattr(ref, fn.__name__, fn)
+    return ref
+
+
+FAMILY_REF = _family_reference()
+DOUBLE = spec(id="double", reference="double", cases="cases", outputs=[0], output_names=["out"])
+
+
+def _family_ctx(s: FunctionSpec, calls: dict[str, CallResult]) -> CheckContext:
+    return CheckContext(
+        answers={},
+        expected={s.reference_key: compute_cases(s, FAMILY_REF)},
+        markdown=(),
+        execution=None,
+        calls=calls,
+    )
+
+
+def _double_calls(s: FunctionSpec, wrong: set[int], raised: set[int] | None = None) -> Any:
+    calls = {}
+    for i, case in enumerate(compute_cases(s, FAMILY_REF)["cases"]):
+        cid = call_id(s, i)
+        x = case["args"][0]
+        if i in (raised or set()):
+            calls[cid] = CallResult(id=cid, status="error", message="double raised IndexError: 2")
+        else:
+            calls[cid] = ok(cid, [3 * x if i in wrong else 2 * x, None])
+    return calls
+
+
+def test_compute_cases_keeps_families_and_input_names() -> None:
+    data = compute_cases(DOUBLE, FAMILY_REF)
+    assert [c["families"] for c in data["cases"]] == [[], ["non-square"], [], ["non-square"]]
+    assert data["input_names"] == ["x", "param"]
+    backward = spec(id="double_backward", reference="double_backward", cases="cases", forward="f")
+    assert compute_cases(backward, FAMILY_REF)["input_names"] == ["x", "param"]
+    unnamed = spec(id="d", grading="dropout_forward", cases="unnamed_cases")
+    assert compute_cases(unnamed, FAMILY_REF)["input_names"] == ["x", "param"]
+    with pytest.raises(ValueError, match="families must be words"):
+        compute_cases(spec(id="d", reference="double", cases="bad_cases"), FAMILY_REF)
+
+
+def test_a_failure_on_exactly_one_family_is_named_with_the_smallest_case() -> None:
+    res = grade_function(DOUBLE, _family_ctx(DOUBLE, _double_calls(DOUBLE, {1, 3})))
+    assert res.status == "fail"
+    # the smallest failing case is x (1, 2), the later of the two
+    assert res.message.startswith(
+        "wrong only on the 'non-square' cases (2 of 4), e.g. case 'x (1, 2)' "
+        "(x (1, 2), stride 1, mode 'train'): out differs (relative error 0.2)"
+    )
+    assert res.details["family"] == "non-square"
+    assert res.details["case"] == "x (1, 2)"
+    assert res.details["failing_cases"] == ["x (3, 5)", "x (1, 2)"]
+    assert res.details["inputs"] == "x (1, 2), stride 1, mode 'train'"
+
+
+def test_no_family_when_the_failures_are_not_exactly_one() -> None:
+    for wrong in ({1}, {0, 1, 3}, {0, 1, 2, 3}):
+        res = grade_function(DOUBLE, _family_ctx(DOUBLE, _double_calls(DOUBLE, wrong)))
+        first = f"x {[(2, 2), (3, 5), (4, 4), (1, 2)][min(wrong)]}"
+        assert res.message.startswith(f"case '{first}': out differs"), wrong
+        assert "family" not in res.details and res.details["case"] == first
+
+
+def test_every_case_is_graded_after_one_raises() -> None:
+    calls = _double_calls(DOUBLE, wrong={3}, raised={1})
+    res = grade_function(DOUBLE, _family_ctx(DOUBLE, calls))
+    assert res.details["failing_cases"] == ["x (3, 5)", "x (1, 2)"]
+    # the smallest failing case of the family decides the status: it gave wrong values
+    assert res.details["family"] == "non-square" and res.status == "fail"
+    res = grade_function(DOUBLE, _family_ctx(DOUBLE, _double_calls(DOUBLE, set(), raised={1})))
+    assert res.status == "error" and "double raised IndexError" in res.message
+
+
+def test_a_backward_whose_forward_failed_is_not_blamed_on_a_family() -> None:
+    s = spec(id="double_backward", reference="double_backward", cases="cases", forward="double")
+    calls = {}
+    for i, case in enumerate(compute_cases(s, FAMILY_REF)["cases"]):
+        fw, bw = forward_id(s, i), call_id(s, i)
+        if i in (1, 3):
+            calls[fw] = CallResult(id=fw, status="error", message="double raised ValueError: w")
+        else:
+            calls[fw] = ok(fw, [2 * case["args"][0], None])
+            calls[bw] = ok(bw, 2 * case["dout"])
+    res = grade_function(s, _family_ctx(s, calls))
+    assert res.status == "error" and "family" not in res.details
+    assert res.message.startswith("case 'x (3, 5)': double_backward could not be tested")
+
+
+def test_describe_inputs_in_words() -> None:
+    case: dict[str, Any] = {
+        "args": (
+            np.zeros((2, 3)),
+            {"pool_height": 2, "eps": 0.01, "running_mean": np.zeros(4)},
+            np.float64(0.5),
+            {"__torch_model__": {"layers": [], "state": {}}},
+            [[1, 2], [3, 4]],
+            True,
+        ),
+        "kwargs": {"mode": "test"},
+    }
+    assert describe_inputs(case, ["x", "param", "p"]) == (
+        "x (2, 3), pool_height 2, eps 0.01, running_mean (4,), p 0.5, "
+        "argument 4 (a torch model), argument 5 (2, 2), argument 6 True, mode 'test'"
+    )

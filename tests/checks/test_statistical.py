@@ -323,3 +323,11 @@ def test_empirical_false_fail_rate_of_a_correct_dropout() -> None:
         for salt in range(biased_runs)
     )
     assert biased_failures > biased_runs // 2
+
+
+def test_in_place_costs_nothing_unless_the_rubric_declares_it() -> None:
+    """A check enforces only what its handout states: ``check_inplace`` defaults to off."""
+    lenient = hw1_spec().model_copy(update={"check_inplace": False})
+    assert grade(lenient, in_place).status == "pass"
+    assert not any("in place" in rule for rule in lenient.rules())
+    assert any("in place" in rule for rule in hw1_spec().rules())

@@ -67,6 +67,69 @@ EDITS: dict[str, list[tuple[str, str]]] = {
             "    x[x < 0] = 0\n    return x, x\n",
         )
     ],
+    # relu_backward reuses dout as dx and zeroes it in place, as many students write it
+    # (hw2.md says nothing about in-place changes, so this is right)
+    "relu_dout_in_place": [
+        (
+            "    x = cache\n    return dout * (x > 0)\n",
+            "    x = cache\n    dx = dout\n    dx[x <= 0] = 0\n    return dx\n",
+        )
+    ],
+    # softmax_loss shifts its input scores in place before exponentiating (also right)
+    "softmax_shift_in_place": [
+        (
+            "    shifted = x - x.max(axis=1, keepdims=True)\n",
+            "    x -= x.max(axis=1, keepdims=True)\n    shifted = x\n",
+        )
+    ],
+    # dropout forward forgets the 1/p scale; its backward reuses the same (unscaled) mask,
+    # so the backward is right for that forward
+    "dropout_no_scale": [
+        (
+            "        mask = (np.random.rand(*x.shape) < p) / p\n",
+            "        mask = np.random.rand(*x.shape) < p\n",
+        )
+    ],
+    # dropout backward divides by p again although the forward's mask already holds 1/p
+    "dropout_backward_rescales": [
+        (
+            "        return dout * mask\n",
+            '        return dout * mask / dropout_param["p"]\n',
+        )
+    ],
+    # conv forward computes the output width from the height (W_out = 1 + (H + 2 * pad -
+    # HH) // stride, a copy-paste slip seen in real submissions); its backward reads the
+    # output size from dout and is right
+    "conv_out_h_for_w": [
+        (
+            "    wo = 1 + (wd + 2 * pad - ww) // stride\n",
+            "    wo = 1 + (h + 2 * pad - hh) // stride\n",
+        )
+    ],
+    # conv backward recomputes the output size instead of reading dout's, with the same
+    # slip in the width; its forward is right
+    "conv_backward_out_h_for_w": [
+        (
+            "    _, _, ho, wo = dout.shape\n",
+            "    ho = 1 + (h + 2 * pad - hh) // stride\n"
+            "    wo = 1 + (h + 2 * pad - hh) // stride\n",
+        )
+    ],
+    # max pool forward and backward both take the window's width from pool_height
+    "pool_height_for_width": [
+        (
+            '    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], '
+            'pool_param["stride"]\n    n, c, h, w = x.shape\n',
+            '    ph, pw, s = pool_param["pool_height"], pool_param["pool_height"], '
+            'pool_param["stride"]\n    n, c, h, w = x.shape\n',
+        ),
+        (
+            '    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], '
+            'pool_param["stride"]\n    n, c, ho, wo = dout.shape\n',
+            '    ph, pw, s = pool_param["pool_height"], pool_param["pool_height"], '
+            'pool_param["stride"]\n    n, c, ho, wo = dout.shape\n',
+        ),
+    ],
     # the last function was never written
     "missing_function": [
         (
