@@ -1,21 +1,25 @@
 """Loads ``reference/<name>.py`` and computes the expected values, cached by content hash.
 
-The reference is trusted instructor code and runs in the grader's process; it is never
-visible to students (the sandbox does not bind ``reference/``). Its values are cached as
-JSON keyed by the hash of its source and the torch/numpy versions, so a batch (and the
-next batch) computes them once.
+The reference is trusted instructor code; it is never visible to students (the sandbox
+does not bind ``reference/``). It runs in a fresh child process of the grader whose
+numerics are pinned (:data:`PIN`: torch's portable CPU kernels, one thread, MKL's
+reproducible code path, no oneDNN or NNPACK), so two machines of the same kind, whatever
+their CPUs' instruction sets, compute the same values; see :func:`compute_values`. Its
+values are cached as JSON keyed by the hash of its source, the torch/numpy versions and
+the pin, so a batch (and the next batch) computes them once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,49 @@ from grader.errors import ReferenceComputationError, RubricError
 from grader.rubric import Rubric
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """How the process computing the expected values is set up, before and after torch
+    is imported. ``env`` is applied over the grader's environment; the other fields are
+    applied by the child once torch is imported (:mod:`grader.reference_child`), which
+    then checks that torch reports ``capability``."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    num_threads: int = 1
+    mkldnn: bool = True
+    nnpack: bool = True
+    capability: str | None = None  # what torch.backends.cpu.get_cpu_capability() must say
+
+    def tag(self) -> str:
+        """A short digest of the pin, part of :func:`reference_hash`."""
+        text = json.dumps(asdict(self), sort_keys=True, default=dict)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+#: The pinned numerics of every reference computation. Measured on an AVX-512 machine
+#: (HW4-B's 60 re-trainings), each of these changes the values when left to the CPU:
+#: ATen's kernels are compiled for several instruction sets and picked at start-up
+#: (``default`` is the portable build); oneDNN and NNPACK pick their own kernels by CPU
+#: (and oneDNN its blocking by cache size), so both are off and convolutions take ATen's
+#: own im2col + BLAS path; MKL's ``COMPATIBLE`` branch is its conditional numerical
+#: reproducibility mode (same results on any x86 CPU for a given MKL version and thread
+#: count); one thread fixes the order of every sum. ``ONEDNN_MAX_CPU_ISA`` is a fallback
+#: for any operator that reaches oneDNN despite ``mkldnn=False``.
+PIN = Pin(
+    env={
+        "ATEN_CPU_CAPABILITY": "default",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MKL_CBWR": "COMPATIBLE",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+    },
+    num_threads=1,
+    mkldnn=False,
+    nnpack=False,
+    capability="DEFAULT",
+)
 
 
 @dataclass(frozen=True)
@@ -62,10 +109,18 @@ def torch_version() -> str:
     return importlib.metadata.version("torch")
 
 
+# Grader code a reference may import to build its cases: its source is part of the hash,
+# so editing it recomputes the expected values (and the executions that used them).
+_REFERENCE_HELPERS = (Path(__file__).resolve().parent / "cases.py",)
+
+
 def reference_hash(path: Path) -> str:
-    """Hash of the reference source plus the library versions its numbers depend on."""
+    """Hash of the reference source, the case helpers it may import, and the library
+    versions and numeric pin its numbers depend on."""
     digest = hashlib.sha256(path.read_bytes())
-    digest.update(f"torch={torch_version()};numpy={np.__version__}".encode())
+    for helper in _REFERENCE_HELPERS:
+        digest.update(helper.read_bytes())
+    digest.update(f"torch={torch_version()};numpy={np.__version__};pin={PIN.tag()}".encode())
     return digest.hexdigest()
 
 
@@ -79,7 +134,7 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
             return Expected(decode(json.loads(cached.read_text())), sha)
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed below
-    values = _compute(path, rubric)
+    values = compute_values(path, rubric)
     missing = sorted({c.reference_key for c in rubric.checks() if c.type != "text"} - set(values))
     if missing:
         raise ReferenceComputationError(
@@ -107,30 +162,53 @@ def _specs_suffix(rubric: Rubric) -> str:
     return "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _compute(path: Path, rubric: Rubric) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location(f"grader_reference_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ReferenceComputationError(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
+def compute_values(path: Path, rubric: Rubric, pin: Pin = PIN) -> dict[str, Any]:
+    """Run the reference's ``compute()`` and the computing checks' ``compute_expected``
+    in a fresh child process set up by ``pin``; return the values.
+
+    A child, because the pin must be in place before torch is imported (the CPU kernels
+    are chosen then) and the grader's own process has usually imported torch already;
+    and a plain ``python -m grader.reference_child`` rather than a multiprocessing
+    spawn, because a Dask worker's process is a daemon, which multiprocessing forbids
+    to have children. The values come back as JSON (:func:`encode`), never pickled.
+    Every failure (the reference raises, has no ``compute()``, a check's cases fail,
+    the child dies) is a :class:`ReferenceComputationError` naming the file.
+    """
+    request = {
+        "path": str(path),
+        "checks": [
+            {"type": c.type, "spec": c.model_dump(mode="json")} for c in _computing_checks(rubric)
+        ],
+        "pin": {k: v for k, v in asdict(pin).items() if k != "env"},
+    }
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, **pin.env}
+    # This grader's package, whatever the working directory holds (-P: no cwd on sys.path).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "grader.reference_child"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)  # the reference's own output and warnings
     try:
-        spec.loader.exec_module(module)
-        values = module.compute()
-    except Exception as exc:
+        reply = json.loads(proc.stdout)
+    except ValueError:
+        reply = None
+    if proc.returncode != 0 or not isinstance(reply, dict):
+        tail = "; ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
         raise ReferenceComputationError(
-            f"{path}: compute() failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(values, dict):
-        raise ReferenceComputationError(f"{path}: compute() must return a dict")
-    for check in _computing_checks(rubric):
-        try:
-            value = check.compute_expected(module)
-        except Exception as exc:
-            raise ReferenceComputationError(
-                f"{path}: computing the expected values of check {check.id!r} failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if value is not None:
-            values[check.reference_key] = value
+            f"{path}: the process computing the expected values ended with status "
+            f"{proc.returncode}: {tail}"
+        )
+    if "error" in reply:
+        raise ReferenceComputationError(str(reply["error"]))
+    values = decode(reply["values"])
+    assert isinstance(values, dict)  # the child checks compute() returned a dict
     return values
 
 

@@ -64,7 +64,11 @@ def test_seed_students_messages_name_their_mistakes(batch: Path) -> None:
     assert "large" in got["forward_pass"]["message"]  # the large-logit case is named
     dropout = got["dropout"]["message"]
     assert "in place" in dropout and "1/p" in dropout
-    assert "0.9689" in got["claimed_accuracy"]["message"]
+    # The measured accuracy comes from weights the sample trains in the sandbox with the
+    # machine's own BLAS kernels: assert what the handout decides (the claim is more than
+    # 0.01 from it), not its digits.
+    claim = got["claimed_accuracy"]
+    assert claim["details"]["claimed"] - claim["details"]["measured"] > 0.01
 
 
 def test_dropout_statistics_are_reported(batch: Path) -> None:

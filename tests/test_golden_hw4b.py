@@ -11,7 +11,6 @@ batch live in this module so the batch runs once.
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
@@ -69,22 +68,30 @@ def test_bands_and_messages(batch: Path) -> None:
         low, high = details["band"]
         assert low <= details["claimed"] <= high
         assert high - low == pytest.approx(2 * 3 * details["std"])
+    # The seed's "almost perfect" 6-epoch accuracy: above the band, so it fails (the
+    # handout's rule). How far above depends on the band, which differs by a few
+    # thousandths between torch builds and CPUs, so only the side is asserted.
     made_up = checks(result(batch, "made_up_accuracy"))["q2_epochs_6_accuracy"]
-    assert made_up["details"]["claimed"] >= made_up["details"]["band"][1] + 0.05
-    assert "outside the band" in made_up["message"]
+    details = made_up["details"]
+    assert details["claimed"] == 0.9978
+    assert details["claimed"] > details["band"][1] >= max(details["reference_runs"])
+    assert made_up["status"] == "fail" and "outside the band" in made_up["message"]
     error = checks(result(batch, "notebook_error"))["q4_batchnorm_accuracy"]
     assert "TypeError" in error["message"] and "batchnorm" in error["message"]
 
 
-def test_bands_come_from_the_cached_reference(batch: Path) -> None:
+def test_bands_come_from_the_cached_reference(batch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The re-trainings are expected values: computed once per reference hash (here by
     the batch above) and read back from the cache, never per student."""
+    import grader.reference
     from grader.reference import load_expected
     from grader.rubric import load_rubric
 
-    start = time.perf_counter()
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the reference was computed again instead of read from the cache")
+
+    monkeypatch.setattr(grader.reference, "compute_values", no_training)
     expected = load_expected(load_rubric("hw4b"))
-    assert time.perf_counter() - start < 5  # no training: five seeds take far longer
     details = checks(result(batch, "swapped_loss_accuracy"))["q1_baseline_accuracy"]["details"]
     assert details["reference_runs"] == expected.values["q1_baseline_accuracy"]["runs"]
 

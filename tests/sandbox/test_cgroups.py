@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -171,23 +171,31 @@ def test_v1_for_real_limits_and_kill_tree() -> None:
         assert (cg.dirs["pids"] / "pids.max").read_text().strip() == "20"
         if "cpu" in cg.dirs:
             assert (cg.dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
-        # A process tree with a setsid grandchild, joined after the fact.
+        # A process tree with a setsid grandchild, joined after the fact. The top process
+        # reaps the intermediate child (which forks the grandchild, then exits) before it
+        # says "ready", so from then on the tree is exactly the top and the grandchild.
         code = (
             "import os, time\n"
-            "if os.fork() == 0:\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
             "    os.setsid()\n"
             "    if os.fork() == 0:\n"
             "        time.sleep(60)\n"
             "    os._exit(0)\n"
+            "os.waitpid(child, 0)\n"
+            "print('ready', flush=True)\n"
             "time.sleep(60)\n"
         )
         proc = subprocess.Popen(
             [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
             preexec_fn=lambda: cg.add(os.getpid()),
         )
-        deadline = time.monotonic() + 10
-        while len(cg.pids()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert proc.stdout is not None
+        with proc.stdout:
+            readable, _, _ = select.select([proc.stdout], [], [], 30)
+            assert readable, "the process tree did not report ready within 30 s"
+            assert proc.stdout.readline() == b"ready\n"
         members = cg.pids()
         assert proc.pid in members and len(members) == 2
         # The fork limit holds: a flood inside stops at pids.max.
