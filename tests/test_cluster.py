@@ -24,7 +24,6 @@ from typing import Any
 
 import dask
 import pytest
-import yaml
 from distributed import Client, Future, LocalCluster
 
 import grader.cluster
@@ -34,10 +33,11 @@ from grader.cluster import BatchIdentity, ClusterMismatch, ClusterRun, grade_rem
 from grader.models import Submission
 from grader.progress import Reporter
 from grader.rubric import load_rubric
+from tests.golden.support import load_golden
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "submissions" / "hw3"
-GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "hw3_expected.yaml").read_text())
+GOLDEN = load_golden("hw3")
 # A subset of the samples, to keep this test well under two minutes on a loaded 2-core
 # machine (test_golden_hw3 grades them all locally): a full mark, lost points, a failing
 # cell, a dead kernel, a misnamed notebook, a single-file submission, nothing to run, and
@@ -131,9 +131,9 @@ def test_hw3_samples_on_the_cluster_match_golden_and_a_local_run(
     got = results(out)
     assert sorted(got) == STUDENTS
     for student in STUDENTS:
-        expected = {cid: (e["points"], e["status"]) for cid, e in GOLDEN[student].items()}
+        expected = GOLDEN[student].checks
         assert checks(got[student]) == expected, student
-        assert got[student]["score"] == GOLDEN["totals"][student]
+        assert got[student]["score"] == GOLDEN[student].total
     assert got["kernel_dies"]["execution"]["kernel_died"] is True
     assert got["misnamed_file"]["execution"]["notebook"] == "HW3_final (1).ipynb"
     assert got["lms_single_file"]["execution"]["notebook"] == "lms_single_file.ipynb"
@@ -189,7 +189,7 @@ def test_worker_lost_mid_task_costs_only_that_student(
     batch = grade_batch(subs, load_rubric("hw3"), out, cluster=cluster, reporter=Counting())
     got = results(out)
     assert sorted(got) == ["solution", "victim"]
-    assert got["solution"]["score"] == GOLDEN["totals"]["solution"]
+    assert got["solution"]["score"] == GOLDEN["solution"].total
     warning = " ".join(got["victim"]["execution"]["warnings"])
     assert "the grader failed on this submission" in warning and "KilledWorker" in warning
     assert batch.counts["executed"] == 2
@@ -200,7 +200,7 @@ def test_worker_lost_mid_task_costs_only_that_student(
     grade_batch(subs, load_rubric("hw3"), out, cluster=cluster, reporter=again)
     assert again.how == {"victim": "executed", "solution": "cached"}
     victim = checks(results(out)["victim"])
-    assert victim == {cid: (e["points"], e["status"]) for cid, e in GOLDEN["no_notebook"].items()}
+    assert victim == GOLDEN["no_notebook"].checks
 
 
 def test_worker_with_another_rubric_stops_the_batch(cluster: str) -> None:

@@ -1,61 +1,28 @@
-"""Golden tests: grade the sample HW1 batch as a user would and compare every check's
-points and status with ``tests/golden/hw1_expected.yaml``, written by hand from the
-handout (never captured from the grader's output).
+"""Golden tests particular to HW1 (its messages and details). The points and
+status of every check of every sample are compared with ``tests/golden/hw1/*.yaml`` by
+``tests/test_golden.py``; both grade the batch once, in a folder every test process shares.
 
 HW1 is graded from two files per student: ``hw1.py`` (imported in a sandboxed worker,
 its functions called on grader-made inputs) and ``hw1.ipynb`` (run in a kernel, its
-``trained_variables`` re-measured by the grader on the held-out split). All tests that
-need the graded batch live in this module so the batch runs once.
+``trained_variables`` re-measured by the grader on the held-out split).
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
-from grader.results import validate
 from tests.golden.support import (
     checks,
-    golden_mismatches,
-    grade_samples,
-    load_golden,
+    graded,
     result,
-    students,
 )
-
-GOLDEN = load_golden("hw1")
-STUDENTS = students(GOLDEN)
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return grade_samples("hw1", tmp_path_factory.mktemp("graded"), "--jobs", "3")
-
-
-def test_one_result_per_student(batch: Path) -> None:
-    assert sorted(p.stem for p in (batch / "results").glob("*.json")) == STUDENTS
-
-
-@pytest.mark.parametrize("student", STUDENTS)
-def test_points_and_status_of_every_check(batch: Path, student: str) -> None:
-    assert not golden_mismatches(batch, GOLDEN, student)
-    assert result(batch, student)["max_score"] == 85
-
-
-@pytest.mark.parametrize("student", STUDENTS)
-def test_results_match_published_schema(batch: Path, student: str) -> None:
-    validate(result(batch, student))
-
-
-def test_gradebook(batch: Path) -> None:
-    with (batch / "gradebook.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["student"] for r in rows] == STUDENTS
-    for row in rows:
-        assert float(row["total"]) == GOLDEN["totals"][row["student"]]
-        assert {"q1", "q1_training", "q2"} <= set(row)
+    return graded("hw1", tmp_path_factory)
 
 
 def test_seed_students_messages_name_their_mistakes(batch: Path) -> None:

@@ -5,7 +5,7 @@ Run from anywhere: ``python tests/golden/make_hw1_samples.py``. Each student is 
 with ``hw1.py`` (the five functions) and ``hw1.ipynb`` (a real Jupyter notebook, nbformat
 v4, deterministic cell ids, no outputs) that trains the two-layer network on digits with
 NumPy (one with PyTorch) in about a second. The expected grades are written by hand in
-``tests/golden/hw1_expected.yaml``.
+``tests/golden/hw1/<student>.yaml``.
 
 Only the folders of the students listed in :data:`STUDENTS` are replaced; anything else
 under ``submissions/hw1/`` is left alone.

@@ -4,7 +4,7 @@ Each student is the reference solution (``submissions/hw2/solution/layers.py``) 
 classic mistake put in by a textual edit that must apply exactly once, so the samples
 stay in step with the solution. Run from the project root:
 ``.venv/bin/python tests/golden/make_hw2_samples.py``. Expected grades are written by
-hand in ``tests/golden/hw2_expected.yaml``.
+hand in ``tests/golden/hw2/<student>.yaml``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Run from anywhere: ``python tests/golden/make_hw3_samples.py``. Each student is a real
 Jupyter notebook (nbformat v4, deterministic cell ids, no outputs) that uses only Python,
 NumPy and PyTorch and runs in a few seconds in a fresh kernel. The expected grades of
-these students are written by hand in ``tests/golden/hw3_expected.yaml``.
+these students are written by hand in ``tests/golden/hw3/<student>.yaml``.
 
 Only the folders/files of the students listed in :data:`STUDENTS` (plus the LMS-style
 single file) are replaced; anything else under ``submissions/hw3/`` is left alone.

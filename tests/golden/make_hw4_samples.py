@@ -7,7 +7,7 @@ notebook, nbformat v4, deterministic cell ids, no outputs). The solution's noteb
 its search (four trainings of the handout's trainer, about a second); the other students'
 notebooks hold the results of their runs as literals (the figures the handout's trainer
 gives with seed 0, rounded to 4 decimals, or a made-up one where that is the mistake).
-The expected grades are written by hand in ``tests/golden/hw4_expected.yaml``.
+The expected grades are written by hand in ``tests/golden/hw4/<student>.yaml``.
 
 Only the folders of the students listed in :data:`STUDENTS` are replaced; anything else
 under ``submissions/hw4/`` is left alone.

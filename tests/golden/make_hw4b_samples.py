@@ -8,7 +8,7 @@ solution's notebook trains the six configurations itself with seed 0 (a few seco
 the other students' notebooks hold the results of their runs as literals (the figures
 the handout's trainer gives with seed 0, rounded to 4 decimals, or a made-up one where
 that is the mistake), so that grading the batch stays fast. The expected grades are
-written by hand in ``tests/golden/hw4b_expected.yaml``.
+written by hand in ``tests/golden/hw4b/<student>.yaml``.
 
 Only the folders of the students listed in :data:`STUDENTS` are replaced; anything else
 under ``submissions/hw4b/`` is left alone.

@@ -5,7 +5,7 @@ Run from anywhere: ``python tests/golden/make_project1_samples.py``. Each studen
 real Jupyter notebook (nbformat v4, deterministic cell ids, no outputs) using Python,
 NumPy, PyTorch, scikit-learn and matplotlib; each runs in well under a minute in a fresh
 kernel. The expected grades are written by hand in
-``tests/golden/project1_expected.yaml``.
+``tests/golden/project1/<student>.yaml``.
 
 Only the folders of the students listed in :data:`STUDENTS` are replaced.
 """

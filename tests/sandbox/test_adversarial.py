@@ -47,12 +47,13 @@ from grader.reference import load_expected
 from grader.results import validate
 from grader.rubric import load_rubric
 from grader.sandbox.isolation import detect_protections
+from tests.golden.support import load_golden
 from tests.sandbox import attacks as atk
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "submissions" / "hw3"
-GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "hw3_expected.yaml").read_text())
-SAMPLE_STUDENTS = sorted(k for k in GOLDEN if k != "totals")
+GOLDEN = load_golden("hw3")
+SAMPLE_STUDENTS = sorted(GOLDEN)
 VICTIM = "victim"
 CELL_TIMEOUT = 10  # seconds; the HW3 samples import torch in a cell, even under load
 
@@ -514,10 +515,9 @@ def test_whole_batch_samples_as_alone_nothing_left_grader_alive(world: World) ->
     assert set(world.results) == expected
     for student in SAMPLE_STUDENTS:
         got = world.checks(student)
-        assert {cid: (c["score"], c["status"]) for cid, c in got.items()} == {
-            cid: (exp["points"], exp["status"]) for cid, exp in GOLDEN[student].items()
-        }, student
-        assert world.result(student)["score"] == GOLDEN["totals"][student], student
+        points = {cid: (c["score"], c["status"]) for cid, c in got.items()}
+        assert points == GOLDEN[student].checks, student
+        assert world.result(student)["score"] == GOLDEN[student].total, student
     assert world.leftovers == []
     assert [p for p in marker_processes("ADVMARK-") if world.targets.token in p[1]] == []
     assert world.bystander_alive, "a process outside the sandbox was killed"
