@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import statistics
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.checks.tolerance import band_of_runs
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_number
 
@@ -278,17 +278,16 @@ def _grade_band(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     runs = [float(r) for r in ref["runs"]]
     if len(runs) < 2:
         raise ValueError(f"{spec.reference_key}: a band needs at least two reference runs")
-    mean, std = statistics.fmean(runs), statistics.stdev(runs)
-    half = max(spec.k * std, spec.min_half_width)
-    low, high = mean - half, mean + half
-    inside = low - 1e-12 <= claimed <= high + 1e-12
+    found = band_of_runs(runs, spec.k, spec.min_half_width)
+    mean, low, high = found.mean, found.low, found.high
+    inside = found.contains(claimed)
     details: dict[str, Any] = {
         "claimed": claimed,
         "reference_runs": runs,
         "seeds": ref.get("seeds"),
         "config": ref.get("config"),
         "mean": mean,
-        "std": std,
+        "std": found.std,
         "band": [low, high],
     }
     message = (

@@ -46,6 +46,7 @@ from pydantic import Field, model_validator
 
 from grader.checks.base import CheckContext, CheckSpec, register, result
 from grader.checks.statistical import binomial_interval
+from grader.checks.tolerance import within
 from grader.models import Call, CallResult, CheckResult, CheckStatus, Stored
 from grader.normalize import FloatArray, NotNumeric, to_array
 
@@ -307,8 +308,8 @@ def _close(spec: FunctionSpec, expected: FloatArray, got: FloatArray) -> tuple[b
         rtol, atol = spec.rtol or 0.0, spec.atol if spec.atol is not None else 0.0
         if not np.all(np.isfinite(got)):
             return False, math.inf
+        ok = bool(np.all(within(got, expected, atol=atol, rtol=rtol)))
         diff = np.abs(got - expected)
-        ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
         return ok, float(diff.max()) if diff.size else 0.0
     limit = spec.rel_error if spec.rel_error is not None else 1e-6
     err = rel_error(expected, got)

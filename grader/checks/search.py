@@ -41,6 +41,7 @@ from grader.checks.base import (
     status_for,
     unavailable,
 )
+from grader.checks.tolerance import band
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_number, to_plain
 
@@ -229,19 +230,18 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
         retrain_message = f"{spec.best} has no numeric {score_key}"
     else:
         runs = ref["configs"][key]
-        mean, std = float(runs["mean"]), float(runs["std"])
-        half = max(spec.k * std, spec.min_half_width)
-        low, high = mean - half, mean + half
+        found = band(float(runs["mean"]), float(runs["std"]), spec.k, spec.min_half_width)
+        mean, low, high = found.mean, found.low, found.high
         details["retrain"] = {
             "config": key,
             "claimed": best_score,
             "reference_runs": runs["runs"],
             "seeds": ref.get("seeds"),
             "mean": mean,
-            "std": std,
+            "std": found.std,
             "band": [low, high],
         }
-        retrain_ok = low - 1e-12 <= best_score <= high + 1e-12
+        retrain_ok = found.contains(best_score)
         where = "inside" if retrain_ok else "outside"
         retrain_message = (
             f"the claimed {score_key} {best_score:.4f} of {key} is {where} the band "

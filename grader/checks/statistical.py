@@ -40,6 +40,7 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.checks.tolerance import within
 from grader.models import Call, CallResult, CheckResult
 from grader.normalize import FloatArray, NotNumeric, to_array
 
@@ -560,8 +561,8 @@ def evaluate(
                 unjudged.add(item.p)
             continue
         if item.kind == "identity":
-            tol = spec.atol + spec.rtol * np.abs(item.x)
-            changed = int(np.count_nonzero(~(np.abs(out - item.x) <= tol)))
+            same = within(out, item.x, atol=spec.atol, rtol=spec.rtol)
+            changed = int(np.count_nonzero(~same))
             if changed:
                 problems.setdefault(
                     "identity",
@@ -571,8 +572,8 @@ def evaluate(
                 )
             continue
         scale = spec.scale_for(item.p)
-        zero = np.abs(out) <= spec.atol
-        kept = np.abs(out - item.x * scale) <= spec.atol + spec.rtol * np.abs(item.x * scale)
+        zero = within(out, 0.0, atol=spec.atol, rtol=0.0)
+        kept = within(out, item.x * scale, atol=spec.atol, rtol=spec.rtol)
         other = ~(zero | kept)
         if np.any(other):
             problems.setdefault(

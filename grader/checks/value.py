@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.checks.tolerance import within
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import FloatArray, NotNumeric, to_array, to_plain, to_shape
 
@@ -90,8 +91,7 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
             got=got,
             details={"expected_shape": list(exp.shape), "got_shape": list(got.shape)},
         )
-    close = np.abs(got - exp) <= spec.atol + spec.rtol * np.abs(exp)
-    close &= np.isfinite(got)
+    close = within(got, exp, atol=spec.atol, rtol=spec.rtol)
     if bool(np.all(close)):
         return result(spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got)
     details: dict[str, Any] = {}
