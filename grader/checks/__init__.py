@@ -7,6 +7,7 @@ unregistered by accident.
 from grader.checks import (
     choice,
     claim,
+    dropout,
     figure,
     function,
     model,
@@ -25,6 +26,7 @@ __all__ = [
     "CheckType",
     "choice",
     "claim",
+    "dropout",
     "figure",
     "function",
     "model",

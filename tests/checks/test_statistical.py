@@ -12,17 +12,9 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import binom
 
-from grader.checks.statistical import (
-    Planned,
-    StatisticalSpec,
-    binomial_interval,
-    bounds,
-    describe,
-    evaluate,
-    grade_statistical,
-    mistakes,
-    plan,
-)
+from grader.checks.binomial import binomial_interval
+from grader.checks.statistical import StatisticalSpec, describe, evaluate, grade_statistical
+from grader.checks.statistical_design import Planned, bounds, mistakes, plan
 from grader.models import CallResult, ExecutionReport
 from grader.rubric import load_rubric
 from tests.conftest import make_ctx
