@@ -46,6 +46,14 @@ class CheckSpec(StrictModel):
     needs_module: ClassVar[bool] = False
     #: The check reads the notebook beyond its harvested answers (its Markdown, say).
     needs_notebook: ClassVar[bool] = False
+    #: The check compares with a value of the reference (``compute()[reference_key]`` or
+    #: its own ``compute_expected``), which must therefore exist. False where the rubric
+    #: entry itself says everything (a heading to find, concepts to look for).
+    needs_expected: ClassVar[bool] = True
+    #: An instructor marks the answer: the check only finds it and suggests a mark
+    #: (status ``manual``). ``grade validate`` asks a solution only to have its answer
+    #: found; review pages and integrity reports ask this, never a type name.
+    needs_review: ClassVar[bool] = False
 
     @property
     def reference_key(self) -> str:
@@ -102,6 +110,11 @@ class CheckType(Generic[S]):
     name: str
     spec: type[S]
     grade: Callable[[S, CheckContext], CheckResult]
+
+    @property
+    def needs_review(self) -> bool:
+        """Results of this type await an instructor's mark (see ``CheckSpec.needs_review``)."""
+        return self.spec.needs_review
 
 
 REGISTRY: dict[str, CheckType[Any]] = {}

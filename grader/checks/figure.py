@@ -12,7 +12,6 @@ the notebook itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -33,14 +32,11 @@ class FigureSpec(CheckSpec):
     min_figures: int = Field(default=1, ge=1)
 
     needs_notebook: ClassVar[bool] = True  # reads the run's record of image outputs
+    needs_expected: ClassVar[bool] = False  # the expectation is the rubric's own (heading, count)
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
         return self.points
-
-    def compute_expected(self, reference: ModuleType) -> Any:
-        """Nothing to compute: the expectation is the rubric's own (heading, count)."""
-        return {"heading": self.heading, "min_figures": self.min_figures}
 
 
 def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:

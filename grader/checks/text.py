@@ -37,6 +37,8 @@ class TextSpec(CheckSpec):
     concepts: list[Concept] = Field(default_factory=list)
 
     needs_notebook: ClassVar[bool] = True  # the answer is Markdown in the notebook
+    needs_expected: ClassVar[bool] = False  # the concepts are the rubric's own
+    needs_review: ClassVar[bool] = True  # the suggested mark awaits the instructor
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The instructor's mark is out of ``points``."""
