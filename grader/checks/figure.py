@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result
+from grader.checks.base import CheckContext, CheckSpec, Details, register, result
 from grader.checks.text import find_answer, heading_pattern
 from grader.models import CheckResult
 
@@ -39,6 +39,13 @@ class FigureSpec(CheckSpec):
         return self.points
 
 
+class FigureDetails(Details):
+    """The cells that displayed a figure under the heading, and how many were asked for."""
+
+    cells: list[int]
+    min_figures: int
+
+
 def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:
     """Positions of the image cells that a heading starting with ``heading`` encloses."""
     pattern = heading_pattern(heading)
@@ -50,7 +57,7 @@ def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:
     return found
 
 
-@register("figure", FigureSpec)
+@register("figure", FigureSpec, details=FigureDetails)
 def grade_figure(spec: FigureSpec, ctx: CheckContext) -> CheckResult:
     """Pass when the section displays enough images when the grader runs it."""
     top = spec.points
@@ -73,7 +80,7 @@ def grade_figure(spec: FigureSpec, ctx: CheckContext) -> CheckResult:
             f"and its figure under a heading such as '### {spec.heading}'",
         )
     cells = figures_under(image_cells, spec.heading)
-    details = {"cells": cells, "min_figures": spec.min_figures}
+    details = FigureDetails(cells=cells, min_figures=spec.min_figures)
     if len(cells) >= spec.min_figures:
         where = ", ".join(str(c) for c in cells)
         return result(

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, register, result
+from grader.checks.base import CheckContext, CheckSpec, Details, register, result
 from grader.checks.function_grading import (
     GRADINGS,
     Case,
@@ -165,6 +165,19 @@ class FunctionSpec(CheckSpec):
         return calls
 
 
+class FunctionDetails(Details):
+    """Every case's name when all pass; else the case shown and why it failed (``error``:
+    the size of the error, or a word such as ``shape`` or ``missing``), every failing
+    case, the shown case's inputs in words, and the family of edge cases that alone fails."""
+
+    cases: list[str] | None = None
+    case: str | None = None
+    error: float | str | None = None
+    failing_cases: list[str] | None = None
+    inputs: str | None = None
+    family: str | None = None
+
+
 def call_id(spec: FunctionSpec, index: int) -> str:
     """The id of the call that case ``index`` grades."""
     return f"{spec.id}/case{index}"
@@ -267,7 +280,7 @@ def _plain(value: Any) -> Any:
 # ------------------------------------------------------------------ the check
 
 
-@register("function", FunctionSpec)
+@register("function", FunctionSpec, details=FunctionDetails)
 def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
     """Every case must pass. The message names the first failing case in words, or, when
     the failing cases are exactly one family's (:func:`separating_family`), that family
@@ -311,7 +324,7 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
             top,
             "pass",
             f"{fn} is correct on all {len(cases)} test cases",
-            details={"cases": [str(c["name"]) for c in cases]},
+            details=FunctionDetails(cases=[str(c["name"]) for c in cases]),
         )
     input_names: list[str] = list(data.get("input_names") or [])
     failing = [i for i, _ in problems]
@@ -337,14 +350,13 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
             f"case '{shown.case}' ({describe_inputs(cases[index], input_names)}): "
             f"{shown.message}"
         )
-    details: dict[str, Any] = {
-        "case": shown.case,
-        "error": shown.error if shown.error is not None else shown.message,
-        "failing_cases": [p.case for _, p in problems],
-        "inputs": describe_inputs(cases[index], input_names),
-    }
-    if family is not None:
-        details["family"] = family
+    details = FunctionDetails(
+        case=shown.case,
+        error=shown.error if shown.error is not None else shown.message,
+        failing_cases=[p.case for _, p in problems],
+        inputs=describe_inputs(cases[index], input_names),
+        **({"family": family} if family is not None else {}),
+    )
     return result(
         spec,
         top,

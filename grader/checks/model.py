@@ -16,6 +16,7 @@ from pydantic import Field
 from grader.checks.base import (
     CheckContext,
     CheckSpec,
+    Details,
     StrictModel,
     register,
     result,
@@ -91,17 +92,32 @@ class ModelSpec(CheckSpec):
         return [AnswerRequest(name=self.answer, kind="model", probe=probe)]
 
 
-def _part(name: str, points: float, ok: bool, message: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "points": points if ok else 0.0,
-        "max_points": points,
-        "ok": ok,
-        "message": message,
-    }
+class ModelPart(StrictModel):
+    """One graded part of the model and its verdict."""
+
+    name: str
+    points: float
+    max_points: float
+    ok: bool
+    message: str
 
 
-@register("model", ModelSpec)
+class ModelDetails(Details):
+    """Every part's verdict and what the probe observed (the harness's plain data:
+    ``ran``, ``error``, ``output_shape``, ``output_min``/``max``, ``trainable_params``,
+    ``cat_calls``, ``modules``, …)."""
+
+    parts: list[ModelPart]
+    probe: dict[str, Any]
+
+
+def _part(name: str, points: float, ok: bool, message: str) -> ModelPart:
+    return ModelPart(
+        name=name, points=points if ok else 0.0, max_points=points, ok=bool(ok), message=message
+    )
+
+
+@register("model", ModelSpec, details=ModelDetails)
 def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
     """Score each declared part from the probe's observations."""
     top = spec.max_points(ctx.expected)
@@ -114,7 +130,7 @@ def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
     expected: dict[str, Any] = ctx.expected[spec.reference_key]
     batch = spec.probe.input_shape[0]
     ran = bool(probe.get("ran"))
-    parts: list[dict[str, Any]] = []
+    parts: list[ModelPart] = []
     p = spec.parts
     error = probe.get("error") or "the forward pass failed"
     if p.runs:
@@ -174,17 +190,17 @@ def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
         parts.append(_part("param_count", p.param_count, ok, msg))
     if p.concat is not None:
         parts.append(_concat_part(p.concat, probe, ran))
-    score = sum(part["points"] for part in parts)
+    score = sum(part.points for part in parts)
     status = status_for(score, top)
-    failed = [part["message"] for part in parts if not part["ok"]]
+    failed = [part.message for part in parts if not part.ok]
     message = "all parts correct" if not failed else "; ".join(failed)
-    details = {"parts": parts, "probe": _probe_summary(probe)}
-    if not ran and probe.get("traceback"):
-        details["traceback"] = probe["traceback"]
+    # the student's traceback when the forward pass failed; absent (not null) otherwise
+    failed_run = {"traceback": probe["traceback"]} if not ran and probe.get("traceback") else {}
+    details = ModelDetails(parts=parts, probe=_probe_summary(probe), **failed_run)
     return result(spec, top, score, status, message, expected=to_plain(expected), details=details)
 
 
-def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> dict[str, Any]:
+def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> ModelPart:
     calls = probe.get("cat_calls") or []
     hits = [
         c for c in calls if c.get("n_inputs", 0) >= rule.min_inputs and c.get("dim") == rule.dim

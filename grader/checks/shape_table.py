@@ -14,7 +14,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, status_for, unavailable
+from grader.checks.base import (
+    CheckContext,
+    CheckSpec,
+    Details,
+    StrictModel,
+    register,
+    result,
+    status_for,
+    unavailable,
+)
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_count, to_plain, to_shape
 
@@ -43,6 +52,28 @@ class ShapeTableSpec(CheckSpec):
         return [AnswerRequest(name=self.answer)]
 
 
+class TableRow(StrictModel):
+    """One graded row: the student's shape and count (as read, or as written when
+    unreadable), the reference's where they may be shown, and the points earned."""
+
+    row: int
+    layer: str
+    got_shape: Any
+    got_params: Any
+    shape_ok: bool
+    params_ok: bool
+    points: float
+    max_points: float
+    expected_shape: Any = None  # a shape, or "invalid"
+    expected_params: int | None = None
+
+
+class ShapeTableDetails(Details):
+    """Every graded row."""
+
+    rows: list[TableRow]
+
+
 _CONVENTION_WORDS = {
     "steps_channels": "(steps, channels)",
     "height_width_channels": "(height, width, channels)",
@@ -68,7 +99,7 @@ def _shape_of(value: Any) -> tuple[int, ...] | str:
     return to_shape(value)
 
 
-@register("shape_table", ShapeTableSpec)
+@register("shape_table", ShapeTableSpec, details=ShapeTableDetails)
 def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
     """Award each graded row's shape and parameter points independently."""
     reference_rows: list[Any] = ctx.expected[spec.reference_key]
@@ -86,7 +117,7 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
             f"{spec.answer} must be a list of rows [layer_name, output_shape, trainable_params]",
             got=to_plain(table),
         )
-    rows_out: list[dict[str, Any]] = []
+    rows_out: list[TableRow] = []
     score = 0.0
     problems: list[str] = []
     for index in range(spec.skip_rows, len(reference_rows)):
@@ -94,7 +125,7 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
         score += row_result["points"]
         if row_result.get("problem"):
             problems.append(row_result.pop("problem"))
-        rows_out.append(row_result)
+        rows_out.append(TableRow(**row_result))
     if len(table) != len(reference_rows):
         problems.insert(
             0,
@@ -107,7 +138,13 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
     else:
         message = "; ".join(problems[:4]) + ("; …" if len(problems) > 4 else "")
     return result(
-        spec, top, score, status, message, got=to_plain(table), details={"rows": rows_out}
+        spec,
+        top,
+        score,
+        status,
+        message,
+        got=to_plain(table),
+        details=ShapeTableDetails(rows=rows_out),
     )
 
 

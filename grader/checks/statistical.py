@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.checks.base import CheckContext, CheckSpec, Details, StrictModel, register, result
 from grader.checks.statistical_design import (
     P_TOKEN,
     X_TOKEN,
@@ -184,13 +184,38 @@ class StatisticalSpec(CheckSpec):
 # --------------------------------------------------------------------------------------
 
 
+class RateVerdict(StrictModel):
+    """The zeros counted at one rate against the interval a correct function lands in
+    (``ok`` is None when an unusable output left the count incomplete)."""
+
+    p: float
+    values: int
+    zeros: int
+    zero_fraction: float
+    expected_zero_fraction: float
+    accepted: list[float]
+    ok: bool | None
+
+
+class StatisticalDetails(Details):
+    """Every rate's zero count and the kinds of problem found (``inplace``, ``scale``,
+    ``rate``, ``output``, ``identity``, ``repeat``); or the one call that decided the
+    verdict (``call``, and the shape it returned)."""
+
+    rates: list[RateVerdict] | None = None
+    false_fail_bound: float | None = None
+    problems: list[str] | None = None
+    call: str | None = None
+    got_shape: list[int] | None = None
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The statistics' conclusion: status, message, details."""
 
     status: Literal["pass", "fail", "error"]
     message: str
-    details: dict[str, Any]
+    details: StatisticalDetails
 
 
 def _call_text(spec: StatisticalSpec, planned: Planned) -> str:
@@ -205,12 +230,14 @@ def _unusable(spec: StatisticalSpec, planned: Planned, got: CallResult | None) -
     where = _call_text(spec, planned)
     if got is None or got.status == "not_run":
         reason = got.message if got is not None and got.message else "it was not run"
-        return Verdict("error", f"{where} gave no result: {reason}", {"call": planned.call.id})
+        return Verdict(
+            "error", f"{where} gave no result: {reason}", StatisticalDetails(call=planned.call.id)
+        )
     if got.status == "missing_function":
         return Verdict(
             "fail",
             got.message or f"the module defines no function {spec.function}",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     if got.status in ("error", "timeout"):
         what = "took too long" if got.status == "timeout" else "raised an error"
@@ -218,13 +245,13 @@ def _unusable(spec: StatisticalSpec, planned: Planned, got: CallResult | None) -
         return Verdict(
             "error",
             f"{where} {what}{detail}",
-            {"call": planned.call.id, "traceback": got.traceback[-4000:]},
+            StatisticalDetails(call=planned.call.id, traceback=got.traceback[-4000:]),
         )
     if got.status == "unsupported":
         return Verdict(
             "fail",
             got.message or f"{where} returned a value the grader cannot read: return an array",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     return None
 
@@ -237,7 +264,7 @@ def _output(spec: StatisticalSpec, planned: Planned, got: CallResult) -> FloatAr
                 "fail",
                 f"{_call_text(spec, planned)} should return a tuple whose element "
                 f"{spec.output} is the output",
-                {"call": planned.call.id},
+                StatisticalDetails(call=planned.call.id),
             )
         value = value[spec.output]
     try:
@@ -246,20 +273,20 @@ def _output(spec: StatisticalSpec, planned: Planned, got: CallResult) -> FloatAr
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} did not return an array of numbers: {exc}",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     if out.shape != planned.x.shape:
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} returned shape {out.shape}: the output must have "
             f"the input's shape {planned.x.shape}",
-            {"call": planned.call.id, "got_shape": list(out.shape)},
+            StatisticalDetails(call=planned.call.id, got_shape=list(out.shape)),
         )
     if not np.all(np.isfinite(out)):
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} returned NaN or infinite values",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     return out
 
@@ -349,20 +376,20 @@ def evaluate(
         if digest in masks[item.p]:
             repeated.append(item.p)
         masks[item.p].add(digest)
-    rates = []
+    rates: list[RateVerdict] = []
     for p, bound in by_rate.items():
         fraction = zeros[p] / bound.n
         ok = bound.low <= zeros[p] <= bound.high
         rates.append(
-            {
-                "p": p,
-                "values": bound.n,
-                "zeros": zeros[p],
-                "zero_fraction": round(fraction, 6),
-                "expected_zero_fraction": bound.zero_probability,
-                "accepted": [round(bound.low / bound.n, 6), round(bound.high / bound.n, 6)],
-                "ok": ok if p not in unjudged else None,
-            }
+            RateVerdict(
+                p=p,
+                values=bound.n,
+                zeros=zeros[p],
+                zero_fraction=round(fraction, 6),
+                expected_zero_fraction=bound.zero_probability,
+                accepted=[round(bound.low / bound.n, 6), round(bound.high / bound.n, 6)],
+                ok=ok if p not in unjudged else None,
+            )
         )
         if not ok and p not in unjudged and "rate" not in problems:
             hint = ""
@@ -382,16 +409,16 @@ def evaluate(
             f"units: {spec.function} must draw a new mask on every call (do not create the "
             "random generator with a fixed seed inside the function)"
         )
-    details: dict[str, Any] = {
-        "rates": rates,
-        "false_fail_bound": design.false_fail,
-        "problems": sorted(problems, key=_PRIORITY.index),
-    }
+    details = StatisticalDetails(
+        rates=rates,
+        false_fail_bound=design.false_fail,
+        problems=sorted(problems, key=_PRIORITY.index),
+    )
     if problems:
         ordered = [problems[k] for k in _PRIORITY if k in problems]
         message = ordered[0] + "".join(f"; also, {m}" for m in ordered[1:])
         return Verdict("fail", message, details)
-    shown = ", ".join(f"p = {r['p']:g}: {r['zero_fraction']:.1%} zeroed" for r in rates)
+    shown = ", ".join(f"p = {r.p:g}: {r.zero_fraction:.1%} zeroed" for r in rates)
     return Verdict(
         "pass",
         f"{spec.function} drops values at the right rate and scales the rest correctly ({shown})",
@@ -430,7 +457,7 @@ def module_unavailable(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult 
     )
 
 
-@register("statistical", StatisticalSpec)
+@register("statistical", StatisticalSpec, details=StatisticalDetails)
 def grade_statistical(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult:
     """Call the function many times and judge its statistics, all or nothing."""
     top = spec.points

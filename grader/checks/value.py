@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.checks.base import CheckContext, CheckSpec, Details, register, result, unavailable
 from grader.checks.tolerance import within
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import FloatArray, NotNumeric, to_array, to_plain, to_shape
@@ -30,6 +30,16 @@ class ValueSpec(CheckSpec):
     def requests(self) -> list[AnswerRequest]:
         """The one name this check reads."""
         return [AnswerRequest(name=self.answer)]
+
+
+class ValueDetails(Details):
+    """Why a value is wrong: its shape and the expected one, or which entries differ."""
+
+    expected_shape: list[int] | None = None
+    got_shape: list[int] | None = None
+    #: Nested lists of booleans shaped like the answer, true where an entry differs
+    #: (none for a single number).
+    mismatch: list[Any] | None = None
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:
@@ -54,7 +64,7 @@ def _read(expected: Any, got: Any) -> tuple[FloatArray, FloatArray]:
     return exp, arr
 
 
-@register("value", ValueSpec)
+@register("value", ValueSpec, details=ValueDetails)
 def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
     """Compare elementwise with |got − expected| ≤ atol + rtol·|expected|."""
     top = spec.points
@@ -89,16 +99,14 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
             f"{_describe_shape(got.shape)}{hint}",
             expected=shown,
             got=got,
-            details={"expected_shape": list(exp.shape), "got_shape": list(got.shape)},
+            details=ValueDetails(expected_shape=list(exp.shape), got_shape=list(got.shape)),
         )
     close = within(got, exp, atol=spec.atol, rtol=spec.rtol)
     if bool(np.all(close)):
         return result(spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got)
-    details: dict[str, Any] = {}
-    if exp.ndim >= 1:
-        details["mismatch"] = (~close).tolist()
+    details = ValueDetails(mismatch=(~close).tolist()) if exp.ndim >= 1 else None
     message = _wrong_message(spec.answer, exp, got, close)
-    return result(spec, top, 0, "fail", message, expected=shown, got=got, details=details or None)
+    return result(spec, top, 0, "fail", message, expected=shown, got=got, details=details)
 
 
 def _wrong_message(name: str, exp: FloatArray, got: FloatArray, close: np.ndarray) -> str:

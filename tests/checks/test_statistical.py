@@ -293,7 +293,7 @@ def test_empirical_false_fail_rate_of_a_correct_dropout() -> None:
     for salt in range(runs):
         verdict = evaluate(loose, planned, run_lean(planned, correct, salt))
         loose_failures += verdict.status != "pass"
-        zeros = [r["zeros"] for r in verdict.details["rates"]]
+        zeros = [r.zeros for r in verdict.details.rates or []]
         counts.append(zeros)
         strict_failures += any(
             not b.low <= z <= b.high for b, z in zip(strict_bounds, zeros, strict=True)
