@@ -106,7 +106,7 @@ class ChoiceItem(StrictModel):
 class ChoiceDetails(Details):
     """Every item's verdict."""
 
-    items: list[ChoiceItem]
+    items: list[ChoiceItem] = Field(default_factory=list)
 
 
 @register("choice", ChoiceSpec, details=ChoiceDetails)

@@ -42,8 +42,8 @@ class FigureSpec(CheckSpec):
 class FigureDetails(Details):
     """The cells that displayed a figure under the heading, and how many were asked for."""
 
-    cells: list[int]
-    min_figures: int
+    cells: list[int] = Field(default_factory=list)
+    min_figures: int | None = None
 
 
 def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:

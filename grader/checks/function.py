@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, Details, register, result
+from grader.checks.base import MACROS, CheckContext, CheckSpec, Details, register, result, view
 from grader.checks.function_grading import (
     GRADINGS,
     Case,
@@ -52,6 +52,14 @@ from grader.checks.function_grading import (
 )
 from grader.models import Call, CheckResult, Stored
 from grader.normalize import NotNumeric, to_array
+from grader.report.format import (
+    expected_of,
+    fmt_compact,
+    got_of,
+    shorten,
+    text_direction,
+    trim_traceback,
+)
 
 
 class FunctionSpec(CheckSpec):
@@ -431,3 +439,19 @@ def _input_size(case: Mapping[str, Any]) -> int:
         return 1
 
     return size(list(case.get("args") or ())) + size(dict(case.get("kwargs") or {}))
+
+
+@view("function", macros=MACROS / "function.html.j2")
+def function_view(check: CheckResult, details: FunctionDetails) -> dict[str, Any]:
+    """The failing case shown, what was expected and returned, and the student's
+    traceback when the function raised."""
+    has_exp, expected = expected_of(check)
+    got = got_of(check)
+    case = details.case or ""
+    return {
+        "case": shorten(case, 600),
+        "case_dir": text_direction(case),
+        "error": trim_traceback(str(details.error), head=4, tail=12) if details.error else "",
+        "expected_text": fmt_compact(expected, 300) if has_exp else "",
+        "got_text": fmt_compact(got, 300) if got is not None else "",
+    }

@@ -8,12 +8,13 @@ what the reference model gives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import Field
 
 from grader.checks.base import (
+    MACROS,
     CheckContext,
     CheckSpec,
     Details,
@@ -22,9 +23,18 @@ from grader.checks.base import (
     result,
     status_for,
     unavailable,
+    view,
 )
 from grader.models import AnswerRequest, CheckResult, ProbeSpec
 from grader.normalize import to_plain
+from grader.report.format import (
+    expected_of,
+    fmt_number,
+    fmt_points,
+    fmt_shape,
+    shorten,
+    trim_traceback,
+)
 
 
 class Probe(StrictModel):
@@ -107,8 +117,8 @@ class ModelDetails(Details):
     ``ran``, ``error``, ``output_shape``, ``output_min``/``max``, ``trainable_params``,
     ``cat_calls``, ``modules``, …)."""
 
-    parts: list[ModelPart]
-    probe: dict[str, Any]
+    parts: list[ModelPart] = Field(default_factory=list)
+    probe: dict[str, Any] | None = None
 
 
 def _part(name: str, points: float, ok: bool, message: str) -> ModelPart:
@@ -242,3 +252,74 @@ def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
     modules = probe.get("modules") or []
     summary["modules"] = to_plain(modules[:60])
     return summary
+
+
+# ------------------------------------------------------------------ the report's view
+
+
+def wrong_parts(check: CheckResult, details: ModelDetails) -> list[tuple[str, bool]] | None:
+    """The class summary's keys of a wrong model: each failed part and why."""
+    if not details.parts:
+        return None
+    return [(f"{p.name}: {shorten(p.message, 70)}", False) for p in details.parts if not p.ok]
+
+
+@view("model", macros=MACROS / "model.html.j2", wrong=wrong_parts)
+def model_view(check: CheckResult, details: ModelDetails) -> dict[str, Any]:
+    """Every part with its mark, and what the probe observed beside what the reference
+    model gives (where the record may show it)."""
+    has_exp, expected = expected_of(check)
+    expected = expected if isinstance(expected, dict) else {}
+    parts = [
+        {
+            "name": p.name.replace("_", " "),
+            "points": fmt_points(p.points),
+            "max_points": fmt_points(p.max_points),
+            "ok": p.ok,
+            "message": p.message,
+        }
+        for p in details.parts
+    ]
+    rows: list[dict[str, str]] = []
+    if details.probe is None:  # the answer was missing or could not be probed
+        return {"parts": parts, "probe_rows": rows, "probe_error": None, "ran": None}
+    probe = details.probe
+    error = trim_traceback(str(probe["error"]), head=4, tail=12) if probe.get("error") else None
+
+    def row(
+        what: str, got: str, key: str | None = None, shown: Callable[[Any], str] = fmt_shape
+    ) -> None:
+        exp = shown(expected[key]) if key and has_exp and key in expected else ""
+        rows.append({"what": what, "got": got, "expected": exp})
+
+    if "output_shape" in probe or "output_shape" in expected:
+        row("Output shape", fmt_shape(probe.get("output_shape")), "output_shape")
+    if "output_min" in probe or "output_max" in probe:
+        low, high = fmt_number(probe.get("output_min")), fmt_number(probe.get("output_max"))
+        row("Output range", f"{low} … {high}")
+    if "trainable_params" in probe or "trainable_params" in expected:
+        got = _thousands(probe.get("trainable_params"))
+        row("Trainable parameters", got, "trainable_params", _thousands)
+    cats = probe.get("cat_calls")
+    if isinstance(cats, list):
+        text = "none observed"
+        if cats:
+            text = "; ".join(
+                f"{c.get('n_inputs', '?')} tensors on dim {c.get('dim', '?')}"
+                for c in cats[:4]
+                if isinstance(c, dict)
+            )
+            text += f" (+{len(cats) - 4} more)" if len(cats) > 4 else ""
+        row("torch.cat calls", text)
+    return {
+        "parts": parts,
+        "probe_rows": rows,
+        "probe_error": error,
+        "ran": bool(probe.get("ran")),
+    }
+
+
+def _thousands(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return fmt_number(value)

@@ -112,7 +112,7 @@ class SearchDetails(Details):
     """The four parts (``space``, ``trials``, ``best``, ``retrain``) and the re-training
     band, when the best trial's configuration is in the space."""
 
-    parts: dict[str, SearchPart]
+    parts: dict[str, SearchPart] = Field(default_factory=dict)
     retrain: Retrain | None = None
 
 

@@ -13,8 +13,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, Details, StrictModel, register, result
+from grader.checks.base import (
+    MACROS,
+    CheckContext,
+    CheckSpec,
+    Details,
+    StrictModel,
+    register,
+    result,
+    view,
+)
 from grader.models import CheckResult
+from grader.report.format import text_direction
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _MAX_ANSWER_CHARS = 1500
@@ -137,3 +147,21 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
         suggested=round(suggested, 2),
     )
     return result(spec, top, suggested, "manual", message, details=details)
+
+
+@view("text", macros=MACROS / "text.html.j2", word="written answer", breakable=True)
+def text_view(check: CheckResult, details: TextDetails) -> dict[str, Any]:
+    """The answer as found (in its own writing direction), the concepts found and not,
+    the word count, and the suggested mark while it awaits the instructor."""
+    answer = details.answer[:_MAX_ANSWER_CHARS]
+    return {
+        "concepts": [
+            {"name": c.name, "found": c.found, "matched": c.matched or ""} for c in details.concepts
+        ],
+        "word_count": details.word_count,
+        "min_words": details.min_words,
+        "answer": answer,
+        "answer_truncated": len(details.answer) > _MAX_ANSWER_CHARS,
+        "answer_dir": text_direction(answer),
+        "awaiting": check.status == "manual",
+    }
