@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from grader.harness.encoding import ACCEPTED_FORMS
 from grader.models import (
@@ -178,11 +178,6 @@ class CheckType(Generic[S]):
     details: type[Details] = Details
     view: CheckView | None = None
 
-    @property
-    def needs_review(self) -> bool:
-        """Results of this type await an instructor's mark (see ``CheckSpec.needs_review``)."""
-        return self.spec.needs_review
-
 
 REGISTRY: dict[str, CheckType[Any]] = {}
 
@@ -244,10 +239,16 @@ def view_of(name: str) -> CheckView:
     return CheckView(default_word(name))
 
 
-def details_model(name: str) -> type[Details]:
-    """The details model of check type ``name`` (the base model for an unknown type)."""
-    entry = REGISTRY.get(name)
-    return entry.details if entry is not None else Details
+def read_details(check: CheckResult) -> Details | None:
+    """A result's details read back through its type's model (the base model for a type
+    not registered here); None when they do not fit it (a result another version of the
+    type wrote), for callers to fall back on what every result has."""
+    entry = REGISTRY.get(check.type)
+    model = entry.details if entry is not None else Details
+    try:
+        return model.model_validate(check.details or {})
+    except ValidationError:
+        return None
 
 
 def result(

@@ -59,7 +59,11 @@ def _load_check_macros(name: str) -> tuple[str, str, Callable[[], bool]] | None:
     if path is None:
         return None
     mtime = path.stat().st_mtime
-    return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
+
+    def uptodate() -> bool:  # the same file, unchanged, still registered under the name
+        return _check_macros().get(name) == path and path.stat().st_mtime == mtime
+
+    return path.read_text(encoding="utf-8"), str(path), uptodate
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +124,7 @@ def grade_record(data: Mapping[str, Any]) -> GradeRecord:
     for q_data, question in zip(full["questions"], record.questions, strict=True):
         checks = []
         for c_data, check in zip(q_data["checks"], question.checks, strict=True):
-            details = dict(check.details) if isinstance(check.details, Mapping) else None
+            details = dict(check.details) if check.details is not None else None
             override = details.pop("override", None) if details is not None else None
             checks.append(
                 dataclasses.replace(

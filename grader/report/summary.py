@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from grader.checks.base import details_model, view_of
+from grader.checks.base import read_details, view_of
 from grader.models import CheckResult, GradeRecord
 from grader.report.figures import histogram_svg, question_bars_svg
 from grader.report.format import fmt_compact, fmt_points, got_of, percent, shorten
@@ -28,15 +26,10 @@ def _wrong_keys(check: CheckResult) -> list[tuple[str, bool]]:
     The check type's view says so where it can (each wrong row of a table); otherwise a
     short answer is its own key and any other the message.
     """
-    wrong = view_of(check.type).wrong
-    if wrong is not None:
-        try:
-            details = details_model(check.type).model_validate(check.details or {})
-        except ValidationError:  # details another grader version wrote: the default keys
-            details = None
-        keys = wrong(check, details) if details is not None else None
-        if keys is not None:
-            return keys
+    wrong, details = view_of(check.type).wrong, read_details(check)
+    keys = wrong(check, details) if wrong is not None and details is not None else None
+    if keys is not None:
+        return keys
     got = got_of(check)
     if got is not None:
         text = fmt_compact(got, 200)

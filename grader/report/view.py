@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 import grader.checks  # noqa: F401  (every check type registers its view on import)
-from grader.checks.base import details_model, view_of
+from grader.checks.base import read_details, view_of
 from grader.models import CheckResult, ExecutionReport, GradeRecord, Provenance, QuestionResult
 from grader.report.figures import score_bar_svg
 from grader.report.format import (
@@ -72,13 +70,9 @@ def _body(check: CheckResult) -> tuple[Mapping[str, Any], str | None, object]:
     """The check's body data, the Jinja name of the macros that draw it (None: the
     report's default) and the traceback its details carry."""
     shown = view_of(check.type)
-    raw = check.details or {}
-    try:
-        details = details_model(check.type).model_validate(raw)
-    except ValidationError:
-        # details this version of the type does not describe (a result written by another
-        # grader version): the default body still shows the values
-        return default_body(check), None, raw.get("traceback")
+    details = read_details(check)
+    if details is None:  # details another grader version wrote: the values still show
+        return default_body(check), None, (check.details or {}).get("traceback")
     if shown.body is None:
         return default_body(check), None, details.traceback
     macros = MACROS_NAME.format(type=check.type) if shown.macros is not None else None
