@@ -36,6 +36,7 @@ from grader.models import (
     CheckStatus,
     ExecutionReport,
 )
+from grader.normalize import to_plain
 
 
 class StrictModel(BaseModel):
@@ -242,11 +243,13 @@ def view_of(name: str) -> CheckView:
 def read_details(check: CheckResult) -> Details | None:
     """A result's details read back through its type's model (the base model for a type
     not registered here); None when they do not fit it (a result another version of the
-    type wrote), for callers to fall back on what every result has."""
+    type wrote), for callers to fall back on what every result has. The details are made
+    plain first, as the results file stores them, so a record read from disk and one
+    straight from grading (arrays, tuples) read the same."""
     entry = REGISTRY.get(check.type)
     model = entry.details if entry is not None else Details
     try:
-        return model.model_validate(check.details or {})
+        return model.model_validate(to_plain(check.details or {}))
     except ValidationError:
         return None
 

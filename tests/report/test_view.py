@@ -121,7 +121,7 @@ def test_an_unknown_type_or_unreadable_details_get_the_default_body() -> None:
 
 
 def test_arrays_from_the_pipeline_are_shown_as_plain_values() -> None:
-    mask = [[False, True], [False, False]]
+    mask = np.array([[False, True], [False, False]])  # as a record may hold it in memory
     shown = check_view(
         check(
             "value",
