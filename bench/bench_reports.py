@@ -40,9 +40,10 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from grader.report import render as render_mod
+from grader.report.format import fmt_points, fmt_shape
 from grader.report.render import ReportPool, render_student_report
 from grader.report.samples import sample_record
-from grader.report.view import fmt_points, fmt_shape, report_view
+from grader.report.view import student_view
 
 TARGET_S = 0.25
 
@@ -50,7 +51,8 @@ TARGET_S = 0.25
 def naive_render(record: dict[str, Any], out_pdf: Path) -> None:
     """The baseline: nothing reused between reports."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(render_mod.TEMPLATES_DIR),
+        # the report's templates and the check types' macro files, compiled afresh
+        loader=render_mod.jinja_env().loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -58,7 +60,8 @@ def naive_render(record: dict[str, Any], out_pdf: Path) -> None:
     )
     env.filters["pts"] = fmt_points
     env.filters["shape"] = fmt_shape
-    html = env.get_template("report.html.j2").render(r=report_view(record))
+    view = student_view(render_mod.grade_record(record))
+    html = env.get_template("report.html.j2").render(r=view)
     fonts = FontConfiguration()
     css = CSS(filename=str(render_mod.TEMPLATES_DIR / render_mod.CSS_FILE), font_config=fonts)
     HTML(string=html, base_url=str(render_mod.TEMPLATES_DIR)).write_pdf(

@@ -165,8 +165,27 @@ class ModuleRun:
 
 
 @dataclass(frozen=True)
+class CheckOverride:
+    """An instructor's mark replacing a check's automatic one (``overrides.yaml``).
+
+    ``points`` is the check's score once overridden; ``original_score`` and
+    ``original_status`` are what the grader gave, kept so reports can show both.
+    """
+
+    points: float
+    comment: str
+    original_score: float
+    original_status: str
+
+
+@dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one rubric check for one student."""
+    """The outcome of one rubric check for one student.
+
+    ``details`` is plain JSON-able data built by the check type's details model
+    (:class:`grader.checks.base.Details`), so a record round-trips through its JSON file
+    unchanged; the check type's view reads it back through the same model.
+    """
 
     id: str
     type: str
@@ -176,9 +195,10 @@ class CheckResult:
     message: str
     expected: Any = None
     got: Any = None
-    details: Any = None
+    details: Mapping[str, Any] | None = None
     show_expected: bool = True
     prompt: str = ""
+    override: CheckOverride | None = None
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed below
     values = compute_values(path, rubric)
-    missing = sorted({c.reference_key for c in rubric.checks() if c.type != "text"} - set(values))
+    missing = missing_expected(rubric, values)
     if missing:
         raise ReferenceComputationError(
             f"{path}: compute() returned no value for {', '.join(missing)} "
@@ -143,6 +143,11 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
         )
     _write_atomic(cached, json.dumps(encode(values)))
     return Expected(values, sha)
+
+
+def missing_expected(rubric: Rubric, values: Mapping[str, Any]) -> list[str]:
+    """The reference keys that checks needing an expected value find no value under."""
+    return sorted({c.reference_key for c in rubric.checks() if c.needs_expected} - set(values))
 
 
 def _computing_checks(rubric: Rubric) -> list[CheckSpec]:

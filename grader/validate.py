@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from grader.discover import files_under
-from grader.models import Submission
+from grader.models import GradeRecord, Submission
 from grader.pipeline import grade_submission
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
@@ -20,8 +20,9 @@ def validate_rubric(
 
     Schema errors raise RubricError (the CLI prints them with file and line); the
     reference must compute every expected value; the solution folder named by
-    ``solution:`` must earn full marks on every automatically graded check (text
-    checks are graded by an instructor, so they only need to find their answer).
+    ``solution:`` must earn full marks on every automatically graded check (a check
+    that ``needs_review`` is marked by an instructor, so it only needs to find its
+    answer: see :func:`solution_problems`).
     """
     rubric = load_rubric(name_or_path)
     log(f"{rubric.path}: schema OK ({len(rubric.checks())} checks)")
@@ -39,19 +40,27 @@ def validate_rubric(
     )
     sandbox_warnings(sandbox)
     record = grade_submission(sub, rubric, expected, sandbox=sandbox)
+    log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
+    return solution_problems(rubric, record)
+
+
+def solution_problems(rubric: Rubric, record: GradeRecord) -> list[str]:
+    """Why the rubric's own solution, graded as ``record``, does not show the rubric
+    sound: an automatically graded check short of full marks, or a check that needs
+    review whose answer was not found (its status is not ``manual``: an instructor marks
+    it, so its suggested mark may be anything)."""
+    review = {spec.id for spec in rubric.checks() if spec.needs_review}
     problems = []
     for question in record.questions:
         for check in question.checks:
-            if check.type == "text":  # marked by an instructor: only the answer must be found
+            if check.id in review:
                 if check.status != "manual":
                     problems.append(f"{check.id}: {check.message}")
-                continue
-            if check.score < check.max_score:
+            elif check.score < check.max_score:
                 problems.append(
                     f"{check.id}: solution earns {check.score:g}/{check.max_score:g}: "
                     + check.message
                 )
-    log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
     return problems
 
 

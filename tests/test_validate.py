@@ -1,9 +1,16 @@
-"""``grade validate``'s listing of the behavioural rules each check enforces."""
+"""``grade validate``: the behavioural rules each check enforces, listed; and checks
+treated by capability, not type name: a check that ``needs_review`` only has to find its
+answer in the solution, and a check that does not ``needs_expected`` needs no value from
+the reference."""
 
 from __future__ import annotations
 
-from grader.rubric import load_rubric
-from grader.validate import rules_listing
+from pathlib import Path
+
+from grader.models import CheckResult, ExecutionReport, GradeRecord, Provenance, QuestionResult
+from grader.reference import missing_expected
+from grader.rubric import Rubric, load_rubric
+from grader.validate import rules_listing, solution_problems
 
 
 def _checks_with(rubric: str, words: str) -> set[str]:
@@ -35,3 +42,83 @@ def test_every_check_is_listed_with_its_rules_or_none() -> None:
     assert "  q1/relu_forward (function):" in lines
     dropout = lines[lines.index("  q1/dropout_backward (function):") + 2]
     assert "(out / x), whatever its mask and scale" in dropout
+
+
+RUBRIC = """assignment: x
+title: T
+reference: hw3
+notebook: x.ipynb
+questions:
+  - id: q1
+    checks:
+      - {id: essay, type: text, heading: Q1, points: 3}
+      - {id: plot, type: figure, heading: Q2, points: 1}
+      - {id: a, type: value, answer: a, points: 2}
+"""
+
+
+def rubric(tmp_path: Path) -> Rubric:
+    path = tmp_path / "r.yaml"
+    path.write_text(RUBRIC)
+    return load_rubric(path)
+
+
+def record(*checks: CheckResult) -> GradeRecord:
+    execution = ExecutionReport(
+        notebook="x.ipynb",
+        cells_total=1,
+        cells_run=1,
+        cells_not_run=(),
+        failures=(),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=(),
+        duration_s=0.1,
+    )
+    provenance = Provenance("0" * 64, "0" * 64, "0" * 64, "v", "3.11", "t", "n")
+    score = sum(c.score for c in checks)
+    top = sum(c.max_score for c in checks)
+    question = QuestionResult("q1", "Q", score, top, checks)
+    return GradeRecord("solution", "x", "T", "", score, top, (question,), execution, provenance)
+
+
+def check(cid: str, ctype: str, score: float, top: float, status: str) -> CheckResult:
+    return CheckResult(cid, ctype, score, top, status, f"{cid} says so")  # type: ignore[arg-type]
+
+
+def test_a_review_check_needs_only_its_answer_found(tmp_path: Path) -> None:
+    sound = record(
+        check("essay", "text", 1.2, 3, "manual"),  # a low suggested mark is no problem
+        check("plot", "figure", 1, 1, "pass"),
+        check("a", "value", 2, 2, "pass"),
+    )
+    assert solution_problems(rubric(tmp_path), sound) == []
+
+
+def test_a_review_check_whose_answer_is_missing_is_a_problem(tmp_path: Path) -> None:
+    graded = record(
+        check("essay", "text", 0, 3, "fail"),
+        check("plot", "figure", 0, 1, "fail"),  # no review: full marks required
+        check("a", "value", 2, 2, "pass"),
+    )
+    assert solution_problems(rubric(tmp_path), graded) == [
+        "essay: essay says so",
+        "plot: solution earns 0/1: plot says so",
+    ]
+
+
+def test_short_automatic_checks_are_problems_even_if_manual(tmp_path: Path) -> None:
+    # the status alone does not exempt a check: only the spec's capability does
+    graded = record(
+        check("essay", "text", 3, 3, "manual"),
+        check("plot", "figure", 1, 1, "pass"),
+        check("a", "value", 1, 2, "manual"),
+    )
+    assert solution_problems(rubric(tmp_path), graded) == ["a: solution earns 1/2: a says so"]
+
+
+def test_only_checks_needing_an_expected_value_need_the_reference(tmp_path: Path) -> None:
+    r = rubric(tmp_path)
+    assert missing_expected(r, {}) == ["a"]  # text and figure say everything in the rubric
+    assert missing_expected(r, {"a": 1.0}) == []

@@ -1,19 +1,30 @@
-"""What every check shares: its spec base class, its context, and the registry.
+"""What every check shares: its spec and details base classes, its context, the registry.
 
 A check type is registered under the YAML ``type:`` it serves (the timm pattern: a
-decorator and a dict). The rubric loader looks the type up here, so a check type cannot
-exist without a spec model that rejects unknown keys.
+decorator and a dict). Its parts meet in its :class:`CheckType`:
+
+* ``spec``: the rubric entry's model (unknown keys rejected), with its capabilities as
+  class variables (``needs_expected``, ``needs_review``, ``needs_module``, …);
+* ``grade``: the grading function, registered by :func:`register`;
+* ``details``: the model of what it keeps in ``CheckResult.details`` (:class:`Details`);
+* ``view``: how a report draws it (:class:`CheckView`, registered by :func:`view`): a
+  function turning a result and its details into plain data, and a Jinja macro file.
+
+The rubric loader, the pipeline, ``grade validate``, the reports and the summary look a
+type up here; none of them names one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from grader.harness.encoding import ACCEPTED_FORMS
 from grader.models import (
@@ -25,12 +36,40 @@ from grader.models import (
     CheckStatus,
     ExecutionReport,
 )
+from grader.normalize import to_plain
 
 
 class StrictModel(BaseModel):
     """A frozen pydantic model that rejects keys it does not know."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: A float that may be infinite or NaN: results store those as the strings ``"inf"``,
+#: ``"-inf"``, ``"nan"`` (JSON has no such numbers), which read back as floats.
+Real = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}),
+]
+
+
+class Details(StrictModel):
+    """What a check keeps in ``CheckResult.details`` besides its score and message.
+
+    Each check type subclasses this with its own fields, builds its details through it
+    and reads them back through it in its view, so check and view share a written
+    contract; the record itself holds plain data (:meth:`dump`). Any check may carry the
+    two fields declared here.
+    """
+
+    #: A traceback shown under the check (the check's own code, or the student's, raised).
+    traceback: str | None = None
+    #: The Python type of an answer the grader cannot read (see :func:`unavailable`).
+    type: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        """The details as plain data for the record: the fields the check set."""
+        return self.model_dump(exclude_unset=True)
 
 
 class CheckSpec(StrictModel):
@@ -46,6 +85,14 @@ class CheckSpec(StrictModel):
     needs_module: ClassVar[bool] = False
     #: The check reads the notebook beyond its harvested answers (its Markdown, say).
     needs_notebook: ClassVar[bool] = False
+    #: The check compares with a value of the reference (``compute()[reference_key]`` or
+    #: its own ``compute_expected``), which must therefore exist. False where the rubric
+    #: entry itself says everything (a heading to find, concepts to look for).
+    needs_expected: ClassVar[bool] = True
+    #: An instructor marks the answer: the check only finds it and suggests a mark
+    #: (status ``manual``). ``grade validate`` asks a solution only to have its answer
+    #: found; review pages and integrity reports ask this, never a type name.
+    needs_review: ClassVar[bool] = False
 
     @property
     def reference_key(self) -> str:
@@ -93,34 +140,118 @@ class CheckContext:
 
 S = TypeVar("S", bound=CheckSpec)
 GradeFn = Callable[[Any, CheckContext], CheckResult]
+#: A view: a result and its details (read back through the type's model) → plain data
+#: for the type's macro ``body(b, c)`` (``b``: this data, ``c``: the check's block).
+ViewFn = Callable[[CheckResult, Any], Mapping[str, Any]]
+#: The class summary's keys of a wrong answer: ``(short text, is it code?)`` per way the
+#: result is wrong, or None for the summary's default (the answer, else the message).
+WrongFn = Callable[[CheckResult, Any], list[tuple[str, bool]] | None]
+
+#: Where the check types of this package keep their Jinja macro files.
+MACROS = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """How reports draw a check type.
+
+    ``body`` turns a result into the plain data its macro file draws (None: the report's
+    default, the expected and submitted values as text); ``macros`` is a Jinja file
+    defining ``body(b, c)`` (None: the report's default); ``word`` names the type in a
+    report; ``breakable`` lets the check's block break across pages (long free text);
+    ``wrong`` gives the class summary's keys of a wrong answer.
+    """
+
+    word: str
+    body: ViewFn | None = None
+    macros: Path | None = None
+    breakable: bool = False
+    wrong: WrongFn | None = None
 
 
 @dataclass(frozen=True)
 class CheckType(Generic[S]):
-    """A registered check type: the spec model and the grading function."""
+    """A registered check type: where its spec, grading, details and view meet."""
 
     name: str
     spec: type[S]
     grade: Callable[[S, CheckContext], CheckResult]
+    details: type[Details] = Details
+    view: CheckView | None = None
 
 
 REGISTRY: dict[str, CheckType[Any]] = {}
 
 
 def register(
-    name: str, spec: type[S]
+    name: str, spec: type[S], *, details: type[Details] = Details
 ) -> Callable[[Callable[[S, CheckContext], CheckResult]], Callable[[S, CheckContext], CheckResult]]:
-    """Register ``fn`` as the grader of YAML ``type: name`` checks described by ``spec``."""
+    """Register ``fn`` as the grader of YAML ``type: name`` checks described by ``spec``,
+    whose results keep ``details`` (the type's :class:`Details` model)."""
 
     def decorate(
         fn: Callable[[S, CheckContext], CheckResult],
     ) -> Callable[[S, CheckContext], CheckResult]:
         if name in REGISTRY:
             raise ValueError(f"check type {name!r} registered twice")
-        REGISTRY[name] = CheckType(name=name, spec=spec, grade=fn)
+        REGISTRY[name] = CheckType(name=name, spec=spec, grade=fn, details=details)
         return fn
 
     return decorate
+
+
+def view(
+    name: str,
+    *,
+    macros: Path | None = None,
+    word: str | None = None,
+    breakable: bool = False,
+    wrong: WrongFn | None = None,
+) -> Callable[[ViewFn], ViewFn]:
+    """Register ``fn`` as the report view of check type ``name`` (registered before with
+    :func:`register`); see :class:`CheckView` for the other parts."""
+
+    def decorate(fn: ViewFn) -> ViewFn:
+        entry = REGISTRY.get(name)
+        if entry is None:
+            raise ValueError(f"register check type {name!r} before its view")
+        if entry.view is not None:
+            raise ValueError(f"check type {name!r} has a view already")
+        if macros is not None and not macros.is_file():
+            raise ValueError(f"check type {name!r}: no macro file {macros}")
+        shown = CheckView(word or default_word(name), fn, macros, breakable, wrong)
+        REGISTRY[name] = dataclasses.replace(entry, view=shown)
+        return fn
+
+    return decorate
+
+
+def default_word(name: str) -> str:
+    """A type's name in words when its view gives none (``shape_table`` → shape table)."""
+    return name.replace("_", " ")
+
+
+def view_of(name: str) -> CheckView:
+    """The report view of check type ``name``; the report's default for a type with
+    none, or one not registered here (a result written by another grader version)."""
+    entry = REGISTRY.get(name)
+    if entry is not None and entry.view is not None:
+        return entry.view
+    return CheckView(default_word(name))
+
+
+def read_details(check: CheckResult) -> Details | None:
+    """A result's details read back through its type's model (the base model for a type
+    not registered here); None when they do not fit it (a result another version of the
+    type wrote), for callers to fall back on what every result has. The details are made
+    plain first, as the results file stores them, so a record read from disk and one
+    straight from grading (arrays, tuples) read the same."""
+    entry = REGISTRY.get(check.type)
+    model = entry.details if entry is not None else Details
+    try:
+        return model.model_validate(to_plain(check.details or {}))
+    except ValidationError:
+        return None
 
 
 def result(
@@ -132,9 +263,10 @@ def result(
     *,
     expected: Any = None,
     got: Any = None,
-    details: Any = None,
+    details: Details | None = None,
 ) -> CheckResult:
-    """Build a CheckResult for ``spec`` worth ``top``; expected values dropped unless shown."""
+    """Build a CheckResult for ``spec`` worth ``top``; expected values dropped unless shown;
+    ``details`` kept as the plain data its model dumps."""
     got = preview(got)
     return CheckResult(
         id=spec.id,
@@ -145,7 +277,7 @@ def result(
         message=message,
         expected=expected if spec.show_expected else None,
         got=got,
-        details=details,
+        details=details.dump() if details is not None else None,
         show_expected=spec.show_expected,
         prompt=spec.prompt,
     )
@@ -188,7 +320,7 @@ def unavailable(spec: CheckSpec, ctx: CheckContext, name: str, top: float) -> Ch
             answer.message
             or f"{name} has an unsupported type ({answer.type_name}): store it as "
             + ACCEPTED_FORMS,
-            details={"type": answer.type_name},
+            details=Details(type=answer.type_name),
         )
     if answer.status == "too_large":
         return result(spec, top, 0, "fail", answer.message or f"{name} is too large to grade")

@@ -17,7 +17,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, status_for, unavailable
+from grader.checks.base import (
+    CheckContext,
+    CheckSpec,
+    Details,
+    StrictModel,
+    register,
+    result,
+    status_for,
+    unavailable,
+)
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import to_plain
 
@@ -86,7 +95,21 @@ class ChoiceSpec(CheckSpec):
         return [AnswerRequest(name=self.answer)]
 
 
-@register("choice", ChoiceSpec)
+class ChoiceItem(StrictModel):
+    """One item: its 1-based position, the choice read from the answer, right or not."""
+
+    item: int
+    got: str | None
+    ok: bool
+
+
+class ChoiceDetails(Details):
+    """Every item's verdict."""
+
+    items: list[ChoiceItem] = Field(default_factory=list)
+
+
+@register("choice", ChoiceSpec, details=ChoiceDetails)
 def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
     """Compare each item with the reference's choice at the same position."""
     top = spec.max_points(ctx.expected)
@@ -113,7 +136,7 @@ def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
     for i, want in enumerate(expected):
         got = read_choice(answers[i], boolean=want in _BOOLEAN) if i < len(answers) else None
         ok = got == want
-        items.append({"item": i + 1, "got": got, "ok": ok})
+        items.append(ChoiceItem(item=i + 1, got=got, ok=ok))
         if not ok:
             wrong.append(str(i + 1))
     score = spec.points_each * (len(expected) - len(wrong))
@@ -126,7 +149,7 @@ def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
     )
     if len(answers) != len(expected):
         message += f" ({spec.answer} has {len(answers)} items, not {len(expected)})"
-    unreadable = [it for it in items[: len(answers)] if it["got"] is None]
+    unreadable = [it for it in items[: len(answers)] if it.got is None]
     if unreadable and _BOOLEAN.issuperset(expected):
         message += f"; write each answer as {FORMS}"
     return result(
@@ -137,5 +160,5 @@ def grade_choice(spec: ChoiceSpec, ctx: CheckContext) -> CheckResult:
         message,
         expected=expected,
         got=to_plain(got_raw),
-        details={"items": items},
+        details=ChoiceDetails(items=items),
     )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import statistics
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,7 +39,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.checks.base import CheckContext, CheckSpec, Details, Real, register, result, unavailable
+from grader.checks.tolerance import band_of_runs
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_number
 
@@ -112,6 +112,23 @@ class ClaimSpec(CheckSpec):
         return [AnswerRequest(name=n) for n in names]
 
 
+class ClaimDetails(Details):
+    """The figure the grader measured and the one claimed, their difference and the
+    tolerance; in band mode the claim, the reference's runs (their seeds and training
+    configuration), their mean and sample std and the band."""
+
+    measured: Real | None = None
+    claimed: float | None = None
+    difference: Real | None = None
+    tolerance: float | None = None
+    reference_runs: list[float] | None = None
+    seeds: Any = None
+    config: Any = None
+    mean: float | None = None
+    std: float | None = None
+    band: list[float] | None = None
+
+
 # ----------------------------------------------------------------------- the measures
 
 _LOCK = threading.Lock()
@@ -167,7 +184,7 @@ def _claimed_number(spec: ClaimSpec, ctx: CheckContext, name: str) -> float | Ch
     return claimed
 
 
-@register("claim", ClaimSpec)
+@register("claim", ClaimSpec, details=ClaimDetails)
 def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     """Re-measure the student's result in the grader and compare, all or nothing."""
     if spec.k is not None:
@@ -195,7 +212,7 @@ def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
             "fail",
             f"the grader cannot measure the {spec.quantity} of {spec.answer}: {exc}",
         )
-    details: dict[str, Any] = {"measured": measured}
+    details = ClaimDetails(measured=measured)
     if spec.min is not None and not measured >= spec.min:
         return result(
             spec,
@@ -237,7 +254,9 @@ def grade_claim(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
         )
     assert spec.tolerance is not None and spec.claim is not None
     gap = abs(claimed - measured)
-    details.update({"claimed": claimed, "difference": gap, "tolerance": spec.tolerance})
+    details = ClaimDetails(
+        measured=measured, claimed=claimed, difference=gap, tolerance=spec.tolerance
+    )
     expected = {"measured": measured, "tolerance": spec.tolerance}
     if gap <= spec.tolerance + 1e-12:
         return result(
@@ -278,19 +297,18 @@ def _grade_band(spec: ClaimSpec, ctx: CheckContext) -> CheckResult:
     runs = [float(r) for r in ref["runs"]]
     if len(runs) < 2:
         raise ValueError(f"{spec.reference_key}: a band needs at least two reference runs")
-    mean, std = statistics.fmean(runs), statistics.stdev(runs)
-    half = max(spec.k * std, spec.min_half_width)
-    low, high = mean - half, mean + half
-    inside = low - 1e-12 <= claimed <= high + 1e-12
-    details: dict[str, Any] = {
-        "claimed": claimed,
-        "reference_runs": runs,
-        "seeds": ref.get("seeds"),
-        "config": ref.get("config"),
-        "mean": mean,
-        "std": std,
-        "band": [low, high],
-    }
+    found = band_of_runs(runs, spec.k, spec.min_half_width)
+    mean, low, high = found.mean, found.low, found.high
+    inside = found.contains(claimed)
+    details = ClaimDetails(
+        claimed=claimed,
+        reference_runs=runs,
+        seeds=ref.get("seeds"),
+        config=ref.get("config"),
+        mean=mean,
+        std=found.std,
+        band=[low, high],
+    )
     message = (
         f"{spec.claim} = {_fmt(claimed)} is {'inside' if inside else 'outside'} the band "
         f"[{_fmt(low)}, {_fmt(high)}] of the {spec.quantity} over the reference's "

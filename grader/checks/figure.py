@@ -12,12 +12,11 @@ the notebook itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result
+from grader.checks.base import CheckContext, CheckSpec, Details, register, result
 from grader.checks.text import find_answer, heading_pattern
 from grader.models import CheckResult
 
@@ -33,14 +32,18 @@ class FigureSpec(CheckSpec):
     min_figures: int = Field(default=1, ge=1)
 
     needs_notebook: ClassVar[bool] = True  # reads the run's record of image outputs
+    needs_expected: ClassVar[bool] = False  # the expectation is the rubric's own (heading, count)
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
         return self.points
 
-    def compute_expected(self, reference: ModuleType) -> Any:
-        """Nothing to compute: the expectation is the rubric's own (heading, count)."""
-        return {"heading": self.heading, "min_figures": self.min_figures}
+
+class FigureDetails(Details):
+    """The cells that displayed a figure under the heading, and how many were asked for."""
+
+    cells: list[int] = Field(default_factory=list)
+    min_figures: int | None = None
 
 
 def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:
@@ -54,7 +57,7 @@ def figures_under(image_cells: Sequence[Any], heading: str) -> list[int]:
     return found
 
 
-@register("figure", FigureSpec)
+@register("figure", FigureSpec, details=FigureDetails)
 def grade_figure(spec: FigureSpec, ctx: CheckContext) -> CheckResult:
     """Pass when the section displays enough images when the grader runs it."""
     top = spec.points
@@ -77,7 +80,7 @@ def grade_figure(spec: FigureSpec, ctx: CheckContext) -> CheckResult:
             f"and its figure under a heading such as '### {spec.heading}'",
         )
     cells = figures_under(image_cells, spec.heading)
-    details = {"cells": cells, "min_figures": spec.min_figures}
+    details = FigureDetails(cells=cells, min_figures=spec.min_figures)
     if len(cells) >= spec.min_figures:
         where = ", ".join(str(c) for c in cells)
         return result(

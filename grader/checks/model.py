@@ -8,22 +8,33 @@ what the reference model gives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import Field
 
 from grader.checks.base import (
+    MACROS,
     CheckContext,
     CheckSpec,
+    Details,
     StrictModel,
     register,
     result,
     status_for,
     unavailable,
+    view,
 )
 from grader.models import AnswerRequest, CheckResult, ProbeSpec
 from grader.normalize import to_plain
+from grader.report.format import (
+    expected_of,
+    fmt_number,
+    fmt_points,
+    fmt_shape,
+    shorten,
+    trim_traceback,
+)
 
 
 class Probe(StrictModel):
@@ -91,17 +102,32 @@ class ModelSpec(CheckSpec):
         return [AnswerRequest(name=self.answer, kind="model", probe=probe)]
 
 
-def _part(name: str, points: float, ok: bool, message: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "points": points if ok else 0.0,
-        "max_points": points,
-        "ok": ok,
-        "message": message,
-    }
+class ModelPart(StrictModel):
+    """One graded part of the model and its verdict."""
+
+    name: str
+    points: float
+    max_points: float
+    ok: bool
+    message: str
 
 
-@register("model", ModelSpec)
+class ModelDetails(Details):
+    """Every part's verdict and what the probe observed (the harness's plain data:
+    ``ran``, ``error``, ``output_shape``, ``output_min``/``max``, ``trainable_params``,
+    ``cat_calls``, ``modules``, …)."""
+
+    parts: list[ModelPart] = Field(default_factory=list)
+    probe: dict[str, Any] | None = None
+
+
+def _part(name: str, points: float, ok: bool, message: str) -> ModelPart:
+    return ModelPart(
+        name=name, points=points if ok else 0.0, max_points=points, ok=bool(ok), message=message
+    )
+
+
+@register("model", ModelSpec, details=ModelDetails)
 def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
     """Score each declared part from the probe's observations."""
     top = spec.max_points(ctx.expected)
@@ -114,7 +140,7 @@ def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
     expected: dict[str, Any] = ctx.expected[spec.reference_key]
     batch = spec.probe.input_shape[0]
     ran = bool(probe.get("ran"))
-    parts: list[dict[str, Any]] = []
+    parts: list[ModelPart] = []
     p = spec.parts
     error = probe.get("error") or "the forward pass failed"
     if p.runs:
@@ -174,17 +200,17 @@ def grade_model(spec: ModelSpec, ctx: CheckContext) -> CheckResult:
         parts.append(_part("param_count", p.param_count, ok, msg))
     if p.concat is not None:
         parts.append(_concat_part(p.concat, probe, ran))
-    score = sum(part["points"] for part in parts)
+    score = sum(part.points for part in parts)
     status = status_for(score, top)
-    failed = [part["message"] for part in parts if not part["ok"]]
+    failed = [part.message for part in parts if not part.ok]
     message = "all parts correct" if not failed else "; ".join(failed)
-    details = {"parts": parts, "probe": _probe_summary(probe)}
-    if not ran and probe.get("traceback"):
-        details["traceback"] = probe["traceback"]
+    # the student's traceback when the forward pass failed; absent (not null) otherwise
+    failed_run = {"traceback": probe["traceback"]} if not ran and probe.get("traceback") else {}
+    details = ModelDetails(parts=parts, probe=_probe_summary(probe), **failed_run)
     return result(spec, top, score, status, message, expected=to_plain(expected), details=details)
 
 
-def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> dict[str, Any]:
+def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> ModelPart:
     calls = probe.get("cat_calls") or []
     hits = [
         c for c in calls if c.get("n_inputs", 0) >= rule.min_inputs and c.get("dim") == rule.dim
@@ -226,3 +252,74 @@ def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
     modules = probe.get("modules") or []
     summary["modules"] = to_plain(modules[:60])
     return summary
+
+
+# ------------------------------------------------------------------ the report's view
+
+
+def wrong_parts(check: CheckResult, details: ModelDetails) -> list[tuple[str, bool]] | None:
+    """The class summary's keys of a wrong model: each failed part and why."""
+    if not details.parts:
+        return None
+    return [(f"{p.name}: {shorten(p.message, 70)}", False) for p in details.parts if not p.ok]
+
+
+@view("model", macros=MACROS / "model.html.j2", wrong=wrong_parts)
+def model_view(check: CheckResult, details: ModelDetails) -> dict[str, Any]:
+    """Every part with its mark, and what the probe observed beside what the reference
+    model gives (where the record may show it)."""
+    has_exp, expected = expected_of(check)
+    expected = expected if isinstance(expected, dict) else {}
+    parts = [
+        {
+            "name": p.name.replace("_", " "),
+            "points": fmt_points(p.points),
+            "max_points": fmt_points(p.max_points),
+            "ok": p.ok,
+            "message": p.message,
+        }
+        for p in details.parts
+    ]
+    rows: list[dict[str, str]] = []
+    if details.probe is None:  # the answer was missing or could not be probed
+        return {"parts": parts, "probe_rows": rows, "probe_error": None, "ran": None}
+    probe = details.probe
+    error = trim_traceback(str(probe["error"]), head=4, tail=12) if probe.get("error") else None
+
+    def row(
+        what: str, got: str, key: str | None = None, shown: Callable[[Any], str] = fmt_shape
+    ) -> None:
+        exp = shown(expected[key]) if key and has_exp and key in expected else ""
+        rows.append({"what": what, "got": got, "expected": exp})
+
+    if "output_shape" in probe or "output_shape" in expected:
+        row("Output shape", fmt_shape(probe.get("output_shape")), "output_shape")
+    if "output_min" in probe or "output_max" in probe:
+        low, high = fmt_number(probe.get("output_min")), fmt_number(probe.get("output_max"))
+        row("Output range", f"{low} … {high}")
+    if "trainable_params" in probe or "trainable_params" in expected:
+        got = _thousands(probe.get("trainable_params"))
+        row("Trainable parameters", got, "trainable_params", _thousands)
+    cats = probe.get("cat_calls")
+    if isinstance(cats, list):
+        text = "none observed"
+        if cats:
+            text = "; ".join(
+                f"{c.get('n_inputs', '?')} tensors on dim {c.get('dim', '?')}"
+                for c in cats[:4]
+                if isinstance(c, dict)
+            )
+            text += f" (+{len(cats) - 4} more)" if len(cats) > 4 else ""
+        row("torch.cat calls", text)
+    return {
+        "parts": parts,
+        "probe_rows": rows,
+        "probe_error": error,
+        "ran": bool(probe.get("ran")),
+    }
+
+
+def _thousands(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return fmt_number(value)

@@ -35,12 +35,14 @@ from pydantic import Field
 from grader.checks.base import (
     CheckContext,
     CheckSpec,
+    Details,
     StrictModel,
     register,
     result,
     status_for,
     unavailable,
 )
+from grader.checks.tolerance import band
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_number, to_plain
 
@@ -84,6 +86,34 @@ class SearchSpec(CheckSpec):
             if key not in out:
                 raise ValueError(f"{self.search}() returned no {key!r}")
         return out
+
+
+class SearchPart(StrictModel):
+    """One part's verdict and the points it earned."""
+
+    ok: bool
+    points: float
+    message: str
+
+
+class Retrain(StrictModel):
+    """The best trial's configuration against the reference's runs of it."""
+
+    config: str
+    claimed: float
+    reference_runs: list[float]
+    seeds: Any = None
+    mean: float
+    std: float
+    band: list[float]
+
+
+class SearchDetails(Details):
+    """The four parts (``space``, ``trials``, ``best``, ``retrain``) and the re-training
+    band, when the best trial's configuration is in the space."""
+
+    parts: dict[str, SearchPart] = Field(default_factory=dict)
+    retrain: Retrain | None = None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -143,7 +173,7 @@ def _score(trial: Any, score_key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@register("search", SearchSpec)
+@register("search", SearchSpec, details=SearchDetails)
 def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
     """Score the four parts independently."""
     top = spec.max_points(ctx.expected)
@@ -167,12 +197,12 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
             f"{spec.answer} must be a list of dicts (hyper-parameters and {score_key})",
             got=got,
         )
-    parts: dict[str, dict[str, Any]] = {}
+    parts: dict[str, SearchPart] = {}
     problems: list[str] = []
 
     def part(name: str, ok: bool, message: str) -> None:
         points = getattr(spec.points, name) if ok else 0.0
-        parts[name] = {"ok": ok, "points": points, "message": message}
+        parts[name] = SearchPart(ok=ok, points=points, message=message)
         if not ok:
             problems.append(message)
 
@@ -220,7 +250,7 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
             best_ok = True
             best_message = f"{spec.best} is the trial with the largest {score_key}"
     part("best", best_ok, best_message)
-    details: dict[str, Any] = {"parts": parts}
+    retrain: Retrain | None = None
     retrain_ok = False
     key = _key(space, best) if isinstance(best, Mapping) else None
     if key is None:
@@ -229,19 +259,18 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
         retrain_message = f"{spec.best} has no numeric {score_key}"
     else:
         runs = ref["configs"][key]
-        mean, std = float(runs["mean"]), float(runs["std"])
-        half = max(spec.k * std, spec.min_half_width)
-        low, high = mean - half, mean + half
-        details["retrain"] = {
-            "config": key,
-            "claimed": best_score,
-            "reference_runs": runs["runs"],
-            "seeds": ref.get("seeds"),
-            "mean": mean,
-            "std": std,
-            "band": [low, high],
-        }
-        retrain_ok = low - 1e-12 <= best_score <= high + 1e-12
+        found = band(float(runs["mean"]), float(runs["std"]), spec.k, spec.min_half_width)
+        mean, low, high = found.mean, found.low, found.high
+        retrain = Retrain(
+            config=key,
+            claimed=best_score,
+            reference_runs=runs["runs"],
+            seeds=ref.get("seeds"),
+            mean=mean,
+            std=found.std,
+            band=[low, high],
+        )
+        retrain_ok = found.contains(best_score)
         where = "inside" if retrain_ok else "outside"
         retrain_message = (
             f"the claimed {score_key} {best_score:.4f} of {key} is {where} the band "
@@ -249,7 +278,7 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
             f"(mean {mean:.4f} ± {spec.k:g}·std)"
         )
     part("retrain", retrain_ok, retrain_message)
-    score = sum(p["points"] for p in parts.values())
+    score = sum(p.points for p in parts.values())
     status = status_for(score, top)
     message = (
         "the search is inside the space, complete, its best is the arg-max and re-trains "
@@ -265,5 +294,5 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
         message,
         expected={"space": space, "n_trials": n_trials},
         got=got,
-        details=details,
+        details=SearchDetails(parts=parts, **({"retrain": retrain} if retrain else {})),
     )

@@ -9,14 +9,27 @@ student to write ``"invalid"`` too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from markupsafe import Markup, escape
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, status_for, unavailable
+from grader.checks.base import (
+    MACROS,
+    CheckContext,
+    CheckSpec,
+    Details,
+    StrictModel,
+    register,
+    result,
+    status_for,
+    unavailable,
+    view,
+)
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import NotNumeric, to_count, to_plain, to_shape
+from grader.report.format import fmt_compact, fmt_number, fmt_points, fmt_shape, shorten
 
 INVALID = "invalid"
 
@@ -41,6 +54,28 @@ class ShapeTableSpec(CheckSpec):
     def requests(self) -> list[AnswerRequest]:
         """The table's name."""
         return [AnswerRequest(name=self.answer)]
+
+
+class TableRow(StrictModel):
+    """One graded row: the student's shape and count (as read, or as written when
+    unreadable), the reference's where they may be shown, and the points earned."""
+
+    row: int
+    layer: str
+    got_shape: Any
+    got_params: Any
+    shape_ok: bool
+    params_ok: bool
+    points: float
+    max_points: float
+    expected_shape: Any = None  # a shape, or "invalid"
+    expected_params: int | None = None
+
+
+class ShapeTableDetails(Details):
+    """Every graded row."""
+
+    rows: list[TableRow] = Field(default_factory=list)
 
 
 _CONVENTION_WORDS = {
@@ -68,7 +103,7 @@ def _shape_of(value: Any) -> tuple[int, ...] | str:
     return to_shape(value)
 
 
-@register("shape_table", ShapeTableSpec)
+@register("shape_table", ShapeTableSpec, details=ShapeTableDetails)
 def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
     """Award each graded row's shape and parameter points independently."""
     reference_rows: list[Any] = ctx.expected[spec.reference_key]
@@ -86,7 +121,7 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
             f"{spec.answer} must be a list of rows [layer_name, output_shape, trainable_params]",
             got=to_plain(table),
         )
-    rows_out: list[dict[str, Any]] = []
+    rows_out: list[TableRow] = []
     score = 0.0
     problems: list[str] = []
     for index in range(spec.skip_rows, len(reference_rows)):
@@ -94,7 +129,7 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
         score += row_result["points"]
         if row_result.get("problem"):
             problems.append(row_result.pop("problem"))
-        rows_out.append(row_result)
+        rows_out.append(TableRow(**row_result))
     if len(table) != len(reference_rows):
         problems.insert(
             0,
@@ -107,7 +142,13 @@ def grade_shape_table(spec: ShapeTableSpec, ctx: CheckContext) -> CheckResult:
     else:
         message = "; ".join(problems[:4]) + ("; …" if len(problems) > 4 else "")
     return result(
-        spec, top, score, status, message, got=to_plain(table), details={"rows": rows_out}
+        spec,
+        top,
+        score,
+        status,
+        message,
+        got=to_plain(table),
+        details=ShapeTableDetails(rows=rows_out),
     )
 
 
@@ -178,3 +219,99 @@ def _grade_row(
 def _shape_text(shape: tuple[int, ...] | str) -> str:
     """A shape as students write it: ``(498, 16)``, ``(3776,)``."""
     return shape if isinstance(shape, str) else str(tuple(shape))
+
+
+# ------------------------------------------------------------------ the report's view
+
+SHAPE_ROW_CHARS = 30  # the "row · layer" column of a report's table
+
+
+def wrong_rows(check: CheckResult, details: ShapeTableDetails) -> list[tuple[str, bool]] | None:
+    """The class summary's keys of a wrong table: each wrong row as the student wrote it."""
+    if not details.rows:
+        return None
+    return [
+        (
+            f"row {r.row} {r.layer}: {fmt_shape(r.got_shape)}, "
+            f"{fmt_compact(r.got_params, 20)} params",
+            True,
+        )
+        for r in details.rows
+        if not (r.shape_ok and r.params_ok)
+    ]
+
+
+@view("shape_table", macros=MACROS / "shape_table.html.j2", wrong=wrong_rows)
+def shape_table_view(check: CheckResult, details: ShapeTableDetails) -> dict[str, Any]:
+    """The table as aligned text, a mark per row, the wrong entries highlighted; the
+    reference's shapes and counts only where the record may show them."""
+    rows = []
+    for row in details.rows:
+        has_exp = check.show_expected and (
+            "expected_shape" in row.model_fields_set or "expected_params" in row.model_fields_set
+        )
+        rows.append(
+            {
+                "row": row.row,
+                "layer": row.layer,
+                "expected_shape": fmt_shape(row.expected_shape) if has_exp else None,
+                "got_shape": fmt_shape(row.got_shape),
+                "expected_params": fmt_number(row.expected_params) if has_exp else None,
+                "got_params": fmt_number(row.got_params),
+                "shape_ok": row.shape_ok,
+                "params_ok": row.params_ok,
+                "ok": row.shape_ok and row.params_ok,
+                "points": fmt_points(row.points),
+                "max_points": fmt_points(row.max_points),
+            }
+        )
+    has_expected = any(r["expected_shape"] is not None for r in rows)
+    return {
+        "rows": rows,
+        "has_expected": has_expected,
+        "n_wrong": sum(1 for r in rows if not r["ok"]),
+        "html": shape_table_text(rows, has_expected),
+    }
+
+
+def shape_table_text(rows: Sequence[dict[str, Any]], has_expected: bool) -> Markup:
+    """A shape table as preformatted lines: aligned columns, a ✓/✗ mark per row.
+
+    Wrong rows are wrapped in ``<span class="w">`` and their wrong entries in
+    ``<span class="bad">``. One text block lays out many times faster than a table with
+    a cell per entry (each cell is a box with its own line breaking and borders).
+    """
+    head = ["Row · layer", "Your shape"]
+    head += ["Expected shape"] if has_expected else []
+    head += ["Your params"]
+    head += ["Expected params"] if has_expected else []
+    head += ["Points"]
+    table: list[list[str]] = []
+    for r in rows:
+        line = [shorten(f"{r['row']} · {r['layer']}", SHAPE_ROW_CHARS), str(r["got_shape"])]
+        line += [str(r["expected_shape"] or "")] if has_expected else []
+        line += [str(r["got_params"])]
+        line += [str(r["expected_params"] or "")] if has_expected else []
+        line += [f"{r['points']} / {r['max_points']}"]
+        table.append(line)
+    widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+    bad_cols = (1, 3 if has_expected else 2)  # your shape, your params
+
+    def fmt(cells: Sequence[str], bad: Sequence[bool] = ()) -> str:
+        out = []
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            text = cell.rjust(width) if i == len(cells) - 1 else cell.ljust(width)
+            text = str(escape(text))
+            if i in bad_cols and bad and bad[bad_cols.index(i)]:
+                text = f'<span class="bad">{text}</span>'
+            out.append(text)
+        return "  ".join(out)
+
+    lines = [f'<span class="h">  {fmt(head)}</span>']
+    for r, cells in zip(rows, table, strict=True):
+        if r["ok"]:
+            lines.append(f"✓ {fmt(cells)}")
+        else:
+            bad = (not r["shape_ok"], not r["params_ok"])
+            lines.append(f'<span class="w">✗ {fmt(cells, bad)}</span>')
+    return Markup("\n".join(lines))

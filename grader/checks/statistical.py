@@ -20,9 +20,10 @@ is computed here, in the grader:
   test).
 
 The same arithmetic gives the probability that each usual mistake *passes*
-(:func:`mistakes`): ``p`` read the other way round (keep for drop), survivors scaled by
-``1/p`` instead of ``1/(1−p)``, no scaling at all. The rubric loader refuses a design in
-which any of them passes with probability above ``false_fail``.
+(:func:`grader.checks.statistical_design.mistakes`): ``p`` read the other way round
+(keep for drop), survivors scaled by ``1/p`` instead of ``1/(1−p)``, no scaling at all.
+The rubric loader refuses a design in which any of them passes with probability above
+``false_fail``.
 """
 
 from __future__ import annotations
@@ -31,64 +32,28 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.checks.base import CheckContext, CheckSpec, Details, StrictModel, register, result
+from grader.checks.statistical_design import (
+    P_TOKEN,
+    X_TOKEN,
+    Planned,
+    bounds,
+    contains,
+    mistakes,
+    plan,
+    x_position,
+)
+from grader.checks.tolerance import within
 from grader.models import Call, CallResult, CheckResult
 from grader.normalize import FloatArray, NotNumeric, to_array
 
-P_TOKEN = "$p"
-X_TOKEN = "$x"
 _MAX_VALUES = 2_000_000  # values drawn per rate: keeps payloads and the tail sums small
-
-
-# --------------------------------------------------------------------------------------
-# Binomial tails, exact (to floating point) and without SciPy
-# --------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def _log_factorials(n: int) -> npt.NDArray[np.float64]:
-    return np.array([math.lgamma(k + 1.0) for k in range(n + 1)], dtype=np.float64)
-
-
-@lru_cache(maxsize=256)
-def _pmf(n: int, q: float) -> npt.NDArray[np.float64]:
-    """P(K = k) for K ~ Binomial(n, q), k = 0..n (read-only)."""
-    k = np.arange(n + 1, dtype=np.float64)
-    if q <= 0.0 or q >= 1.0:
-        pmf = np.zeros(n + 1)
-        pmf[0 if q <= 0.0 else n] = 1.0
-    else:
-        lf = _log_factorials(n)
-        logpmf = lf[n] - lf - lf[::-1] + k * math.log(q) + (n - k) * math.log1p(-q)
-        pmf = np.exp(logpmf)
-    pmf.setflags(write=False)
-    return pmf
-
-
-def binomial_interval(n: int, q: float, tail: float) -> tuple[int, int, float]:
-    """The narrowest ``[low, high]`` with P(K < low) ≤ tail and P(K > high) ≤ tail for
-    K ~ Binomial(n, q); returns ``(low, high, P(K ∉ [low, high]))``."""
-    pmf = _pmf(n, q)
-    below = np.cumsum(pmf)  # below[k] = P(K ≤ k)
-    above = np.cumsum(pmf[::-1])[::-1] - pmf  # above[k] = P(K > k)
-    low = int(np.count_nonzero(below <= tail))  # P(K < low) = below[low - 1] ≤ tail
-    high = int(np.argmax(above <= tail))  # the first k with P(K > k) ≤ tail
-    outside = (float(below[low - 1]) if low > 0 else 0.0) + float(above[high])
-    return low, high, outside
-
-
-def binomial_mass(n: int, q: float, low: int, high: int) -> float:
-    """P(low ≤ K ≤ high) for K ~ Binomial(n, q)."""
-    pmf = _pmf(n, q)
-    return float(pmf[max(low, 0) : max(high + 1, 0)].sum())
 
 
 # --------------------------------------------------------------------------------------
@@ -163,12 +128,12 @@ class StatisticalSpec(CheckSpec):
             raise ValueError("rates: every rate must lie strictly between 0 and 1")
         if any(d <= 0 for d in self.shape):
             raise ValueError("shape: every dimension must be positive")
-        if _x_position(self.args) is None:
+        if x_position(self.args) is None:
             raise ValueError(f"args: {X_TOKEN!r} must be one of the positional arguments")
-        if not _contains(self.args, P_TOKEN) and not _contains(self.kwargs, P_TOKEN):
+        if not contains(self.args, P_TOKEN) and not contains(self.kwargs, P_TOKEN):
             raise ValueError(f"args/kwargs: {P_TOKEN!r} must appear in the call")
         for case in self.identity:
-            if case.args is not None and _x_position(case.args) is None:
+            if case.args is not None and x_position(case.args) is None:
                 raise ValueError(f"identity: {X_TOKEN!r} must be a positional argument")
         if self.values_per_rate > _MAX_VALUES:
             raise ValueError(
@@ -215,211 +180,33 @@ class StatisticalSpec(CheckSpec):
 
 
 # --------------------------------------------------------------------------------------
-# The derived bounds and the usual mistakes' chances
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RateBound:
-    """The accepted number of zeros among the ``n`` values drawn at one rate."""
-
-    p: float  # the argument the function receives
-    zero_probability: float  # under the handout's rule
-    n: int
-    low: int
-    high: int
-    false_fail: float  # exact P(zeros ∉ [low, high]) for a correct function
-
-
-@dataclass(frozen=True)
-class Design:
-    """Every rate's interval and the bound on a correct function's failure."""
-
-    rates: tuple[RateBound, ...]
-    repeat: float  # bound on P(two calls at one rate draw the same mask)
-    false_fail: float  # bound on P(a correct function fails): Σ tails + repeat
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """A usual mistake and the probability that it passes the check anyway."""
-
-    name: str
-    pass_probability: float
-
-
-def bounds(spec: StatisticalSpec) -> Design:
-    """The acceptance intervals derived from ``spec.false_fail``."""
-    per_call = math.prod(spec.shape)
-    return _bounds(
-        tuple(spec.rates), spec.values_per_rate, per_call, spec.draws, spec.p_means, spec.false_fail
-    )
-
-
-@lru_cache(maxsize=64)
-def _bounds(
-    rates: tuple[float, ...], n: int, per_call: int, draws: int, p_means: str, false_fail: float
-) -> Design:
-    repeat = 0.0
-    for p in rates:
-        q = p if p_means == "drop" else 1.0 - p
-        # Two independent masks of `per_call` values coincide with probability
-        # (q² + (1−q)²)^per_call; a union bound over the pairs of calls at this rate.
-        same = (q * q + (1.0 - q) * (1.0 - q)) ** per_call
-        repeat += draws * (draws - 1) / 2 * same
-    share = max(false_fail - repeat, 0.0) / len(rates)
-    found = []
-    for p in rates:
-        q = p if p_means == "drop" else 1.0 - p
-        low, high, outside = binomial_interval(n, q, share / 2)
-        found.append(RateBound(p, q, n, low, high, outside))
-    total = sum(r.false_fail for r in found) + repeat
-    return Design(tuple(found), repeat, total)
-
-
-def mistakes(spec: StatisticalSpec) -> list[Mistake]:
-    """The usual mistakes and their probability of passing this check's design.
-
-    A mistake passes only if every rate's zero count lands in its interval and no
-    kept value betrays a wrong scale (rates are independent, so probabilities multiply).
-    """
-    design = bounds(spec)
-    read_other_way = 1.0
-    no_survivor = 1.0  # every value zeroed: the only way a wrong scale goes unseen
-    for rate in design.rates:
-        read_other_way *= binomial_mass(rate.n, 1.0 - rate.zero_probability, rate.low, rate.high)
-        no_survivor *= rate.zero_probability**rate.n
-    other = "keep" if spec.p_means == "drop" else "drop"
-    found = [Mistake(f"p read as the probability to {other} a unit", read_other_way)]
-    if spec.scale == "inverted":
-        wrong = "1/p" if spec.p_means == "drop" else "1/(1−p)"
-        right = "1/(1−p)" if spec.p_means == "drop" else "1/p"
-        distinct = any(
-            not math.isclose(1.0 / r.p, 1.0 / (1.0 - r.p), rel_tol=10 * spec.rtol)
-            for r in design.rates
-        )
-        found.append(
-            Mistake(
-                f"survivors scaled by {wrong} instead of {right}", no_survivor if distinct else 1
-            )
-        )
-        found.append(Mistake("survivors not scaled", no_survivor))
-    else:
-        found.append(Mistake("survivors scaled although the rule keeps them", no_survivor))
-    return found
-
-
-# --------------------------------------------------------------------------------------
-# The calls
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A call and what the grader knows about it."""
-
-    call: Call
-    kind: Literal["rate", "identity"]
-    p: float
-    x: FloatArray
-    x_position: int
-
-
-def _contains(template: Any, token: str) -> bool:
-    if isinstance(template, str):
-        return template == token
-    if isinstance(template, list | tuple):
-        return any(_contains(t, token) for t in template)
-    if isinstance(template, dict):
-        return any(_contains(t, token) for t in template.values())
-    return False
-
-
-def _x_position(args: Sequence[Any]) -> int | None:
-    positions = [i for i, a in enumerate(args) if a == X_TOKEN]
-    return positions[0] if len(positions) == 1 else None
-
-
-def _fill(template: Any, p: float, x: FloatArray) -> Any:
-    if isinstance(template, str):
-        if template == P_TOKEN:
-            return p
-        if template == X_TOKEN:
-            return x.copy()
-        return template
-    if isinstance(template, list | tuple):
-        return [_fill(t, p, x) for t in template]
-    if isinstance(template, dict):
-        return {k: _fill(v, p, x) for k, v in template.items()}
-    return template
-
-
-def inputs(spec: StatisticalSpec, count: int) -> list[FloatArray]:
-    """``count`` inputs of ``spec.shape``: magnitudes in [0.5, 2], random signs, no zeros."""
-    rng = np.random.default_rng(spec.seed)
-    shape = (count, *spec.shape)
-    magnitude = rng.uniform(0.5, 2.0, size=shape)
-    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
-    return list(magnitude * sign)
-
-
-def call_seed(spec: StatisticalSpec, index: int) -> int:
-    """A distinct seed per call, derived from the check's own seed."""
-    return 1_000_003 * (spec.seed + 1) + index
-
-
-def plan(spec: StatisticalSpec) -> list[Planned]:
-    """Every call, in order: ``draws`` per rate, then the identity cases."""
-    total = len(spec.rates) * spec.draws + len(spec.identity)
-    xs = inputs(spec, total)
-    planned: list[Planned] = []
-    position = _x_position(spec.args)
-    assert position is not None  # the validator made sure
-    for ri, p in enumerate(spec.rates):
-        for d in range(spec.draws):
-            i = ri * spec.draws + d
-            planned.append(
-                Planned(
-                    Call(
-                        id=f"{spec.id}/p={p:g}/{d}",
-                        function=spec.function,
-                        args=tuple(_fill(spec.args, p, xs[i])),
-                        kwargs=_fill(spec.kwargs, p, xs[i]),
-                        seed=call_seed(spec, i),
-                    ),
-                    "rate",
-                    p,
-                    xs[i],
-                    position,
-                )
-            )
-    for ci, case in enumerate(spec.identity):
-        i = len(spec.rates) * spec.draws + ci
-        args = case.args if case.args is not None else spec.args
-        kwargs = case.kwargs if case.kwargs is not None else spec.kwargs
-        where = _x_position(args)
-        assert where is not None
-        planned.append(
-            Planned(
-                Call(
-                    id=f"{spec.id}/identity/{ci}",
-                    function=spec.function,
-                    args=tuple(_fill(args, case.p, xs[i])),
-                    kwargs=_fill(kwargs, case.p, xs[i]),
-                    seed=call_seed(spec, i),
-                ),
-                "identity",
-                case.p,
-                xs[i],
-                where,
-            )
-        )
-    return planned
-
-
-# --------------------------------------------------------------------------------------
 # Judging the outputs
 # --------------------------------------------------------------------------------------
+
+
+class RateVerdict(StrictModel):
+    """The zeros counted at one rate against the interval a correct function lands in
+    (``ok`` is None when an unusable output left the count incomplete)."""
+
+    p: float
+    values: int
+    zeros: int
+    zero_fraction: float
+    expected_zero_fraction: float
+    accepted: list[float]
+    ok: bool | None
+
+
+class StatisticalDetails(Details):
+    """Every rate's zero count and the kinds of problem found (``inplace``, ``scale``,
+    ``rate``, ``output``, ``identity``, ``repeat``); or the one call that decided the
+    verdict (``call``, and the shape it returned)."""
+
+    rates: list[RateVerdict] | None = None
+    false_fail_bound: float | None = None
+    problems: list[str] | None = None
+    call: str | None = None
+    got_shape: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -428,7 +215,7 @@ class Verdict:
 
     status: Literal["pass", "fail", "error"]
     message: str
-    details: dict[str, Any]
+    details: StatisticalDetails
 
 
 def _call_text(spec: StatisticalSpec, planned: Planned) -> str:
@@ -443,12 +230,14 @@ def _unusable(spec: StatisticalSpec, planned: Planned, got: CallResult | None) -
     where = _call_text(spec, planned)
     if got is None or got.status == "not_run":
         reason = got.message if got is not None and got.message else "it was not run"
-        return Verdict("error", f"{where} gave no result: {reason}", {"call": planned.call.id})
+        return Verdict(
+            "error", f"{where} gave no result: {reason}", StatisticalDetails(call=planned.call.id)
+        )
     if got.status == "missing_function":
         return Verdict(
             "fail",
             got.message or f"the module defines no function {spec.function}",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     if got.status in ("error", "timeout"):
         what = "took too long" if got.status == "timeout" else "raised an error"
@@ -456,13 +245,13 @@ def _unusable(spec: StatisticalSpec, planned: Planned, got: CallResult | None) -
         return Verdict(
             "error",
             f"{where} {what}{detail}",
-            {"call": planned.call.id, "traceback": got.traceback[-4000:]},
+            StatisticalDetails(call=planned.call.id, traceback=got.traceback[-4000:]),
         )
     if got.status == "unsupported":
         return Verdict(
             "fail",
             got.message or f"{where} returned a value the grader cannot read: return an array",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     return None
 
@@ -475,7 +264,7 @@ def _output(spec: StatisticalSpec, planned: Planned, got: CallResult) -> FloatAr
                 "fail",
                 f"{_call_text(spec, planned)} should return a tuple whose element "
                 f"{spec.output} is the output",
-                {"call": planned.call.id},
+                StatisticalDetails(call=planned.call.id),
             )
         value = value[spec.output]
     try:
@@ -484,20 +273,20 @@ def _output(spec: StatisticalSpec, planned: Planned, got: CallResult) -> FloatAr
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} did not return an array of numbers: {exc}",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     if out.shape != planned.x.shape:
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} returned shape {out.shape}: the output must have "
             f"the input's shape {planned.x.shape}",
-            {"call": planned.call.id, "got_shape": list(out.shape)},
+            StatisticalDetails(call=planned.call.id, got_shape=list(out.shape)),
         )
     if not np.all(np.isfinite(out)):
         return Verdict(
             "fail",
             f"{_call_text(spec, planned)} returned NaN or infinite values",
-            {"call": planned.call.id},
+            StatisticalDetails(call=planned.call.id),
         )
     return out
 
@@ -560,8 +349,8 @@ def evaluate(
                 unjudged.add(item.p)
             continue
         if item.kind == "identity":
-            tol = spec.atol + spec.rtol * np.abs(item.x)
-            changed = int(np.count_nonzero(~(np.abs(out - item.x) <= tol)))
+            same = within(out, item.x, atol=spec.atol, rtol=spec.rtol)
+            changed = int(np.count_nonzero(~same))
             if changed:
                 problems.setdefault(
                     "identity",
@@ -571,8 +360,8 @@ def evaluate(
                 )
             continue
         scale = spec.scale_for(item.p)
-        zero = np.abs(out) <= spec.atol
-        kept = np.abs(out - item.x * scale) <= spec.atol + spec.rtol * np.abs(item.x * scale)
+        zero = within(out, 0.0, atol=spec.atol, rtol=0.0)
+        kept = within(out, item.x * scale, atol=spec.atol, rtol=spec.rtol)
         other = ~(zero | kept)
         if np.any(other):
             problems.setdefault(
@@ -587,20 +376,20 @@ def evaluate(
         if digest in masks[item.p]:
             repeated.append(item.p)
         masks[item.p].add(digest)
-    rates = []
+    rates: list[RateVerdict] = []
     for p, bound in by_rate.items():
         fraction = zeros[p] / bound.n
         ok = bound.low <= zeros[p] <= bound.high
         rates.append(
-            {
-                "p": p,
-                "values": bound.n,
-                "zeros": zeros[p],
-                "zero_fraction": round(fraction, 6),
-                "expected_zero_fraction": bound.zero_probability,
-                "accepted": [round(bound.low / bound.n, 6), round(bound.high / bound.n, 6)],
-                "ok": ok if p not in unjudged else None,
-            }
+            RateVerdict(
+                p=p,
+                values=bound.n,
+                zeros=zeros[p],
+                zero_fraction=round(fraction, 6),
+                expected_zero_fraction=bound.zero_probability,
+                accepted=[round(bound.low / bound.n, 6), round(bound.high / bound.n, 6)],
+                ok=ok if p not in unjudged else None,
+            )
         )
         if not ok and p not in unjudged and "rate" not in problems:
             hint = ""
@@ -620,16 +409,16 @@ def evaluate(
             f"units: {spec.function} must draw a new mask on every call (do not create the "
             "random generator with a fixed seed inside the function)"
         )
-    details: dict[str, Any] = {
-        "rates": rates,
-        "false_fail_bound": design.false_fail,
-        "problems": sorted(problems, key=_PRIORITY.index),
-    }
+    details = StatisticalDetails(
+        rates=rates,
+        false_fail_bound=design.false_fail,
+        problems=sorted(problems, key=_PRIORITY.index),
+    )
     if problems:
         ordered = [problems[k] for k in _PRIORITY if k in problems]
         message = ordered[0] + "".join(f"; also, {m}" for m in ordered[1:])
         return Verdict("fail", message, details)
-    shown = ", ".join(f"p = {r['p']:g}: {r['zero_fraction']:.1%} zeroed" for r in rates)
+    shown = ", ".join(f"p = {r.p:g}: {r.zero_fraction:.1%} zeroed" for r in rates)
     return Verdict(
         "pass",
         f"{spec.function} drops values at the right rate and scales the rest correctly ({shown})",
@@ -668,7 +457,7 @@ def module_unavailable(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult 
     )
 
 
-@register("statistical", StatisticalSpec)
+@register("statistical", StatisticalSpec, details=StatisticalDetails)
 def grade_statistical(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult:
     """Call the function many times and judge its statistics, all or nothing."""
     top = spec.points

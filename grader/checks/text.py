@@ -13,8 +13,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, StrictModel, register, result
+from grader.checks.base import (
+    MACROS,
+    CheckContext,
+    CheckSpec,
+    Details,
+    StrictModel,
+    register,
+    result,
+    view,
+)
 from grader.models import CheckResult
+from grader.report.format import text_direction
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _MAX_ANSWER_CHARS = 1500
@@ -37,10 +47,31 @@ class TextSpec(CheckSpec):
     concepts: list[Concept] = Field(default_factory=list)
 
     needs_notebook: ClassVar[bool] = True  # the answer is Markdown in the notebook
+    needs_expected: ClassVar[bool] = False  # the concepts are the rubric's own
+    needs_review: ClassVar[bool] = True  # the suggested mark awaits the instructor
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The instructor's mark is out of ``points``."""
         return self.points
+
+
+class FoundConcept(StrictModel):
+    """A concept of the rubric and the phrase that found it in the answer, if any."""
+
+    name: str
+    found: bool
+    matched: str | None = None
+
+
+class TextDetails(Details):
+    """The answer found, its length, the concepts found and the suggested mark."""
+
+    concepts: list[FoundConcept] = Field(default_factory=list)
+    found: list[str] = Field(default_factory=list)
+    word_count: int | None = None
+    min_words: int | None = None
+    answer: str = ""
+    suggested: float | None = None
 
 
 def heading_pattern(part: str) -> re.Pattern[str]:
@@ -75,7 +106,7 @@ def _found(text: str, phrase: str) -> bool:
     return re.search(r"(?<![A-Za-z0-9])" + re.escape(phrase.lower()), text) is not None
 
 
-@register("text", TextSpec)
+@register("text", TextSpec, details=TextDetails)
 def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
     """Suggest a mark from concepts found and length; flag for the instructor."""
     top = spec.points
@@ -95,7 +126,7 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
         )
     lowered = answer.lower()
     hits = {c.name: next((p for p in c.any if _found(lowered, p)), None) for c in spec.concepts}
-    concepts = [{"name": n, "found": hit is not None, "matched": hit} for n, hit in hits.items()]
+    concepts = [FoundConcept(name=n, found=hit is not None, matched=hit) for n, hit in hits.items()]
     found = [name for name, hit in hits.items() if hit is not None]
     absent = [name for name, hit in hits.items() if hit is None]
     words = len(answer.split())
@@ -107,12 +138,30 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
         message += "; not found: " + ", ".join(absent)
     if spec.min_words and words < spec.min_words:
         message += f"; {words} words, fewer than the {spec.min_words} expected"
-    details = {
-        "concepts": concepts,
-        "found": found,
-        "word_count": words,
-        "min_words": spec.min_words,
-        "answer": answer[:_MAX_ANSWER_CHARS],
-        "suggested": round(suggested, 2),
-    }
+    details = TextDetails(
+        concepts=concepts,
+        found=found,
+        word_count=words,
+        min_words=spec.min_words,
+        answer=answer[:_MAX_ANSWER_CHARS],
+        suggested=round(suggested, 2),
+    )
     return result(spec, top, suggested, "manual", message, details=details)
+
+
+@view("text", macros=MACROS / "text.html.j2", word="written answer", breakable=True)
+def text_view(check: CheckResult, details: TextDetails) -> dict[str, Any]:
+    """The answer as found (in its own writing direction), the concepts found and not,
+    the word count, and the suggested mark while it awaits the instructor."""
+    answer = details.answer[:_MAX_ANSWER_CHARS]
+    return {
+        "concepts": [
+            {"name": c.name, "found": c.found, "matched": c.matched or ""} for c in details.concepts
+        ],
+        "word_count": details.word_count,
+        "min_words": details.min_words,
+        "answer": answer,
+        "answer_truncated": len(details.answer) > _MAX_ANSWER_CHARS,
+        "answer_dir": text_direction(answer),
+        "awaiting": check.status == "manual",
+    }

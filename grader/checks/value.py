@@ -8,9 +8,25 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from grader.checks.base import CheckContext, CheckSpec, register, result, unavailable
+from grader.checks.base import (
+    MACROS,
+    CheckContext,
+    CheckSpec,
+    Details,
+    register,
+    result,
+    unavailable,
+    view,
+)
+from grader.checks.tolerance import within
 from grader.models import AnswerRequest, CheckResult
 from grader.normalize import FloatArray, NotNumeric, to_array, to_plain, to_shape
+from grader.report.format import expected_of, fmt_number, got_of
+from grader.report.matrix import count_cells, count_true, depth, matrix_view
+
+#: Expected and submitted matrices narrower than this (characters, together) are drawn
+#: side by side, wider ones one above the other.
+SIDE_BY_SIDE_MAX_CHARS = 96
 
 
 class ValueSpec(CheckSpec):
@@ -29,6 +45,16 @@ class ValueSpec(CheckSpec):
     def requests(self) -> list[AnswerRequest]:
         """The one name this check reads."""
         return [AnswerRequest(name=self.answer)]
+
+
+class ValueDetails(Details):
+    """Why a value is wrong: its shape and the expected one, or which entries differ."""
+
+    expected_shape: list[int] | None = None
+    got_shape: list[int] | None = None
+    #: Nested lists of booleans shaped like the answer, true where an entry differs
+    #: (none for a single number).
+    mismatch: list[Any] | None = None
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:
@@ -53,7 +79,7 @@ def _read(expected: Any, got: Any) -> tuple[FloatArray, FloatArray]:
     return exp, arr
 
 
-@register("value", ValueSpec)
+@register("value", ValueSpec, details=ValueDetails)
 def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
     """Compare elementwise with |got − expected| ≤ atol + rtol·|expected|."""
     top = spec.points
@@ -88,17 +114,14 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
             f"{_describe_shape(got.shape)}{hint}",
             expected=shown,
             got=got,
-            details={"expected_shape": list(exp.shape), "got_shape": list(got.shape)},
+            details=ValueDetails(expected_shape=list(exp.shape), got_shape=list(got.shape)),
         )
-    close = np.abs(got - exp) <= spec.atol + spec.rtol * np.abs(exp)
-    close &= np.isfinite(got)
+    close = within(got, exp, atol=spec.atol, rtol=spec.rtol)
     if bool(np.all(close)):
         return result(spec, top, top, "pass", f"{spec.answer} is correct", expected=shown, got=got)
-    details: dict[str, Any] = {}
-    if exp.ndim >= 1:
-        details["mismatch"] = (~close).tolist()
+    details = ValueDetails(mismatch=(~close).tolist()) if exp.ndim >= 1 else None
     message = _wrong_message(spec.answer, exp, got, close)
-    return result(spec, top, 0, "fail", message, expected=shown, got=got, details=details or None)
+    return result(spec, top, 0, "fail", message, expected=shown, got=got, details=details)
 
 
 def _wrong_message(name: str, exp: FloatArray, got: FloatArray, close: np.ndarray) -> str:
@@ -111,3 +134,34 @@ def _wrong_message(name: str, exp: FloatArray, got: FloatArray, close: np.ndarra
     elif np.allclose(got, -exp, atol=1e-9):
         message += ": every entry has the wrong sign"
     return message
+
+
+@view("value", macros=MACROS / "value.html.j2")
+def value_view(check: CheckResult, details: ValueDetails) -> dict[str, Any]:
+    """Two numbers side by side, or the expected and submitted matrices with the
+    differing cells highlighted (and how many differ), or the two shapes."""
+    has_exp, expected = expected_of(check)
+    got = got_of(check)
+    has_got = got is not None
+    mismatch = details.mismatch
+    shown: dict[str, Any] = {
+        "has_expected": has_exp,
+        "has_got": has_got,
+        "expected_shape": details.expected_shape,
+        "got_shape": details.got_shape,
+        "scalar": False,
+    }
+    if has_exp and has_got and depth(expected) == 0 and depth(got) == 0:
+        shown.update(scalar=True, expected_text=fmt_number(expected), got_text=fmt_number(got))
+        return shown
+    shown["expected"] = matrix_view(expected, mismatch) if has_exp else None
+    shown["got"] = matrix_view(got, mismatch) if has_got else None
+    matrices = [m for m in (shown["expected"], shown["got"]) if m is not None]
+    if mismatch is not None:
+        shown["n_diff"] = count_true(mismatch)
+        shown["n_cells"] = count_cells(mismatch)
+        shown["n_hidden_diff"] = shown["n_diff"] - max(
+            (m["shown_diffs"] for m in matrices), default=0
+        )
+    shown["side_by_side"] = sum(m["chars"] for m in matrices) <= SIDE_BY_SIDE_MAX_CHARS
+    return shown

@@ -1,8 +1,9 @@
 """Render results records to PDF: one Jinja environment, one font configuration, one CSS.
 
 The templates live in ``templates/`` at the project root (override with the
-``GRADER_TEMPLATES`` environment variable). Autoescaping is on for every template:
-student names, answers and tracebacks are untrusted text.
+``GRADER_TEMPLATES`` environment variable); each check type's macro file lives with its
+check module and is found through the check registry. Autoescaping is on for every
+template: student names, answers and tracebacks are untrusted text.
 
 Speed comes from reuse: the Jinja templates are compiled once, the stylesheet is parsed
 once against one shared :class:`weasyprint.text.fonts.FontConfiguration`, and
@@ -12,12 +13,13 @@ skipping reports whose inputs have not changed since they were written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -25,9 +27,13 @@ from typing import Any
 
 import jinja2
 
+from grader.cache import record_from_dict
+from grader.checks.base import REGISTRY
 from grader.errors import GraderError
+from grader.models import CheckOverride, GradeRecord
 from grader.overrides import apply_overrides, check_override_targets, load_overrides
-from grader.report.view import fmt_points, fmt_shape, report_view
+from grader.report.format import fmt_points, fmt_shape
+from grader.report.view import MACROS_NAME, student_view
 
 TEMPLATES_DIR = Path(
     os.environ.get("GRADER_TEMPLATES", Path(__file__).resolve().parents[2] / "templates")
@@ -37,11 +43,39 @@ UA_FILE = "ua.css"
 OVERRIDES_FILE = "overrides.yaml"
 
 
+def _check_macros() -> dict[str, Path]:
+    """Each check type's macro file by its Jinja name (``checks/<type>.html.j2``)."""
+    return {
+        MACROS_NAME.format(type=name): entry.view.macros
+        for name, entry in REGISTRY.items()
+        if entry.view is not None and entry.view.macros is not None
+    }
+
+
+def _load_check_macros(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """Jinja's source of a check type's macro file, looked up in the registry when asked
+    (a type registered after the environment was made is found too)."""
+    path = _check_macros().get(name)
+    if path is None:
+        return None
+    mtime = path.stat().st_mtime
+
+    def uptodate() -> bool:  # the same file, unchanged, still registered under the name
+        return _check_macros().get(name) == path and path.stat().st_mtime == mtime
+
+    return path.read_text(encoding="utf-8"), str(path), uptodate
+
+
 @lru_cache(maxsize=1)
 def jinja_env() -> jinja2.Environment:
     """The shared Jinja environment (autoescape on, undefined names are errors)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(TEMPLATES_DIR),
+                jinja2.FunctionLoader(_load_check_macros),
+            ]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -52,14 +86,73 @@ def jinja_env() -> jinja2.Environment:
     return env
 
 
-def report_html(record: dict[str, Any], *, show_sandbox_warning: str | None = None) -> str:
+def grade_record(data: Mapping[str, Any]) -> GradeRecord:
+    """A results dict (as loaded from JSON, overrides applied) as the record the views
+    take. The one place the report still meets dicts, until overrides and the render
+    plumbing hand over records themselves: keys a partial dict lacks are left empty,
+    an override kept in ``details["override"]`` becomes the check's ``override``, and a
+    ``show_expected`` key (which results never hold, but tests may set) is honoured."""
+    empty_execution: dict[str, Any] = {
+        "notebook": None,
+        "cells_total": 0,
+        "cells_run": 0,
+        "cells_not_run": [],
+        "failures": [],
+        "timed_out": False,
+        "kernel_died": False,
+        "limit_hit": None,
+        "warnings": [],
+        "duration_s": 0.0,
+    }
+    no_provenance = {
+        key: ""
+        for key in ("submission_sha256", "rubric_sha256", "reference_sha256", "grader_version")
+    } | {"python": "", "torch": "", "numpy": "", "seeds": {}, "graded_at": ""}
+    full = {
+        "assignment": "",
+        "title": "",
+        "course": "",
+        "score": 0,
+        "max_score": 0,
+        "questions": [],
+        **data,
+        "execution": {**empty_execution, **(data.get("execution") or {})},
+        "provenance": {**no_provenance, **(data.get("provenance") or {})},
+    }
+    record = record_from_dict(full)
+    questions = []
+    for q_data, question in zip(full["questions"], record.questions, strict=True):
+        checks = []
+        for c_data, check in zip(q_data["checks"], question.checks, strict=True):
+            details = dict(check.details) if check.details is not None else None
+            override = details.pop("override", None) if details is not None else None
+            checks.append(
+                dataclasses.replace(
+                    check,
+                    details=(details or None) if override is not None else check.details,
+                    override=CheckOverride(**override) if override is not None else None,
+                    show_expected=bool(c_data.get("show_expected", True)),
+                )
+            )
+        questions.append(dataclasses.replace(question, checks=tuple(checks)))
+    return dataclasses.replace(record, questions=tuple(questions))
+
+
+def report_html(
+    record: GradeRecord | Mapping[str, Any], *, show_sandbox_warning: str | None = None
+) -> str:
     """The report of one record as an HTML string."""
-    view = report_view(record, sandbox_warning=show_sandbox_warning)
+    if not isinstance(record, GradeRecord):
+        record = grade_record(record)
+    view = student_view(record, sandbox_warning=show_sandbox_warning)
     return jinja_env().get_template("report.html.j2").render(r=view)
 
 
 def render_student_report(
-    record: dict[str, Any], out_pdf: Path, *, show_sandbox_warning: str | None = None
+    record: GradeRecord | Mapping[str, Any],
+    out_pdf: Path,
+    *,
+    show_sandbox_warning: str | None = None,
 ) -> None:
     """Render one student's results record (a dict loaded from the JSON) to ``out_pdf``.
 
@@ -115,11 +208,17 @@ SUMMARY_KEY = "\x00summary"  # not a possible student id in the index (NUL)
 
 
 def templates_digest() -> str:
-    """SHA-256 over every template and stylesheet in ``TEMPLATES_DIR`` (names and bytes)."""
+    """SHA-256 over every template and stylesheet in ``TEMPLATES_DIR`` and every check
+    type's macro file (names and bytes)."""
     digest = hashlib.sha256()
-    for path in sorted(TEMPLATES_DIR.iterdir()):
-        if path.is_file() and path.suffix in {".j2", ".css", ".html"}:
-            digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
+    files = [
+        (path.name, path)
+        for path in sorted(TEMPLATES_DIR.iterdir())
+        if path.is_file() and path.suffix in {".j2", ".css", ".html"}
+    ]
+    files += sorted(_check_macros().items())
+    for name, path in files:
+        digest.update(name.encode() + b"\x00" + path.read_bytes() + b"\x00")
     return digest.hexdigest()
 
 
@@ -358,7 +457,7 @@ def render_all(
     ).hexdigest()
     entry = pool.index.get(SUMMARY_KEY)
     if force or not summary_pdf.is_file() or entry is None or entry["key"] != summary_key:
-        render_summary(records, summary_pdf)
+        render_summary([grade_record(r) for r in records], summary_pdf)
         pool.index[SUMMARY_KEY] = {"key": summary_key, "pdf": "../" + summary_pdf.name}
         _write_index(pool.index_path, pool.index)
     gradebook_csv = out_dir / "gradebook.csv"
@@ -374,6 +473,7 @@ def render_template(name: str, **context: Any) -> str:
 __all__ = [
     "RenderedPaths",
     "ReportPool",
+    "grade_record",
     "jinja_env",
     "load_records",
     "render_all",

@@ -4,84 +4,75 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.checks.base import read_details, view_of
+from grader.models import CheckResult, GradeRecord
 from grader.report.figures import histogram_svg, question_bars_svg
+from grader.report.format import fmt_compact, fmt_points, got_of, percent, shorten
 from grader.report.render import render_template
-from grader.report.view import FAILURE_WORDS, fmt_compact, fmt_points, fmt_shape, percent, shorten
+from grader.report.view import FAILURE_WORDS
 
 HARDEST = 6
 WRONG_ANSWERS = 3
 SHORT_ANSWER = 48
 
 
-def _wrong_keys(check: dict[str, Any]) -> list[tuple[str, bool]]:
-    """How one failing check was wrong: short comparable strings, and whether each is code."""
-    details = check.get("details") if isinstance(check.get("details"), dict) else {}
-    assert isinstance(details, dict)
-    ctype = check.get("type")
-    if ctype == "shape_table" and details.get("rows"):
-        keys = []
-        for row in details["rows"]:
-            if not isinstance(row, dict) or (row.get("shape_ok") and row.get("params_ok")):
-                continue
-            keys.append(
-                f"row {row.get('row')} {row.get('layer', '')}: {fmt_shape(row.get('got_shape'))}, "
-                f"{fmt_compact(row.get('got_params'), 20)} params"
-            )
-        return [(k, True) for k in keys]
-    if ctype == "model" and details.get("parts"):
-        return [
-            (f"{p.get('name')}: {shorten(str(p.get('message', '')), 70)}", False)
-            for p in details["parts"]
-            if isinstance(p, dict) and not p.get("ok")
-        ]
-    if "got" in check and check["got"] is not None and ctype != "text":
-        got = fmt_compact(check["got"], 200)
-        if len(got) <= SHORT_ANSWER:  # a number or a short list: the answer itself
-            return [(got, True)]
-    return [(shorten(str(check.get("message", "")), 90), False)]
+def _wrong_keys(check: CheckResult) -> list[tuple[str, bool]]:
+    """How one failing check was wrong: short comparable strings, and whether each is code.
+
+    The check type's view says so where it can (each wrong row of a table); otherwise a
+    short answer is its own key and any other the message.
+    """
+    wrong, details = view_of(check.type).wrong, read_details(check)
+    keys = wrong(check, details) if wrong is not None and details is not None else None
+    if keys is not None:
+        return keys
+    got = got_of(check)
+    if got is not None:
+        text = fmt_compact(got, 200)
+        if len(text) <= SHORT_ANSWER:  # a number or a short list: the answer itself
+            return [(text, True)]
+    return [(shorten(check.message, 90), False)]
 
 
-def _execution_problem(record: dict[str, Any]) -> dict[str, str] | None:
-    ex = record.get("execution") or {}
+def _execution_problem(record: GradeRecord) -> dict[str, str] | None:
+    ex = record.execution
     words = []
-    if ex.get("notebook") is None and not ex.get("module"):
+    if ex.notebook is None and not ex.module:
         words.append("no notebook run")
-    if ex.get("module_problem"):
-        words.append(str(ex["module_problem"])[:80])
-    if ex.get("timed_out"):
+    if ex.module_problem:
+        words.append(ex.module_problem[:80])
+    if ex.timed_out:
         words.append("timed out")
-    if ex.get("kernel_died"):
+    if ex.kernel_died:
         words.append("kernel died")
-    if ex.get("limit_hit"):
-        words.append(f"limit: {ex['limit_hit']}")
-    failures = [f for f in ex.get("failures", []) if isinstance(f, dict)]
-    errors = [f for f in failures if f.get("kind") == "error"]
+    if ex.limit_hit:
+        words.append(f"limit: {ex.limit_hit}")
+    errors = [f for f in ex.failures if f.kind == "error"]
     if errors:
         words.append(f"{len(errors)} cell error{'s' if len(errors) > 1 else ''}")
     if not words:
         return None
-    first = failures[0] if failures else None
+    first = ex.failures[0] if ex.failures else None
     detail = ""
     if first is not None:
-        detail = f"cell {first.get('cell')} {FAILURE_WORDS.get(str(first.get('kind')), '')}"
-        line = ": ".join(
-            x for x in (str(first.get("ename") or ""), str(first.get("evalue") or "")) if x
-        )
+        detail = f"cell {first.cell} {FAILURE_WORDS.get(first.kind, '')}"
+        line = ": ".join(x for x in (first.ename, first.evalue) if x)
         detail += f" — {shorten(line, 90)}" if line else ""
-    not_run = ex.get("cells_not_run") or []
-    if not_run:
-        detail += f" ({len(not_run)} cells not run)"
-    return {"student": str(record.get("student")), "problem": ", ".join(words), "detail": detail}
+    if ex.cells_not_run:
+        detail += f" ({len(ex.cells_not_run)} cells not run)"
+    return {"student": record.student, "problem": ", ".join(words), "detail": detail}
 
 
-def summary_view(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """All figures and tables of the summary, as plain data."""
-    first = records[0] if records else {}
-    pcts = [percent(r.get("score", 0), r.get("max_score", 0)) for r in records]
-    totals = [float(r.get("score", 0)) for r in records]
+def summary_view(records: Sequence[GradeRecord]) -> dict[str, Any]:
+    """All figures and tables of the summary, as plain data (instructor overrides are
+    already in the records' scores)."""
+    first = records[0] if records else None
+    pcts = [percent(r.score, r.max_score) for r in records]
+    totals = [float(r.score) for r in records]
     stats: dict[str, str] = {"Students": str(len(records))}
     if records:
         stats.update(
@@ -91,7 +82,7 @@ def summary_view(records: list[dict[str, Any]]) -> dict[str, Any]:
                 f"({statistics.median(pcts):.1f}%)",
                 "Std. dev.": fmt_points(statistics.pstdev(totals)),
                 "Lowest / highest": f"{fmt_points(min(totals))} / {fmt_points(max(totals))}",
-                "Maximum": fmt_points(max(float(r.get("max_score", 0)) for r in records)),
+                "Maximum": fmt_points(max(float(r.max_score) for r in records)),
             }
         )
     # per question
@@ -102,48 +93,35 @@ def summary_view(records: list[dict[str, Any]]) -> dict[str, Any]:
     review: list[dict[str, str]] = []
     for r in records:
         pending = []
-        for q in r.get("questions", []):
-            qid = str(q.get("id"))
-            if qid not in q_info:
-                q_order.append(qid)
-                q_info[qid] = {
-                    "id": qid,
-                    "title": str(q.get("title", "")),
-                    "fracs": [],
-                    "max": q.get("max_score", 0),
-                }
-            q_info[qid]["fracs"].append(percent(q.get("score", 0), q.get("max_score", 0)))
-            for c in q.get("checks", []):
-                cid = str(c.get("id"))
-                if cid not in c_info:
-                    c_order.append(cid)
-                    c_info[cid] = {
-                        "id": cid,
-                        "question": qid,
-                        "type": str(c.get("type", "")).replace("_", " "),
+        for q in r.questions:
+            if q.id not in q_info:
+                q_order.append(q.id)
+                q_info[q.id] = {"id": q.id, "title": q.title, "fracs": [], "max": q.max_score}
+            q_info[q.id]["fracs"].append(percent(q.score, q.max_score))
+            for c in q.checks:
+                if c.id not in c_info:
+                    c_order.append(c.id)
+                    c_info[c.id] = {
+                        "id": c.id,
+                        "question": q.id,
+                        "type": c.type.replace("_", " "),
                         "status": Counter(),
                         "fracs": [],
                         "wrong": Counter(),
                         "n_wrong": 0,
                     }
-                info = c_info[cid]
-                status = str(c.get("status"))
-                info["status"][status] += 1
-                info["fracs"].append(percent(c.get("score", 0), c.get("max_score", 0)))
-                if status in ("fail", "partial", "error"):
+                info = c_info[c.id]
+                info["status"][c.status] += 1
+                info["fracs"].append(percent(c.score, c.max_score))
+                if c.status in ("fail", "partial", "error"):
                     info["n_wrong"] += 1
                     for key in _wrong_keys(c):
                         info["wrong"][key] += 1
-                if status == "manual":
-                    mark = f"{fmt_points(c.get('score', 0))}/{fmt_points(c.get('max_score', 0))}"
-                    pending.append(f"{cid} ({mark})")
+                if c.status == "manual":
+                    pending.append(f"{c.id} ({fmt_points(c.score)}/{fmt_points(c.max_score)})")
         if pending:
             review.append(
-                {
-                    "student": str(r.get("student")),
-                    "checks": ", ".join(pending),
-                    "n": str(len(pending)),
-                }
+                {"student": r.student, "checks": ", ".join(pending), "n": str(len(pending))}
             )
     questions = []
     for qid in q_order:
@@ -189,9 +167,9 @@ def summary_view(records: list[dict[str, Any]]) -> dict[str, Any]:
     )[:HARDEST]
     problems = [p for p in (_execution_problem(r) for r in records) if p is not None]
     return {
-        "course": str(first.get("course", "")),
-        "title": str(first.get("title") or first.get("assignment", "")),
-        "assignment": str(first.get("assignment", "")),
+        "course": first.course if first else "",
+        "title": (first.title or first.assignment) if first else "",
+        "assignment": first.assignment if first else "",
         "stats": stats,
         "histogram": histogram_svg(pcts) if records else None,
         "question_bars": question_bars_svg(
@@ -207,20 +185,17 @@ def summary_view(records: list[dict[str, Any]]) -> dict[str, Any]:
         "problems": problems,
         "review": review,
         "n_review": sum(int(x["n"]) for x in review),
-        "date": max(
-            (str((r.get("provenance") or {}).get("graded_at") or "")[:10] for r in records),
-            default="",
-        ),
+        "date": max((r.provenance.graded_at[:10] for r in records), default=""),
     }
 
 
-def summary_html(records: list[dict[str, Any]]) -> str:
+def summary_html(records: Sequence[GradeRecord]) -> str:
     """The summary as an HTML string."""
     return render_template("summary.html.j2", s=summary_view(records))
 
 
-def render_summary(records: list[dict[str, Any]], out_pdf: Path) -> None:
-    """Render the class summary of ``records`` (results dicts) to ``out_pdf``.
+def render_summary(records: Sequence[GradeRecord], out_pdf: Path) -> None:
+    """Render the class summary of ``records`` to ``out_pdf``.
 
     Shows the score distribution (histogram), per-question mean scores and full-mark
     rates (bar chart and table), per-check pass rates, the hardest checks with the most

@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from grader.checks.base import CheckContext
+from grader.checks.dropout import kept_bounds
 from grader.checks.function import (
     FunctionSpec,
     call_id,
@@ -16,9 +18,8 @@ from grader.checks.function import (
     describe_inputs,
     forward_id,
     grade_function,
-    kept_bounds,
-    rel_error,
 )
+from grader.checks.function_grading import GRADINGS, rel_error
 from grader.models import CallResult, ExecutionReport, Stored
 
 X = np.array([[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]])
@@ -430,3 +431,13 @@ def test_describe_inputs_in_words() -> None:
         "x (2, 3), pool_height 2, eps 0.01, running_mean (4,), p 0.5, "
         "argument 4 (a torch model), argument 5 (2, 2), argument 6 True, mode 'test'"
     )
+
+
+def test_grading_is_a_registered_name_with_its_own_requirements() -> None:
+    assert {"values", "dropout_forward", "dropout_backward"} <= set(GRADINGS)
+    with pytest.raises(ValidationError, match="unknown grading 'dropout'"):
+        spec(cases="affine_cases", grading="dropout")
+    with pytest.raises(ValidationError, match="`reference:` names the reference function"):
+        spec(cases="affine_cases")  # values compares with a reference function
+    with pytest.raises(ValidationError, match="dropout_backward needs `forward:`"):
+        spec(cases="drop_cases", grading="dropout_backward")

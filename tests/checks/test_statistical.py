@@ -12,17 +12,9 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import binom
 
-from grader.checks.statistical import (
-    Planned,
-    StatisticalSpec,
-    binomial_interval,
-    bounds,
-    describe,
-    evaluate,
-    grade_statistical,
-    mistakes,
-    plan,
-)
+from grader.checks.binomial import binomial_interval
+from grader.checks.statistical import StatisticalSpec, describe, evaluate, grade_statistical
+from grader.checks.statistical_design import Planned, bounds, mistakes, plan
 from grader.models import CallResult, ExecutionReport
 from grader.rubric import load_rubric
 from tests.conftest import make_ctx
@@ -301,7 +293,7 @@ def test_empirical_false_fail_rate_of_a_correct_dropout() -> None:
     for salt in range(runs):
         verdict = evaluate(loose, planned, run_lean(planned, correct, salt))
         loose_failures += verdict.status != "pass"
-        zeros = [r["zeros"] for r in verdict.details["rates"]]
+        zeros = [r.zeros for r in verdict.details.rates or []]
         counts.append(zeros)
         strict_failures += any(
             not b.low <= z <= b.high for b, z in zip(strict_bounds, zeros, strict=True)

@@ -15,9 +15,11 @@ import pytest
 from pypdf import PdfReader
 
 from grader.report import render as render_mod
+from grader.report.format import cell_ranges, trim_traceback
+from grader.report.matrix import matrix_view
 from grader.report.render import ReportPool, render_all, render_student_report, report_html
 from grader.report.samples import sample_record
-from grader.report.view import STATUS_WORDS, cell_ranges, matrix_view, trim_traceback
+from grader.report.view import STATUS_WORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "grader" / "schema" / "result.schema.json").read_text())

@@ -10,6 +10,8 @@ from typing import Any
 import jsonschema
 from pypdf import PdfReader
 
+from grader.cache import record_from_dict
+from grader.models import GradeRecord
 from grader.report.samples import sample_record
 from grader.report.summary import render_summary, summary_html, summary_view
 
@@ -17,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "grader" / "schema" / "result.schema.json").read_text())
 
 
-def class_records() -> list[dict[str, Any]]:
+def class_dicts() -> list[dict[str, Any]]:
+    """The class's results as written to disk (valid against the published schema)."""
     records = [sample_record(f"s{i:02d}", seed=i, traceback_lines=0) for i in range(10)]
     records.append(sample_record("crash01", seed=20, traceback_lines=30))
     timeout = sample_record("slow01", seed=21, traceback_lines=0)
@@ -41,6 +44,10 @@ def class_records() -> list[dict[str, Any]]:
     for r in records:
         jsonschema.validate(r, SCHEMA)
     return records
+
+
+def class_records() -> list[GradeRecord]:
+    return [record_from_dict(r) for r in class_dicts()]
 
 
 def test_summary_pdf_sections(tmp_path: Path) -> None:
@@ -80,9 +87,9 @@ def test_summary_numbers() -> None:
     passed = sum(
         1
         for r in records
-        for q in r["questions"]
-        for c in q["checks"]
-        if c["id"] == "q2_O" and c["status"] == "pass"
+        for q in r.questions
+        for c in q.checks
+        if c.id == "q2_O" and c.status == "pass"
     )
     assert q2o["pass"] == passed
     assert abs(q2o["pass_pct"] - 100 * passed / len(records)) < 1e-9
