@@ -115,7 +115,8 @@ def run_module(
     env: Mapping[str, str] | None = None,
     limit_hit: Callable[[], str | None] = lambda: None,
 ) -> ModuleRun:
-    """Import ``module`` (a file in ``workdir``, the worker's cwd) and run ``calls``.
+    """Import ``module`` (a file in ``workdir``, the worker's cwd, or in a sub-folder of
+    it) and run ``calls``.
 
     ``inbox`` must be a directory the worker can read and ``outbox`` an empty one it can
     write. Every failure of the student's code is reported in the returned
@@ -127,7 +128,9 @@ def run_module(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"call id {dup!r} is used twice")
-    write_inbox(inbox, module.name, calls, limits)
+    # Relative to the worker's cwd: a module found in a sub-folder (an unzipped archive)
+    # is imported from there, under its own name, with its folder on sys.path.
+    write_inbox(inbox, module.relative_to(workdir).as_posix(), calls, limits)
     run = _Run(module.name, workdir, outbox, inbox, calls, limits, launcher, env, limit_hit)
     run.go()
     results = {c.id: run.results.get(i) or _not_run(c, run.left_why) for i, c in enumerate(calls)}

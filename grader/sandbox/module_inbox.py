@@ -80,12 +80,17 @@ def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
 def write_inbox(
     inbox: Path, module_file: str, calls: Sequence[Call], limits: ExecutionLimits
 ) -> None:
-    """The worker's sources, the calls and their arrays, readable by the sandbox uid."""
+    """The worker's sources, the calls and their arrays, readable by the sandbox uid.
+
+    ``module_file``: the module's path relative to the worker's cwd; it is imported under
+    its file name's stem.
+    """
     inbox.mkdir(parents=True, exist_ok=True)
     os.chmod(inbox, 0o755)
     counter = [0]
     config = {
         "module": module_file,
+        "module_name": Path(module_file).stem,
         "import_timeout": limits.import_timeout,
         "call_timeout": limits.call_timeout,
         "max_bytes": limits.max_call_bytes,
