@@ -23,9 +23,9 @@ from grader.models import (
     ProbeSpec,
     Stored,
 )
-from grader.sandbox.cgroups import CgroupError
 from grader.sandbox.entry import execute
 from grader.sandbox.errors import (
+    CgroupError,
     KernelStartError,
     SandboxError,
     SandboxUnavailable,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from grader.errors import SandboxError
+from grader.sandbox.errors import CgroupError
 
 CgroupVersion = Literal["v1", "v2"]
 
@@ -34,10 +34,6 @@ V1_OPTIONAL = ("cpu", "freezer")
 V2_REQUIRED = ("memory", "pids")
 
 CPU_PERIOD_US = 100_000
-
-
-class CgroupError(SandboxError):
-    """A cgroup could not be created, configured, joined or removed."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from grader.errors import SandboxError
 
 __all__ = [
+    "CgroupError",
     "KernelStartError",
     "SandboxError",
     "SandboxUnavailable",
@@ -32,6 +33,10 @@ class SandboxUnavailable(SandboxError):
         super().__init__(
             "refusing to run student code without: " + "; ".join(self.missing) + f" ({hint})"
         )
+
+
+class CgroupError(SandboxError):
+    """A cgroup could not be created, configured, joined or removed."""
 
 
 class KernelStartError(SandboxError):

@@ -45,8 +45,8 @@ from pathlib import Path
 from types import TracebackType
 
 from grader.sandbox import cgroups, confine
-from grader.sandbox.cgroups import Cgroup, CgroupError
-from grader.sandbox.errors import SandboxUnavailable
+from grader.sandbox.cgroups import Cgroup
+from grader.sandbox.errors import CgroupError, SandboxUnavailable
 from grader.sandbox.limits import ExecutionLimits
 from grader.sandbox.mounts import mount_quota, umount, unmount_keep
 from grader.sandbox.protections import (

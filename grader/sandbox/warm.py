@@ -54,8 +54,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from grader.sandbox import confine
-from grader.sandbox.cgroups import Cgroup, CgroupError
-from grader.sandbox.errors import WarmUnavailable
+from grader.sandbox.cgroups import Cgroup
+from grader.sandbox.errors import CgroupError, WarmUnavailable
 from grader.sandbox.isolation import ENTER_PY
 from grader.sandbox.limits import ExecutionLimits
 from grader.sandbox.mounts import libc, mount_tmpfs, umount

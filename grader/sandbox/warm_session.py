@@ -20,8 +20,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from grader.sandbox import confine
-from grader.sandbox.cgroups import Cgroup, CgroupError
+from grader.sandbox.cgroups import Cgroup
 from grader.sandbox.enter import _chown_tree
+from grader.sandbox.errors import CgroupError
 from grader.sandbox.limits import ExecutionLimits
 from grader.sandbox.mounts import libc, mount_quota, umount, unmount_keep
 from grader.sandbox.protections import python_paths
