@@ -35,6 +35,7 @@ from grader.models import (
 from grader.reference import Expected, torch_version
 from grader.rubric import Rubric
 from grader.sandbox import (
+    KERNEL_SEED,
     Executed,
     ExecutionLimits,
     ExecutionRequest,
@@ -45,9 +46,6 @@ from grader.sandbox import (
     execute,
 )
 from grader.scoring import question_result, total
-
-#: The seed of ``random``, NumPy and torch in every kernel (recorded in the provenance).
-KERNEL_SEED = 0
 
 
 def submission_hash(sub: Submission) -> str:
@@ -136,7 +134,6 @@ def execution_request(
         frameworks=rubric.frameworks,
         limits=execution_limits(rubric),
         mode=sandbox,
-        seed=KERNEL_SEED,
         workroot=workroot,
     )
 

@@ -34,6 +34,7 @@ from grader.sandbox.errors import (
 from grader.sandbox.limits import ExecutionLimits, LimitSettings
 from grader.sandbox.readiness import preflight, sandbox_warnings
 from grader.sandbox.records import (
+    KERNEL_SEED,
     DeviceRequest,
     Executed,
     ExecutionRequest,
@@ -46,6 +47,7 @@ from grader.sandbox.records import (
 )
 
 __all__ = [
+    "KERNEL_SEED",
     "Answer",
     "AnswerRequest",
     "Call",

@@ -26,6 +26,11 @@ Mode = Literal["strict", "permissive", "off"]
 """``strict`` refuses to run without every protection; ``permissive`` runs with what
 exists (and says what is missing); ``off`` runs student code with the grader's rights."""
 
+#: The seed of ``random``, NumPy and torch in every kernel and worker call, unless a
+#: request says otherwise. Declared here, in the sandbox's code, so that the execution
+#: cache's hash of that code changes with it (:func:`grader.cache.execution_code_hash`).
+KERNEL_SEED = 0
+
 Framework = Literal["numpy", "torch", "tensorflow", "keras", "jax"]
 """A framework a rubric declares (``frameworks:``), by its import name: a warm template
 imports it once so that no student pays for its import."""
@@ -102,7 +107,7 @@ class ExecutionRequest:
     provided: tuple[ProvidedFile, ...] = ()
     limits: ExecutionLimits = field(default_factory=ExecutionLimits)
     mode: Mode = "strict"
-    seed: int = 0
+    seed: int = KERNEL_SEED
     workroot: Path | None = None
 
     def __post_init__(self) -> None:

@@ -46,8 +46,8 @@ questions:
 """
 
 
-def rubric_file(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "t.yaml"
+def rubric_file(tmp_path: Path, extra: str, name: str = "t.yaml") -> Path:
+    path = tmp_path / name
     path.write_text(RUBRIC.format(extra=extra))
     return path
 
@@ -162,6 +162,33 @@ def test_records_are_frozen(tmp_path: Path) -> None:
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.mode = "off"  # type: ignore[misc]
+
+
+def test_the_execution_key_follows_what_runs_not_what_is_preloaded(tmp_path: Path) -> None:
+    """Preloading is a speed-up (warm or cold give the same results, as GRADER_WARM is
+    not in the key either); a limit changes what runs."""
+
+    def key(extra: str, name: str) -> str:
+        rubric = load_rubric(rubric_file(tmp_path, extra, name))
+        return grader.cache.execution_fingerprint(rubric, [], "ref", "strict")
+
+    base = key("frameworks: [numpy]", "a.yaml")
+    assert key("frameworks: [numpy, torch]", "b.yaml") == base
+    assert key("frameworks: [numpy]\nlimits: {cell_timeout: 5}", "c.yaml") != base
+
+
+def test_the_sandbox_code_that_decides_an_execution_is_hashed() -> None:
+    """The kernel's seed and every limit's default are declared in the sandbox's code, so
+    the execution cache's code hash changes with them."""
+    hashed = {
+        p.relative_to(PACKAGE).as_posix()
+        for pattern in grader.cache.EXECUTION_CODE
+        for p in PACKAGE.glob(pattern)
+    }
+    assert {f"sandbox/{p.name}" for p in (PACKAGE / "sandbox").glob("*.py")} <= hashed
+    assert grader.sandbox.ExecutionRequest.__dataclass_fields__["seed"].default == (
+        grader.sandbox.KERNEL_SEED
+    )
 
 
 # --- errors -----------------------------------------------------------------------------
