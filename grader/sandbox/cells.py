@@ -59,6 +59,8 @@ class Fate:
 
 @dataclass
 class RunState:
+    """What happened so far in one run, filled in by the :class:`Runner` cell by cell."""
+
     cells_run: int = 0
     failures: list[CellFailure] = field(default_factory=list)
     fates: dict[int, Fate] = field(default_factory=dict)
