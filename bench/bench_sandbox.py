@@ -32,7 +32,9 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from grader.sandbox.isolation import Limits, SandboxSession, detect_protections
+from grader.sandbox import ExecutionLimits
+from grader.sandbox.isolation import SandboxSession
+from grader.sandbox.protections import detect_protections
 
 MS = 1000.0
 
@@ -101,14 +103,14 @@ def main() -> None:
         subprocess.run(cmd, check=True)
 
     scratch, outbox = _dirs(base, 0)
-    with SandboxSession(scratch, outbox, None, Limits(), "permissive") as box:
+    with SandboxSession(scratch, outbox, None, ExecutionLimits(), "permissive") as box:
 
         def confined() -> None:
             subprocess.run(box.launcher(cmd), env=box.env(), check=True)
 
         def whole_session() -> None:
             s, o = _dirs(base, next(counter) + 1)
-            with SandboxSession(s, o, None, Limits(), "permissive") as b:
+            with SandboxSession(s, o, None, ExecutionLimits(), "permissive") as b:
                 subprocess.run(b.launcher(cmd), env=b.env(), check=True)
 
         t_plain, t_conf, t_session = paired_ms([plain, confined, whole_session], args.runs)
@@ -116,7 +118,7 @@ def main() -> None:
     def kernel(mode: str) -> Callable[[], None]:
         def start() -> None:
             s, o = _dirs(base, next(counter) + 1)
-            with SandboxSession(s, o, None, Limits(), mode) as b:  # type: ignore[arg-type]
+            with SandboxSession(s, o, None, ExecutionLimits(), mode) as b:  # type: ignore[arg-type]
                 asyncio.run(_kernel_ready(b))
 
         return start

@@ -4,17 +4,18 @@ Run as root on the grading machine (needs bubblewrap and a writable cgroup)::
 
     .venv/bin/python bench/bench_warm.py [--runs 10] [--what notebook|module|both]
 
-Each run is one submission as the pipeline makes it (:func:`grader.sandbox.run.
-run_sandboxed` with the HW3 rubric: a fresh scratch copy with quotas, a cgroup, a kernel
-in its own namespaces, the harness, two cells importing torch and building a layer, the
-harvest, teardown), once cold (new sandbox, new interpreter) and once warm (forked from
-this thread's template). Runs are interleaved (cold, warm, ...) so that load from other
-jobs affects both sides alike. The template's own start (importing torch once) is
-reported apart: it is paid once per grading worker, not per submission. Prints wall
-seconds per submission (median, mean, min), the ratio cold/warm and the load average.
+Each run is one submission as the sandbox runs it
+(:func:`grader.sandbox.stages.notebook_in_session` with the HW3 rubric's limits: a fresh
+scratch copy with quotas, a cgroup, a kernel in its own namespaces, the harness, two
+cells importing torch and building a layer, the harvest, teardown), once cold (new
+sandbox, new interpreter) and once warm (forked from this thread's template). Runs are
+interleaved (cold, warm, ...) so that load from other jobs affects both sides alike. The
+template's own start (importing torch once) is reported apart: it is paid once per
+grading worker, not per submission. Prints wall seconds per submission (median, mean,
+min), the ratio cold/warm and the load average.
 
-The module part does the same for the HW2 module stage (:func:`grader.sandbox.run.
-module_sandbox` + :func:`grader.sandbox.module.run_module`: scratch quota, cgroup, one
+The module part does the same for the HW2 module stage (:func:`grader.sandbox.warm_or_cold.
+open_session` + :func:`grader.sandbox.module.run_module`: scratch quota, cgroup, one
 worker that imports ``layers.py`` and makes all of the rubric's calls, teardown), with
 the reference solution (NumPy only) and with the same solution plus ``import torch`` (a
 student who imports torch pays its import cold, not warm: the template holds it).
@@ -33,13 +34,15 @@ from pathlib import Path
 import nbformat
 
 from grader.models import AnswerRequest, Call
+from grader.pipeline import execution_limits
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import warm
-from grader.sandbox.isolation import detect_protections
-from grader.sandbox.module import ModuleLimits, run_module
-from grader.sandbox.notebook import RunLimits
-from grader.sandbox.run import module_sandbox, run_sandboxed, sandbox_env, sandbox_limits
+from grader.sandbox import confine, warm
+from grader.sandbox.module import run_module
+from grader.sandbox.protections import detect_protections
+from grader.sandbox.stages import notebook_in_session
+from grader.sandbox.warm_or_cold import open_session
+from grader.sandbox.warm_session import WarmSession
 
 CELLS = [
     "import torch\nimport torch.nn as nn",
@@ -48,7 +51,7 @@ CELLS = [
 ]
 
 
-def one(root: Path, rubric: object, use_warm: bool, i: int) -> float:
+def one(root: Path, rubric: Rubric, use_warm: bool, i: int) -> float:
     """Seconds for one submission; asserts the answers came back."""
     base = Path(tempfile.mkdtemp(prefix=f"grade-bench-{i}-", dir=root))
     work, outbox = base / "work", base / "outbox"
@@ -58,14 +61,14 @@ def one(root: Path, rubric: object, use_warm: bool, i: int) -> float:
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]  # type: ignore[no-untyped-call]
     nbformat.write(nb, work / "hw3.ipynb")  # type: ignore[no-untyped-call]
     started = time.monotonic()
-    run, _ = run_sandboxed(
+    run, _ = notebook_in_session(
         work / "hw3.ipynb",
         work,
         outbox,
-        rubric,  # type: ignore[arg-type]
-        RunLimits(cell_timeout_s=60),
-        "strict",
         [AnswerRequest("n_params")],
+        execution_limits(rubric).model_copy(update={"cell_timeout": 60}),
+        "strict",
+        frameworks=rubric.frameworks,
         warm=use_warm,
     )
     took = time.monotonic() - started
@@ -84,17 +87,18 @@ def one_module(
     outbox.mkdir()
     (work / "layers.py").write_text(source)
     started = time.monotonic()
-    with module_sandbox(work, outbox, rubric, "strict", warm=use_warm) as box:
-        assert box.warm is use_warm
+    limits = execution_limits(rubric)
+    with open_session(work, outbox, limits, "strict", rubric.frameworks, warm=use_warm) as box:
+        assert isinstance(box, WarmSession) is use_warm
         run = run_module(
             work / "layers.py",
             work,
             outbox,
-            box.inbox,
+            box.runtime / "inbox",
             calls,
-            ModuleLimits(),
-            launcher=box.launcher,
-            env=box.env,
+            limits,
+            launcher=box.worker_launcher,
+            env=box.worker_env(),
             limit_hit=box.limit_hit,
         )
     took = time.monotonic() - started
@@ -111,7 +115,9 @@ def bench_modules(runs: int) -> None:
     solution = (rubric.solution / "layers.py").read_text()
     load = [os.getloadavg()]
     started = time.monotonic()
-    template = warm.thread_template(warm.preload_for(rubric), sandbox_limits(rubric), sandbox_env())
+    template = warm.thread_template(
+        warm.preload(rubric.frameworks), execution_limits(rubric), confine.extra_env()
+    )
     if template is None:
         sys.exit(f"no warm template: {warm._failed}")
     print(f"module template start (HW2): {time.monotonic() - started:.2f} s")
@@ -164,7 +170,9 @@ def main() -> None:
     rubric = load_rubric("hw3")
     load = [os.getloadavg()]
     started = time.monotonic()
-    template = warm.thread_template(warm.preload_for(rubric), sandbox_limits(rubric), sandbox_env())
+    template = warm.thread_template(
+        warm.preload(rubric.frameworks), execution_limits(rubric), confine.extra_env()
+    )
     if template is None:
         sys.exit(f"no warm template: {warm._failed}")
     print(

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader.cache import (
-    Executed,
     GradeCache,
     execution_fingerprint,
     execution_key,
@@ -31,6 +30,7 @@ from grader.models import GradeRecord, Submission
 from grader.pipeline import (
     crashed_record,
     execute_submission,
+    execution_limits,
     for_cache,
     score_execution,
     submission_hash,
@@ -39,8 +39,7 @@ from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected
 from grader.results import record_to_dict, write_json_atomic
 from grader.rubric import Rubric
-from grader.sandbox.isolation import Mode
-from grader.sandbox.run import preflight, sandbox_warnings
+from grader.sandbox import Executed, Mode, preflight, sandbox_warnings
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
@@ -190,7 +189,7 @@ def _dispatch(
     plans = [plan(sub) for sub in subs]
     if any(p.finished is None and not p.cached for p in plans):
         if remote is None:
-            preflight(rubric, sandbox)
+            preflight(sandbox, execution_limits(rubric))
         else:
             remote.check_workers(preflight_kernel=True)
 

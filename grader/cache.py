@@ -45,7 +45,6 @@ import platform
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -70,21 +69,11 @@ from grader.models import (
     Stored,
 )
 from grader.rubric import Rubric
+from grader.sandbox import Executed
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
 CACHE_FORMAT = 1
 CACHE_DIRNAME = ".cache"
-
-
-@dataclass(frozen=True)
-class Executed:
-    """Everything the EXECUTION stage produced for one submission (plain data only)."""
-
-    run: NotebookRun | None  # None when no notebook ran
-    problem: str | None  # why the notebook did not run
-    execution: ExecutionReport  # merged notebook + module report
-    module_run: ModuleRun | None
-    module_problem: str | None
 
 
 class Unencodable(TypeError):

@@ -67,7 +67,6 @@ import numpy as np
 from distributed import Client, Future, as_completed
 
 from grader.cache import (
-    Executed,
     Unencodable,
     decode_executed,
     encode_executed,
@@ -77,7 +76,7 @@ from grader.errors import GraderError
 from grader.models import Submission
 from grader.reference import Expected, load_expected
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric
-from grader.sandbox.isolation import Mode
+from grader.sandbox import Executed, Mode
 
 #: Bump when the request or reply layout changes; a worker with another format refuses.
 TASK_FORMAT = 1
@@ -184,7 +183,8 @@ def check_worker(identity_json: str, preflight_kernel: bool) -> bytes:
     """Worker-side set-up check: the batch identity, the sandbox protections this machine
     lacks and (``preflight_kernel``) one sandboxed kernel start. JSON bytes:
     ``{"host", "warnings": [...], "error": str | null}``."""
-    from grader.sandbox.run import preflight, sandbox_warnings
+    from grader.pipeline import execution_limits
+    from grader.sandbox import preflight, sandbox_warnings
 
     identity = json.loads(identity_json)
     answer: dict[str, Any] = {"host": _host(), "warnings": [], "error": None}
@@ -192,7 +192,7 @@ def check_worker(identity_json: str, preflight_kernel: bool) -> bytes:
         rubric, _ = _context(identity)
         answer["warnings"] = list(sandbox_warnings(identity["sandbox"]))
         if preflight_kernel:
-            preflight(rubric, identity["sandbox"])
+            preflight(identity["sandbox"], execution_limits(rubric))
     except ClusterMismatch as exc:  # already names this worker
         answer["error"] = " ".join(str(exc).split())
     except Exception as exc:  # a refused sandbox, no kernel, anything: reported, not raised

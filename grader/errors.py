@@ -26,3 +26,11 @@ class ReferenceComputationError(GraderError):
 
 class SubmissionsError(GraderError):
     """The submissions folder is missing or holds nothing to grade."""
+
+
+class SandboxError(GraderError):
+    """The sandbox cannot run student code here (a grader-side problem, never the student's).
+
+    Its subclasses live in :mod:`grader.sandbox.errors` and are exported by
+    :mod:`grader.sandbox`.
+    """

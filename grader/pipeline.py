@@ -1,9 +1,12 @@
 """The explicit sequence of stages for one submission.
 
-EXECUTION: submission → scratch copy → notebook run (own kernel) and/or module calls
-(own worker) → answers, as plain data (cached, :mod:`grader.cache`); SCORING: checks →
-scores → a :class:`GradeRecord`. One submission's failure, however strange, becomes that
-student's result and never stops the batch (:mod:`grader.batch` runs many).
+EXECUTION: the rubric and the expected values become one :class:`ExecutionRequest`
+(:func:`execution_request`: the files, the answers to harvest, the module calls, the
+frameworks, one :class:`ExecutionLimits`), which the sandbox runs
+(:func:`grader.sandbox.execute`) into plain data (cached, :mod:`grader.cache`);
+SCORING: checks → scores → a :class:`GradeRecord`. One submission's failure, however
+strange, becomes that student's result and never stops the batch (:mod:`grader.batch`
+runs many).
 """
 
 from __future__ import annotations
@@ -11,52 +14,38 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
-import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from grader import __version__
-from grader.cache import (
-    Executed,
-)
 from grader.checks import REGISTRY, CheckContext
 from grader.checks.base import CheckSpec
 from grader.models import (
     CheckResult,
     ExecutionReport,
     GradeRecord,
-    ModuleRun,
-    NotebookRun,
     Provenance,
     Submission,
 )
 from grader.reference import Expected, torch_version
 from grader.rubric import Rubric
-from grader.sandbox import run as sandbox_run
-from grader.sandbox.isolation import Mode
-from grader.sandbox.module import ModuleLimits, missing_module_message, run_module
-from grader.sandbox.notebook import NotebookFormatError, RunLimits
-from grader.sandbox.run import (
+from grader.sandbox import (
     KERNEL_SEED,
-    with_limit,
+    Executed,
+    ExecutionLimits,
+    ExecutionRequest,
+    Mode,
+    ModuleTask,
+    NotebookTask,
+    SubmissionFiles,
+    execute,
 )
 from grader.scoring import question_result, total
-
-
-@dataclass(frozen=True)
-class Located:
-    """The notebook or module file found in the scratch copy, or why there is none."""
-
-    path: Path | None
-    problem: str | None
-    warnings: tuple[str, ...] = ()
 
 
 def submission_hash(sub: Submission) -> str:
@@ -70,76 +59,8 @@ def submission_hash(sub: Submission) -> str:
     return digest.hexdigest()
 
 
-def copy_to_scratch(sub: Submission, scratch: Path) -> list[str]:
-    """Copy the student's files into ``scratch``; symlinks are refused, never followed."""
-    warnings = []
-    base = sub.path.parent if sub.is_single_file else sub.path
-    for path in sub.files:
-        rel = path.relative_to(base)
-        if path.is_symlink():
-            warnings.append(f"{rel} is a symbolic link and was not copied: submit real files")
-            continue
-        target = scratch / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    return warnings
-
-
-def locate_notebook(sub: Submission, rubric: Rubric, scratch: Path) -> Located:
-    """Find the notebook to grade in the scratch copy, tolerating the usual misnamings."""
-    wanted = rubric.notebook or "a notebook"
-    if sub.is_single_file:
-        if sub.path.suffix.lower() != ".ipynb":
-            return Located(None, f"{sub.path.name} is not a Jupyter notebook: submit {wanted}")
-        return Located(scratch / sub.path.name, None)
-    exact = scratch / wanted
-    if exact.is_file():
-        return Located(exact, None)
-    notebooks = sorted(p for p in scratch.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    if len(notebooks) == 1:
-        found = notebooks[0].relative_to(scratch)
-        return Located(
-            notebooks[0],
-            None,
-            (f"graded {found}: the handout asks for the notebook to be named {wanted}",),
-        )
-    present = ", ".join(
-        str(p.relative_to(scratch)) for p in sorted(scratch.rglob("*")) if p.is_file()
-    )
-    if not notebooks:
-        return Located(
-            None,
-            f"no notebook in the submission: expected {wanted} (found: {present or 'nothing'})",
-        )
-    names = ", ".join(str(p.relative_to(scratch)) for p in notebooks)
-    return Located(None, f"several notebooks ({names}) and none named {wanted}: keep one")
-
-
-def locate_module(sub: Submission, wanted: str, scratch: Path) -> Located:
-    """Find the module to import in the scratch copy (``layers.py``), or say what is there.
-
-    A single-file submission of that name is the module itself; in a folder the module
-    is taken at the top level, or from the one sub-folder that holds it (an unzipped
-    archive), never guessed from other file names.
-    """
-    exact = scratch / wanted
-    if exact.is_file():
-        return Located(exact, None)
-    matches = sorted(p for p in scratch.rglob(wanted) if p.is_file() and "__MACOSX" not in p.parts)
-    if len(matches) == 1:
-        found = matches[0].relative_to(scratch)
-        return Located(
-            matches[0], None, (f"imported {found}: the handout asks for {wanted} at the top level",)
-        )
-    present = [str(p.relative_to(scratch)) for p in sorted(scratch.rglob("*")) if p.is_file()]
-    if matches:
-        names = ", ".join(str(p.relative_to(scratch)) for p in matches)
-        return Located(None, f"several files named {wanted} ({names}): keep one")
-    return Located(None, missing_module_message(wanted, present))
-
-
 def _not_run(notebook: str | None, warnings: Sequence[str]) -> ExecutionReport:
-    """The execution report when no notebook ran (none graded, none found, or unreadable)."""
+    """The execution report of a submission the grader itself failed on."""
     return ExecutionReport(
         notebook=notebook,
         cells_total=0,
@@ -173,6 +94,50 @@ def grade_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
         )
 
 
+def execution_limits(rubric: Rubric) -> ExecutionLimits:
+    """The rubric's limits as the sandbox's one limits record: the only translation (the
+    rubric's ``limits:`` keys are :class:`ExecutionLimits` fields of the same names)."""
+    return ExecutionLimits(**rubric.limits.model_dump())
+
+
+def execution_request(
+    sub: Submission,
+    rubric: Rubric,
+    expected: Expected,
+    *,
+    workroot: Path | None = None,
+    sandbox: Mode = "strict",
+) -> ExecutionRequest:
+    """Everything the sandbox needs to run ``sub`` for ``rubric``: its files, the answers
+    every check harvests, the module calls (their inputs come from the expected values),
+    the frameworks to preload and the limits."""
+    base = sub.path.parent if sub.is_single_file else sub.path
+    files = SubmissionFiles(
+        root=base,
+        paths=tuple(p.relative_to(base).as_posix() for p in sub.files),
+        single_file=sub.is_single_file,
+    )
+    notebook = (
+        NotebookTask(rubric.notebook, harvest=tuple(rubric.requests()))
+        if rubric.notebook is not None
+        else None
+    )
+    module = (
+        ModuleTask(rubric.module, calls=tuple(rubric.calls(expected.values)))
+        if rubric.module is not None
+        else None
+    )
+    return ExecutionRequest(
+        files=files,
+        notebook=notebook,
+        module=module,
+        frameworks=rubric.frameworks,
+        limits=execution_limits(rubric),
+        mode=sandbox,
+        workroot=workroot,
+    )
+
+
 def execute_submission(
     sub: Submission,
     rubric: Rubric,
@@ -181,42 +146,11 @@ def execute_submission(
     workroot: Path | None = None,
     sandbox: Mode = "strict",
 ) -> Executed:
-    """EXECUTION: run one student's notebook and/or module, each in its own sandbox.
+    """EXECUTION: run one student's notebook and/or module in the sandbox.
 
-    The notebook runs in a Jupyter kernel for the answers it defines; the module is
-    imported in a worker process that makes every call the checks ask for. Each gets its
-    own fresh copy of the submission. The outcome is plain data (cacheable, see
-    :mod:`grader.cache`); no check runs here.
+    The outcome is plain data (cacheable, see :mod:`grader.cache`); no check runs here.
     """
-    scratch_root = Path(tempfile.mkdtemp(prefix="grade-", dir=workroot))
-    try:
-        run: NotebookRun | None = None
-        problem: str | None = None
-        warnings: list[str] = []
-        execution: ExecutionReport | None = None
-        if rubric.notebook is not None:
-            run, problem, execution = _notebook_stage(sub, rubric, scratch_root, sandbox)
-        module_run: ModuleRun | None = None
-        module_problem: str | None = None
-        if rubric.module is not None:
-            module_run, module_problem, mod_warnings = _module_stage(
-                sub, rubric, expected, scratch_root / "module", sandbox
-            )
-            warnings.extend(mod_warnings)
-        if execution is None:
-            execution = _not_run(None, ())
-        execution = dataclasses.replace(
-            execution,
-            warnings=tuple(dict.fromkeys((*execution.warnings, *warnings))),
-            module=module_run.module if module_run is not None else None,
-            module_problem=module_problem,
-            duration_s=round(
-                execution.duration_s + (module_run.duration_s if module_run else 0.0), 3
-            ),
-        )
-        return Executed(run, problem, execution, module_run, module_problem)
-    finally:
-        shutil.rmtree(scratch_root, ignore_errors=True)
+    return execute(execution_request(sub, rubric, expected, workroot=workroot, sandbox=sandbox))
 
 
 def score_execution(
@@ -260,83 +194,6 @@ def grade_submission(
     started = time.monotonic()
     executed = execute_submission(sub, rubric, expected, workroot=workroot, sandbox=sandbox)
     return score_execution(sub, rubric, expected, executed, started)
-
-
-def _notebook_stage(
-    sub: Submission, rubric: Rubric, scratch_root: Path, sandbox: Mode
-) -> tuple[NotebookRun | None, str | None, ExecutionReport]:
-    """Run the notebook: its run (None when nothing ran), why not, and the report."""
-    assert rubric.notebook is not None
-    work, outbox = scratch_root / "work", scratch_root / "outbox"
-    work.mkdir()
-    outbox.mkdir()
-    warnings = copy_to_scratch(sub, work)
-    located = locate_notebook(sub, rubric, work)
-    warnings.extend(located.warnings)
-    run: NotebookRun | None = None
-    problem = located.problem
-    if located.path is not None:
-        limits = RunLimits(
-            cell_timeout_s=rubric.limits.cell_timeout,
-            notebook_timeout_s=rubric.limits.notebook_timeout,
-        )
-        try:
-            run, limit = sandbox_run.run_sandboxed(
-                located.path, work, outbox, rubric, limits, sandbox
-            )
-        except NotebookFormatError as exc:
-            problem = str(exc)
-        else:
-            if limit is not None:
-                run = with_limit(run, limit)
-    name = located.path.name if located.path is not None else None
-    if run is not None:
-        execution = run.execution
-        execution = ExecutionReport(
-            **{**execution.__dict__, "warnings": (*warnings, *execution.warnings)}
-        )
-    else:
-        execution = _not_run(name, (*warnings, problem or "the notebook did not run"))
-    return run, problem, execution
-
-
-def _module_stage(
-    sub: Submission, rubric: Rubric, expected: Expected, root: Path, sandbox: Mode
-) -> tuple[ModuleRun | None, str | None, list[str]]:
-    """Import the module and make every check's calls: the run, the problem, warnings."""
-    assert rubric.module is not None
-    work, outbox = root / "work", root / "outbox"
-    work.mkdir(parents=True)
-    outbox.mkdir()
-    warnings = copy_to_scratch(sub, work)
-    located = locate_module(sub, rubric.module, work)
-    warnings.extend(located.warnings)
-    if located.path is None:
-        missing = located.problem or f"no {rubric.module} in the submission"
-        return None, missing, [*warnings, missing]
-    calls = rubric.calls(expected.values)
-    limits = ModuleLimits(
-        import_timeout_s=rubric.limits.import_timeout,
-        call_timeout_s=rubric.limits.call_timeout,
-        total_timeout_s=rubric.limits.module_timeout,
-    )
-    # Warm (a fork of this thread's template) or cold, as the notebook stage chooses.
-    with sandbox_run.module_sandbox(work, outbox, rubric, sandbox) as box:
-        module_run = run_module(
-            located.path,
-            work,
-            outbox,
-            box.inbox,
-            calls,
-            limits,
-            launcher=box.launcher,
-            env=box.env,
-            limit_hit=box.limit_hit,
-        )
-    problem = module_run.import_error
-    if problem is not None:
-        warnings.append(problem)
-    return module_run, problem, [*warnings, *module_run.warnings]
 
 
 def _record(

@@ -15,21 +15,15 @@ from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
 from grader.models import AnswerRequest, Call
+from grader.sandbox import Framework, LimitSettings
 from grader.yamlpos import Path_, line_of, load_with_lines
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
 
 
-class Limits(StrictModel):
-    """Per-submission limits; the sandbox enforces those it can."""
-
-    cell_timeout: float = Field(default=60.0, gt=0)
-    notebook_timeout: float = Field(default=900.0, gt=0)
-    memory_mb: int = Field(default=2048, ge=256)
-    processes: int = Field(default=256, ge=8)
-    import_timeout: float = Field(default=20.0, gt=0)  # importing the student's module
-    call_timeout: float = Field(default=10.0, gt=0)  # one call of a module function
-    module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module
+#: A rubric's ``limits:``: the sandbox declares which of its limits an assignment may set,
+#: with their defaults and bounds (:class:`grader.sandbox.ExecutionLimits` adds the rest).
+Limits = LimitSettings
 
 
 class QuestionSpec(StrictModel):
@@ -51,6 +45,8 @@ class RubricFile(StrictModel):
     solution: str | None = None
     notebook: str | None = Field(default=None, min_length=1)
     module: str | None = Field(default=None, min_length=1)
+    # What a warm kernel or worker has imported before the student's code starts.
+    frameworks: tuple[Framework, ...] = ()
     limits: Limits = Limits()
     questions: list[QuestionSpec] = Field(min_length=1)
 
@@ -105,6 +101,7 @@ class Rubric:
     limits: Limits
     questions: tuple[Question, ...]
     module: str | None = None
+    frameworks: tuple[Framework, ...] = ()
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -218,6 +215,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         limits=top.limits,
         questions=tuple(questions),
         module=top.module,
+        frameworks=top.frameworks,
     )
 
 

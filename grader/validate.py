@@ -9,8 +9,7 @@ from grader.models import GradeRecord, Submission
 from grader.pipeline import grade_submission
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox.isolation import Mode
-from grader.sandbox.run import sandbox_warnings
+from grader.sandbox import Mode, sandbox_warnings
 
 
 def validate_rubric(

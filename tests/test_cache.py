@@ -14,7 +14,8 @@ import pytest
 
 import grader.batch
 import grader.cache
-import grader.sandbox.run
+import grader.sandbox.readiness
+import grader.sandbox.stages
 from grader.cache import (
     Executed,
     GradeCache,
@@ -262,7 +263,8 @@ def no_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a kernel was started")
 
-    monkeypatch.setattr(grader.sandbox.run, "run_sandboxed", refuse)
+    monkeypatch.setattr(grader.sandbox.readiness, "notebook_in_session", refuse)
+    monkeypatch.setattr(grader.sandbox.stages, "notebook_in_session", refuse)
     monkeypatch.setattr(grader.batch, "execute_submission", refuse)
 
 

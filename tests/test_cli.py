@@ -42,13 +42,13 @@ def test_no_kernel_can_start_exits_2_before_grading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A machine where no sandboxed kernel starts must not hand every student a zero."""
-    import grader.sandbox.run
-    from grader.sandbox.notebook import KernelStartError
+    import grader.sandbox.readiness
+    from grader.sandbox import KernelStartError
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KernelStartError("bwrap: execvp /x/.venv/bin/python3.11: No such file")
 
-    monkeypatch.setattr(grader.sandbox.run, "run_sandboxed", broken)
+    monkeypatch.setattr(grader.sandbox.readiness, "notebook_in_session", broken)
     (tmp_path / "subs" / "a").mkdir(parents=True)
     out = tmp_path / "out"
     assert main([str(tmp_path / "subs"), "--rubric", "hw3", "--out", str(out)]) == 2

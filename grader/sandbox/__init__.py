@@ -1,1 +1,80 @@
-"""Running student notebooks: the notebook runner and, later, process isolation."""
+"""The sandbox: runs one submission's notebook and/or module confined, returns plain data.
+
+One entry, :func:`execute`: an :class:`ExecutionRequest` in (the files, what to run, the
+answers to harvest and the calls to make, what to preload, one :class:`ExecutionLimits`,
+the mode), an :class:`Executed` out. Before a batch, :func:`sandbox_warnings` says what
+cannot be protected here and :func:`preflight` starts one kernel. Warm or cold, notebook
+or module, cgroup v1 or v2 are decided inside. Errors are
+:class:`~grader.errors.SandboxError` subclasses.
+
+Nothing outside this package imports its modules; it imports nothing from
+``grader.rubric``, ``grader.reference``, ``grader.checks`` or ``grader.report``.
+"""
+
+from grader.models import (
+    Answer,
+    AnswerRequest,
+    Call,
+    CallResult,
+    CellFailure,
+    ExecutionReport,
+    ModuleRun,
+    NotebookRun,
+    ProbeSpec,
+    Stored,
+)
+from grader.sandbox.entry import execute
+from grader.sandbox.errors import (
+    CgroupError,
+    KernelStartError,
+    SandboxError,
+    SandboxUnavailable,
+    UnsupportedRequest,
+)
+from grader.sandbox.limits import ExecutionLimits, LimitSettings
+from grader.sandbox.readiness import preflight, sandbox_warnings
+from grader.sandbox.records import (
+    KERNEL_SEED,
+    DeviceRequest,
+    Executed,
+    ExecutionRequest,
+    Framework,
+    Mode,
+    ModuleTask,
+    NotebookTask,
+    ProvidedFile,
+    SubmissionFiles,
+)
+
+__all__ = [
+    "KERNEL_SEED",
+    "Answer",
+    "AnswerRequest",
+    "Call",
+    "CallResult",
+    "CellFailure",
+    "CgroupError",
+    "DeviceRequest",
+    "Executed",
+    "ExecutionLimits",
+    "ExecutionReport",
+    "ExecutionRequest",
+    "Framework",
+    "KernelStartError",
+    "LimitSettings",
+    "Mode",
+    "ModuleRun",
+    "ModuleTask",
+    "NotebookRun",
+    "NotebookTask",
+    "ProbeSpec",
+    "ProvidedFile",
+    "SandboxError",
+    "SandboxUnavailable",
+    "Stored",
+    "SubmissionFiles",
+    "UnsupportedRequest",
+    "execute",
+    "preflight",
+    "sandbox_warnings",
+]

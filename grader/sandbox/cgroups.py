@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from grader.sandbox.errors import CgroupError
+
 CgroupVersion = Literal["v1", "v2"]
 
 #: cgroup v1 controllers the sandbox needs (``cpu`` and ``freezer`` are used when present).
@@ -32,10 +34,6 @@ V1_OPTIONAL = ("cpu", "freezer")
 V2_REQUIRED = ("memory", "pids")
 
 CPU_PERIOD_US = 100_000
-
-
-class CgroupError(RuntimeError):
-    """A cgroup could not be created, configured, joined or removed."""
 
 
 @dataclass(frozen=True)

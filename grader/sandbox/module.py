@@ -1,19 +1,17 @@
 """Import a student's module in a sandboxed worker process and call its functions.
 
-The grader half of :mod:`grader.harness.worker`. The worker and the shared encoder are
-written as source text into an ``inbox`` directory the sandbox can read (it binds
-nothing of the grader's tree), with the calls as JSON and their array arguments as
-``.npy`` files (never pickles). The worker's outbox is decoded here as untrusted data
-with :mod:`grader.answers`.
+The grader half of :mod:`grader.harness.worker`. The worker reads its sources and the
+calls from an ``inbox`` (:mod:`grader.sandbox.module_inbox`); its outbox is decoded here
+as untrusted data with :mod:`grader.answers`.
 
-Time limits: the import has ``import_timeout_s`` (a module that trains at import is
-stopped with a message saying so) and each call ``call_timeout_s``. The worker
+Time limits: the import has ``import_timeout`` (a module that trains at import is
+stopped with a message saying so) and each call ``call_timeout``. The worker
 interrupts a slow call itself and goes on; when it does not report within the limit plus
 a grace period (a loop in C, a student who catches the interrupt) the grader kills it and
 starts a new worker for the calls left, after marking the other calls of the function
 that hung "not run" (all-or-nothing grading needs no more of them). The values the
 new worker needs from earlier calls (a forward's cache) are recomputed by running those
-calls again. After ``max_restarts`` new workers, or past ``total_timeout_s``, the calls
+calls again. After ``max_restarts`` new workers, or past ``module_timeout``, the calls
 left are "not run".
 """
 
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import select
 import signal
@@ -29,133 +26,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
-import numpy as np
-
 from grader.answers import DamagedOutput, decode_value, read_json_file
-from grader.harness import encoding as _encoding
-from grader.harness import worker as _worker
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
-from grader.sandbox.notebook import describe_exit
+from grader.sandbox.kernel_client import Launcher, describe_exit
+from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.module_inbox import BOOTSTRAP, write_inbox
 
-Launcher = Callable[[list[str]], list[str]]
-
-_ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
-_WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
-# ``python -c`` puts nothing on sys.path; the inbox is argv[1].
-BOOTSTRAP = """
-import sys
-def _load(name, fname):
-    mod = type(sys)(name)
-    mod.__file__ = "<grader " + fname + ">"
-    sys.modules[name] = mod
-    with open(sys.argv[1] + "/" + fname, encoding="utf-8") as fh:
-        code = compile(fh.read(), "<grader " + fname + ">", "exec")
-    exec(code, mod.__dict__)
-    return mod
-_load("__grader_encoding__", "encoding.py")
-_load("__grader_worker__", "worker.py").main(sys.argv[1], sys.argv[2], sys.argv[3])
-"""
 _STATUSES: frozenset[str] = frozenset(get_args(CallStatus))
 _GRACE_S = 2.0  # after a limit, how long the worker may take to report it itself
 _MAX_MESSAGE_CHARS = 4000
 _MAX_TRACEBACK_CHARS = 5000
-
-
-@dataclass(frozen=True)
-class ModuleLimits:
-    """Time and size limits of one module run."""
-
-    import_timeout_s: float = 20.0
-    call_timeout_s: float = 10.0
-    total_timeout_s: float = 300.0
-    startup_timeout_s: float = 30.0  # interpreter and NumPy start, before the import clock
-    max_call_bytes: int = 64 * 2**20  # one call's JSON record plus its arrays
-    max_restarts: int = 3
-
-
-def missing_module_message(wanted: str, present: Sequence[str]) -> str:
-    """Why there is nothing to import, naming what the submission holds."""
-    found = ", ".join(present) or "nothing"
-    return f"no {wanted} in the submission (found: {found})"
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
-    """An argument as the worker's JSON tree; arrays become ``.npy`` files in ``inbox``."""
-    if isinstance(value, Stored):
-        return {"__stored__": [value.key, value.index]}
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
-            raise TypeError(f"cannot send an array of dtype {value.dtype} to the worker")
-        fname = f"a{counter[0]}.npy"
-        counter[0] += 1
-        with (inbox / fname).open("wb") as fh:
-            np.save(fh, np.ascontiguousarray(value), allow_pickle=False)
-        os.chmod(inbox / fname, 0o644)
-        return {"__ndarray__": fname}
-    if isinstance(value, np.generic):
-        return encode_arg(value.item(), inbox, counter)
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, tuple):
-        return {"__tuple__": [encode_arg(v, inbox, counter) for v in value]}
-    if isinstance(value, list):
-        return [encode_arg(v, inbox, counter) for v in value]
-    if isinstance(value, Mapping):
-        out = {str(k): encode_arg(v, inbox, counter) for k, v in value.items()}
-        if len(out) == 1 and next(iter(out)) in {
-            "__ndarray__",
-            "__float__",
-            "__dict__",
-            "__tuple__",
-            "__stored__",
-        }:
-            return {"__dict__": out}
-        return out
-    raise TypeError(f"cannot send a {type(value).__name__} to the worker")
-
-
-def write_inbox(inbox: Path, module_file: str, calls: Sequence[Call], limits: ModuleLimits) -> None:
-    """The worker's sources, the calls and their arrays, readable by the sandbox uid."""
-    inbox.mkdir(parents=True, exist_ok=True)
-    os.chmod(inbox, 0o755)
-    counter = [0]
-    config = {
-        "module": module_file,
-        "import_timeout": limits.import_timeout_s,
-        "call_timeout": limits.call_timeout_s,
-        "max_bytes": limits.max_call_bytes,
-        "calls": [
-            {
-                "id": c.id,
-                "function": c.function,
-                "args": [encode_arg(a, inbox, counter) for a in c.args],
-                "kwargs": {str(k): encode_arg(v, inbox, counter) for k, v in c.kwargs.items()},
-                "store": c.store,
-                "return_args": list(c.return_args),
-                "seed": c.seed,
-            }
-            for c in calls
-        ],
-    }
-    for name, text in (
-        ("encoding.py", _ENCODING_SOURCE),
-        ("worker.py", _WORKER_SOURCE),
-        ("calls.json", json.dumps(config)),
-    ):
-        (inbox / name).write_text(text, encoding="utf-8")
-        os.chmod(inbox / name, 0o644)
-
-
-# ----------------------------------------------------------------------------- running
 
 
 class _Proc:
@@ -227,23 +110,27 @@ def run_module(
     outbox: Path,
     inbox: Path,
     calls: Sequence[Call],
-    limits: ModuleLimits = ModuleLimits(),  # frozen, so sharing the default is safe
+    limits: ExecutionLimits | None = None,
     launcher: Launcher | None = None,
     env: Mapping[str, str] | None = None,
     limit_hit: Callable[[], str | None] = lambda: None,
 ) -> ModuleRun:
-    """Import ``module`` (a file in ``workdir``, the worker's cwd) and run ``calls``.
+    """Import ``module`` (a file in ``workdir``, the worker's cwd, or in a sub-folder of
+    it) and run ``calls``.
 
     ``inbox`` must be a directory the worker can read and ``outbox`` an empty one it can
     write. Every failure of the student's code is reported in the returned
     :class:`ModuleRun`; nothing here waits without a deadline.
     """
     started = time.monotonic()
+    limits = limits or ExecutionLimits()
     ids = [c.id for c in calls]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"call id {dup!r} is used twice")
-    write_inbox(inbox, module.name, calls, limits)
+    # Relative to the worker's cwd: a module found in a sub-folder (an unzipped archive)
+    # is imported from there, under its own name, with its folder on sys.path.
+    write_inbox(inbox, module.relative_to(workdir).as_posix(), calls, limits)
     run = _Run(module.name, workdir, outbox, inbox, calls, limits, launcher, env, limit_hit)
     run.go()
     results = {c.id: run.results.get(i) or _not_run(c, run.left_why) for i, c in enumerate(calls)}
@@ -268,7 +155,7 @@ class _Run:
         outbox: Path,
         inbox: Path,
         calls: Sequence[Call],
-        limits: ModuleLimits,
+        limits: ExecutionLimits,
         launcher: Launcher | None,
         env: Mapping[str, str] | None,
         limit_hit: Callable[[], str | None],
@@ -286,7 +173,7 @@ class _Run:
         self.import_error: str | None = None
         self.warnings: list[str] = []
         self.left_why = "the module's calls ended early"
-        self.deadline = time.monotonic() + limits.total_timeout_s
+        self.deadline = time.monotonic() + limits.module_timeout
         self.storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
 
     def go(self) -> None:
@@ -302,7 +189,7 @@ class _Run:
             if time.monotonic() >= self.deadline:
                 self.left_why = (
                     f"the calls of {self.module_file} may take at most "
-                    f"{self.limits.total_timeout_s:g} s in all"
+                    f"{self.limits.module_timeout:g} s in all"
                 )
                 self.warnings.append(self.left_why)
                 return
@@ -352,13 +239,13 @@ class _Run:
     def _drive(self, proc: _Proc, run: list[int], pending: list[int]) -> list[int]:
         lim = self.limits
         deadline = min(
-            self.deadline, time.monotonic() + lim.startup_timeout_s + lim.import_timeout_s
+            self.deadline, time.monotonic() + lim.worker_start_timeout + lim.import_timeout
         )
         line = proc.next_line(deadline)
         if line != "import":
             if line is None and not proc.eof:
                 self.import_error = (
-                    f"importing {self.module_file} took longer than {lim.import_timeout_s:g} s: "
+                    f"importing {self.module_file} took longer than {lim.import_timeout:g} s: "
                     "does it train at import?"
                 )
             else:
@@ -374,7 +261,7 @@ class _Run:
         left = list(pending)
         for index in run:
             call = self.calls[index]
-            deadline = min(self.deadline, time.monotonic() + lim.call_timeout_s + _GRACE_S)
+            deadline = min(self.deadline, time.monotonic() + lim.call_timeout + _GRACE_S)
             line = proc.next_line(deadline)
             if line == str(index):
                 self.results[index] = self._read_call(index, call)
@@ -387,7 +274,7 @@ class _Run:
                     return left
                 status: CallStatus = "timeout"
                 message = (
-                    f"{call.function} did not finish within {lim.call_timeout_s:g} s and "
+                    f"{call.function} did not finish within {lim.call_timeout:g} s and "
                     "could not be interrupted, so its worker was stopped"
                 )
             elif line is not None:
@@ -413,7 +300,7 @@ class _Run:
                             id=self.calls[j].id,
                             status="not_run",
                             message=f"not run: an earlier call of {call.function} did not "
-                            f"finish within {lim.call_timeout_s:g} s",
+                            f"finish within {lim.call_timeout:g} s",
                         )
             return left
         return left

@@ -5,8 +5,8 @@ the student's ``import torch``) costs about 2 s per submission. A :class:`WarmTe
 (one per grading worker thread, see :func:`thread_template`) is a process started once,
 inside a sandbox like a kernel's (uid 65534, its own namespaces and cgroup, no
 capabilities; without ``--disable-userns`` so its children can make user namespaces),
-that imports ``ipykernel``, ``numpy`` and, when the rubric needs it, ``torch``, and then
-forks one kernel per submission. Its source, :mod:`grader.sandbox.warm_template`, is
+that imports ``ipykernel``, ``numpy`` and the frameworks the request names (``torch``),
+and then forks one kernel per submission. Its source, :mod:`grader.sandbox.warm_template`, is
 sent in as text; nothing of the grader's tree is bound in. The template holds nothing
 secret (no reference values, no hidden inputs): a forked child inherits its memory.
 
@@ -24,7 +24,7 @@ create no further one, without capabilities, with ``no_new_privs`` (details in
 directory; the template survives for the next student.
 
 Module workers (HW1/HW2, :mod:`grader.sandbox.module`) are forked the same way
-(:meth:`WarmSession.worker_launcher`, :func:`grader.sandbox.run.module_sandbox`): the
+(:meth:`WarmSession.worker_launcher`, :func:`grader.sandbox.warm_or_cold.open_session`): the
 child, confined exactly as a kernel, runs the worker bootstrap (the same
 :mod:`grader.harness.worker` source as a cold worker, from the inbox) in ``python``
 mode instead of ``IPKernelApp``; its stdout is the progress pipe the grader reads. Every
@@ -32,7 +32,8 @@ worker, a restart after a hung call included, is a new fork.
 
 Warm starts are used only in strict mode with every protection available, when
 ``GRADER_WARM`` is not ``0``, the scratch lies under ``/tmp`` and the template starts;
-otherwise the cold path runs (for kernels and module workers alike).
+otherwise the cold path runs (for kernels and module workers alike): the choice is made
+in :func:`grader.sandbox.warm_or_cold.open_session`.
 """
 
 from __future__ import annotations
@@ -49,39 +50,34 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
-from grader.rubric import Rubric
-from grader.sandbox import cgroups
-from grader.sandbox.cgroups import Cgroup, CgroupError
-from grader.sandbox.isolation import (
-    ENTER_PY,
+from grader.sandbox import confine
+from grader.sandbox.cgroups import Cgroup
+from grader.sandbox.errors import CgroupError, WarmUnavailable
+from grader.sandbox.isolation import ENTER_PY
+from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.mounts import libc, mount_tmpfs, umount
+from grader.sandbox.protections import (
     ISOLATION_FLAGS,
     NOBODY,
-    Limits,
-    SandboxSession,
     detect_protections,
-    libc,
-    mount_tmpfs,
     python_paths,
     system_binds,
-    umount,
 )
-from grader.sandbox.warm_session import WarmSession as WarmSession
-from grader.sandbox.warm_session import usable_paths as usable_paths
+from grader.sandbox.warm_session import WarmSession
 
 TEMPLATE_SOURCE = Path(__file__).with_name("warm_template.py").read_text(encoding="utf-8")
 #: How long a template may take to import its modules (torch under load: seconds).
 TEMPLATE_START_TIMEOUT_S = 120.0
-#: Size of a template's runs tmpfs beyond ``Limits.tmp_bytes`` (run dirs, connection files).
+#: Size of a template's runs tmpfs beyond ``ExecutionLimits.tmp_bytes`` (run dirs, logs).
 RUNTIME_BYTES = 16 * 2**20
 _MS_SHARED = 1 << 20
 #: Environment switch: ``GRADER_WARM=0`` forces the cold path everywhere.
 ENV_SWITCH = "GRADER_WARM"
-#: Warm starts are on unless ``GRADER_WARM=0`` (see :func:`warm_enabled`).
+#: Warm starts (kernels and module workers alike) are on unless ``GRADER_WARM=0``.
 DEFAULT_ON = True
-#: Module workers (HW1/HW2) start warm too, under the same switch.
-MODULES_DEFAULT_ON = True
 
 
 #: What ``IPKernelApp.initialize`` would import (1 s of a kernel's start), and numpy. A
@@ -104,10 +100,6 @@ KERNEL_MODULES = (
 )
 
 
-class WarmUnavailable(RuntimeError):
-    """The template could not be started or used (the caller falls back to cold)."""
-
-
 def warm_enabled() -> bool:
     """Whether warm starts are wanted here (``GRADER_WARM``; default :data:`DEFAULT_ON`)."""
     value = os.environ.get(ENV_SWITCH)
@@ -116,24 +108,10 @@ def warm_enabled() -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
-def preload_for(rubric: Rubric) -> tuple[str, ...]:
-    """The modules a template imports for ``rubric``: ipykernel, numpy, torch if needed."""
-    modules = list(KERNEL_MODULES)
-    if _needs_torch(rubric):
-        modules.append("torch")
-    return tuple(modules)
-
-
-def _needs_torch(rubric: Rubric) -> bool:
-    if any(r.kind == "model" for r in rubric.requests()):
-        return True
-    from grader.reference import reference_path
-
-    try:
-        source = reference_path(rubric).read_text(encoding="utf-8")
-    except Exception:
-        return False
-    return "import torch" in source or "from torch" in source
+def preload(frameworks: Iterable[str]) -> tuple[str, ...]:
+    """The modules a template imports: the kernel's (ipykernel, numpy), then ``frameworks``
+    (import names such as ``torch``) in the order given, each once."""
+    return tuple(dict.fromkeys((*KERNEL_MODULES, *frameworks)))
 
 
 def _host_descendant(root: int, inner: int) -> int | None:
@@ -161,7 +139,7 @@ class WarmTemplate:
     def __init__(
         self,
         modules: tuple[str, ...],
-        limits: Limits,
+        limits: ExecutionLimits,
         extra_env: dict[str, str],
         *,
         uid: int = NOBODY,
@@ -225,11 +203,7 @@ class WarmTemplate:
         for f in etc.iterdir():
             os.chmod(f, 0o644)
         os.chmod(etc, 0o755)
-        support = cgroups.detect_cgroup()
-        lim = self.limits
-        self.cgroup = res["cgroup"] = cgroups.create_cgroup(
-            support, f"grader-warm-{self.token}", lim.memory_bytes, lim.pids, lim.cpu_quota
-        )
+        self.cgroup = res["cgroup"] = confine.new_cgroup(self.limits, f"grader-warm-{self.token}")
         log = (self.base / "template.log").open("wb")
         try:
             self.proc = res["proc"] = subprocess.Popen(
@@ -281,10 +255,9 @@ class WarmTemplate:
         for f in self.cgroup.procs_files():
             enter += ["--cgroup-procs", str(f)]
         enter += ["--uid", str(self.uid), "--gid", str(self.gid)]
-        lim = self.limits
-        enter += ["--rlimit", f"fsize={lim.file_size_bytes}"]
-        enter += ["--rlimit", f"nofile={lim.open_files}"]
-        enter += ["--rlimit", "core=0", "--"]
+        for name, value in confine.rlimits(self.limits).items():
+            enter += ["--rlimit", f"{name}={value}"]
+        enter.append("--")
         flags = [f for f in ISOLATION_FLAGS if f != "--disable-userns"]
         bwrap = shutil.which("bwrap") or "bwrap"
         args = [bwrap, *flags, "--uid", str(self.uid), "--gid", str(self.gid)]
@@ -293,8 +266,8 @@ class WarmTemplate:
             args += ["--setenv", k, v]
         args += system_binds()
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", str(lim.tmp_bytes), "--tmpfs", "/tmp"]
-        args += ["--size", str(lim.tmp_bytes), "--tmpfs", "/dev/shm"]
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         args += ["--ro-bind", str(etc / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(etc / "group"), "/etc/group"]
         for d in python_paths():
@@ -314,10 +287,7 @@ class WarmTemplate:
 
     def env(self) -> dict[str, str]:
         """The environment of the template and of every kernel (as a cold sandbox's)."""
-        box = SandboxSession(
-            self.base, self.base, None, self.limits, "strict", extra_env=self.extra_env
-        )
-        return box.env()
+        return confine.sandbox_env(self.limits, self.extra_env)
 
     def _wait_ready(self) -> int:
         assert self.proc is not None and self.proc.stdout is not None
@@ -351,7 +321,9 @@ class WarmTemplate:
         """Whether the template process still runs."""
         return not self._closed and self.proc is not None and self.proc.poll() is None
 
-    def session(self, work: Path, outbox: Path, limits: Limits | None = None) -> WarmSession:
+    def session(
+        self, work: Path, outbox: Path, limits: ExecutionLimits | None = None
+    ) -> WarmSession:
         """A per-submission session (context manager) for the scratch ``work``.
 
         ``limits``: the submission's memory, process and CPU limits (its own cgroup);
@@ -398,7 +370,7 @@ _failed: dict[tuple[object, ...], str] = {}
 
 
 def template_key(
-    modules: tuple[str, ...], limits: Limits, extra_env: dict[str, str]
+    modules: tuple[str, ...], limits: ExecutionLimits, extra_env: dict[str, str]
 ) -> tuple[object, ...]:
     """What a template is reused for: its modules, quotas, rlimits and environment
     (not the memory, process and CPU limits: each submission has its own cgroup)."""
@@ -408,7 +380,7 @@ def template_key(
         limits.tmp_bytes,
         limits.file_size_bytes,
         limits.open_files,
-        limits.cpu_quota,  # the kernel's thread-count variables follow it
+        limits.cpu_cores,  # the kernel's thread-count variables follow it
     )
     return (modules, quotas, tuple(sorted(extra_env.items())))
 
@@ -457,7 +429,7 @@ def sweep_stale_templates(top: Path = Path("/tmp")) -> list[Path]:
 
 
 def thread_template(
-    modules: tuple[str, ...], limits: Limits, extra_env: dict[str, str]
+    modules: tuple[str, ...], limits: ExecutionLimits, extra_env: dict[str, str]
 ) -> WarmTemplate | None:
     """This thread's running template for these settings (started when needed), or None.
 

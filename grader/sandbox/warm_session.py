@@ -1,10 +1,10 @@
 """One submission on a warm template (:mod:`grader.sandbox.warm`): quotas, cgroup, kernel.
 
-:class:`WarmSession` is the warm counterpart of
-:class:`grader.sandbox.isolation.SandboxSession`: the same quota mounts and cgroup, but
-the kernel (:meth:`WarmSession.launcher`) or the module worker
-(:meth:`WarmSession.worker_launcher`) is forked from the template by
-:mod:`grader.sandbox.warm_client` instead of started in a new sandbox.
+:class:`WarmSession` implements :class:`grader.sandbox.session.Session`, as the cold
+:class:`grader.sandbox.isolation.SandboxSession` does: the same quota mounts and cgroup
+(both from :mod:`grader.sandbox.confine`), but the kernel (:meth:`WarmSession.launcher`)
+or the module worker (:meth:`WarmSession.worker_launcher`) is forked from the template
+by :mod:`grader.sandbox.warm_client` instead of started in a new sandbox.
 """
 
 from __future__ import annotations
@@ -17,19 +17,16 @@ import shutil
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
-from grader.sandbox import cgroups
-from grader.sandbox.cgroups import Cgroup, CgroupError
+from grader.sandbox import confine
+from grader.sandbox.cgroups import Cgroup
 from grader.sandbox.enter import _chown_tree
-from grader.sandbox.isolation import (
-    Limits,
-    SandboxSession,
-    _mount_quota,
-    libc,
-    python_paths,
-    umount,
-)
+from grader.sandbox.errors import CgroupError
+from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.mounts import libc, mount_quota, umount, unmount_keep
+from grader.sandbox.protections import python_paths
+from grader.sandbox.session import Transport
 
 if TYPE_CHECKING:
     from grader.sandbox.warm import WarmTemplate
@@ -50,7 +47,9 @@ class WarmSession:
     lie under ``/tmp`` (:func:`usable_paths`).
     """
 
-    def __init__(self, template: WarmTemplate, work: Path, outbox: Path, limits: Limits) -> None:
+    def __init__(
+        self, template: WarmTemplate, work: Path, outbox: Path, limits: ExecutionLimits
+    ) -> None:
         self.template = template
         self.limits = limits
         self.work = Path(os.path.abspath(work))
@@ -64,7 +63,7 @@ class WarmSession:
         self._closed = False
         self.probe = False  # the child stops once confined (WarmTemplate's check)
 
-    def __enter__(self) -> WarmSession:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -84,8 +83,9 @@ class WarmSession:
         """Quota mounts, their binds into the run directory, the runtime dir, the cgroup."""
         t = self.template
         self.run_dir.mkdir(mode=0o700)
-        for d, size in ((self.work, t.limits.scratch_bytes), (self.outbox, t.limits.outbox_bytes)):
-            _mount_quota(d, size, t.uid, t.gid)
+        # The quotas are the template's (part of its key); the cgroup is the submission's.
+        for d, size in confine.quotas(t.limits, self.work, self.outbox):
+            mount_quota(d, size, t.uid, t.gid)
             self._mounted.append(d)
             _chown_tree(str(d), t.uid, t.gid)
             target = self.run_dir / d.name
@@ -96,14 +96,21 @@ class WarmSession:
             self._bound.append(target)
         self.runtime_dir.mkdir(mode=0o700)
         os.chown(self.run_dir, t.uid, t.gid)
-        lim = self.limits
-        self.cgroup = cgroups.create_cgroup(
-            cgroups.detect_cgroup(),
-            f"grader-{self.token}",
-            lim.memory_bytes,
-            lim.pids,
-            lim.cpu_quota,
-        )
+        self.cgroup = confine.new_cgroup(self.limits, f"grader-{self.token}")
+
+    @property
+    def runtime(self) -> Path:
+        """The runtime directory (connection file, IPC sockets, a worker's inbox)."""
+        return self.runtime_dir
+
+    @property
+    def transport(self) -> Transport:
+        """Always IPC sockets: the forked kernel has a network namespace of its own."""
+        return "ipc"
+
+    def worker_env(self) -> dict[str, str] | None:
+        """The warm client's environment; the worker's own comes with the fork request."""
+        return confine.launcher_env()
 
     def launcher(self, argv: list[str]) -> list[str]:
         """Replace the kernel's argv by the client that asks the template for a fork."""
@@ -125,7 +132,6 @@ class WarmSession:
     def _client(self, what: dict[str, object], *, share: bool = False) -> list[str]:
         t = self.template
         assert self.cgroup is not None and t.host_pid is not None
-        lim = t.limits
         keep = [
             [str(self.runtime_dir), str(self.runtime_dir)],
             [str(self.run_dir / self.work.name), str(self.work)],
@@ -137,8 +143,8 @@ class WarmSession:
             "work": str(self.work),
             "env": t.env(),
             "hostname": f"sandbox-{self.token}",
-            "tmp_bytes": lim.tmp_bytes,
-            "rlimits": {"fsize": lim.file_size_bytes, "nofile": lim.open_files, "core": 0},
+            "tmp_bytes": t.limits.tmp_bytes,
+            "rlimits": confine.rlimits(t.limits),
             "launcher": "ipykernel_launcher",
             "probe": self.probe,
             **what,
@@ -173,7 +179,7 @@ class WarmSession:
         for d in [*reversed(self._bound), *reversed(self._mounted)]:
             try:
                 if d == self.outbox:
-                    SandboxSession._unmount_keep(d)
+                    unmount_keep(d)
                 else:
                     umount(d)
             except OSError as exc:

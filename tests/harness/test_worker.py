@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 
 from grader.models import Call, ModuleRun, Stored
-from grader.sandbox.module import ModuleLimits, _Run, run_module
+from grader.sandbox import ExecutionLimits
+from grader.sandbox.module import _Run, run_module
 
-FAST = ModuleLimits(import_timeout_s=2, call_timeout_s=1, total_timeout_s=60)
+FAST = ExecutionLimits(import_timeout=2, call_timeout=1, module_timeout=60)
 
 
-def run(tmp_path: Path, source: str, calls: list[Call], limits: ModuleLimits = FAST) -> ModuleRun:
+def run(
+    tmp_path: Path, source: str, calls: list[Call], limits: ExecutionLimits = FAST
+) -> ModuleRun:
     work, outbox, inbox = tmp_path / "work", tmp_path / "out", tmp_path / "in"
     work.mkdir(parents=True)
     outbox.mkdir()
@@ -146,7 +149,7 @@ def test_hang_kills_the_worker_and_the_rest_runs_in_a_new_one(tmp_path: Path) ->
 def test_too_many_restarts_leave_the_rest_not_run(tmp_path: Path) -> None:
     calls = [Call(f"h{i}", "hang", (i,)) for i in range(1)]
     calls += [Call("die", "ident", ()), Call("p", "pure", (np.ones(2),))]
-    limits = ModuleLimits(import_timeout_s=2, call_timeout_s=1, max_restarts=0)
+    limits = ExecutionLimits(import_timeout=2, call_timeout=1, max_restarts=0)
     r = run(tmp_path, LAYERS, calls, limits)
     assert r.results["h0"].status == "timeout"
     assert r.results["p"].status == "not_run"
@@ -288,7 +291,7 @@ def test_forged_outbox_garbage_is_an_error_result(tmp_path: Path, content: bytes
         outbox,
         tmp_path,
         [call],
-        ModuleLimits(max_call_bytes=2**20),
+        ExecutionLimits(max_call_bytes=2**20),
         None,
         None,
         lambda: None,
@@ -336,7 +339,7 @@ def test_torch_model_argument_is_built_from_plain_data(tmp_path: Path) -> None:
     x = np.ones((1, 1, 3, 3))
     bad = {"__torch_model__": {"layers": [["x", "Module", {}]], "state": {}}}
     calls = [Call("m", "describe", (model, x)), Call("bad", "describe", (bad, x))]
-    slow_import = ModuleLimits(import_timeout_s=2, call_timeout_s=30, total_timeout_s=120)
+    slow_import = ExecutionLimits(import_timeout=2, call_timeout=30, module_timeout=120)
     r = run(tmp_path, source, calls, slow_import)  # the first call imports torch
     name, children, training, out = r.results["m"].value
     assert (name, children, training) == ("Sequential", ["conv", "flatten"], False)

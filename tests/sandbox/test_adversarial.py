@@ -46,7 +46,7 @@ from grader.pipeline import grade_submission
 from grader.reference import load_expected
 from grader.results import validate
 from grader.rubric import load_rubric
-from grader.sandbox.isolation import detect_protections
+from grader.sandbox.protections import detect_protections
 from tests.golden.support import load_golden
 from tests.sandbox import attacks as atk
 

@@ -23,15 +23,9 @@ from typing import Any
 
 import pytest
 
-from grader.sandbox import cgroups
-from grader.sandbox.isolation import (
-    OFF,
-    Limits,
-    Protections,
-    SandboxSession,
-    SandboxUnavailable,
-    detect_protections,
-)
+from grader.sandbox import ExecutionLimits, SandboxUnavailable, cgroups
+from grader.sandbox.isolation import SandboxSession
+from grader.sandbox.protections import OFF, Protections, detect_protections
 
 PROT = detect_protections()
 # As root (CI) a missing protection is a failure, not a skip: strict mode would refuse.
@@ -69,7 +63,7 @@ def layout(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def box(layout: dict[str, Path]) -> Iterator[SandboxSession]:
-    lim = Limits(memory_bytes=256 * 2**20, pids=64, scratch_bytes=16 * 2**20)
+    lim = ExecutionLimits(memory_mb=256, processes=64, scratch_bytes=16 * 2**20)
     with SandboxSession(layout["scratch"], layout["outbox"], None, lim, "strict") as s:
         yield s
     assert not s.pids()
@@ -90,11 +84,13 @@ def test_missing_names_each_protection() -> None:
 def test_strict_refuses_and_permissive_reports(tmp_path: Path) -> None:
     weak = Protections(True, None, True, True, True, {"cgroup": "v2 lacks memory"})
     with pytest.raises(SandboxUnavailable) as err:
-        SandboxSession(tmp_path / "s", tmp_path / "o", None, Limits(), "strict", protections=weak)
+        SandboxSession(
+            tmp_path / "s", tmp_path / "o", None, ExecutionLimits(), "strict", protections=weak
+        )
     assert "no memory or process limits" in str(err.value)
     assert "v2 lacks memory" in str(err.value)
     s = SandboxSession(
-        tmp_path / "s", tmp_path / "o", None, Limits(), "permissive", protections=weak
+        tmp_path / "s", tmp_path / "o", None, ExecutionLimits(), "permissive", protections=weak
     )
     assert s.protections.missing() == [
         "no memory or process limits (no writable cgroup) (v2 lacks memory)"
@@ -102,7 +98,7 @@ def test_strict_refuses_and_permissive_reports(tmp_path: Path) -> None:
 
 
 def test_off_mode_is_plain(tmp_path: Path) -> None:
-    with SandboxSession(tmp_path / "s", tmp_path / "o", None, Limits(), "off") as s:
+    with SandboxSession(tmp_path / "s", tmp_path / "o", None, ExecutionLimits(), "off") as s:
         assert s.launcher(["python", "-V"]) == ["python", "-V"]
         assert s.transport == "tcp"
         assert s.protections == OFF
@@ -111,8 +107,8 @@ def test_off_mode_is_plain(tmp_path: Path) -> None:
 
 def test_runtime_dir_must_fit_socket_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too long"):
-        SandboxSession(tmp_path, tmp_path, tmp_path / ("x" * 100), Limits(), "off")
-    with SandboxSession(tmp_path / "s", tmp_path / "o", None, Limits(), "off") as s:
+        SandboxSession(tmp_path, tmp_path, tmp_path / ("x" * 100), ExecutionLimits(), "off")
+    with SandboxSession(tmp_path / "s", tmp_path / "o", None, ExecutionLimits(), "off") as s:
         assert len(os.fsencode(s.ip)) + len("-65535") < 108
 
 
@@ -190,7 +186,7 @@ def test_setsid_daemon_killed_by_teardown(layout: dict[str, Path], bubblewrap: b
         prot = Protections(False, prot.cgroup, True, False, False)
     marker = "daemon-" + secrets.token_hex(6)
     s = SandboxSession(
-        layout["scratch"], layout["outbox"], None, Limits(), "permissive", protections=prot
+        layout["scratch"], layout["outbox"], None, ExecutionLimits(), "permissive", protections=prot
     )
     with s:
         code = f"""
@@ -356,7 +352,7 @@ def _cmdline(pid: int) -> list[str]:
 
 @confined
 def test_file_size_open_files_and_scratch_quota(layout: dict[str, Path]) -> None:
-    lim = Limits(file_size_bytes=2**20, open_files=64, scratch_bytes=3 * 2**20)
+    lim = ExecutionLimits(file_size_bytes=2**20, open_files=64, scratch_bytes=3 * 2**20)
     with SandboxSession(layout["scratch"], layout["outbox"], None, lim, "strict") as small:
         res = run(
             small,
@@ -395,7 +391,9 @@ def test_file_size_open_files_and_scratch_quota(layout: dict[str, Path]) -> None
 
 @confined
 def test_outbox_survives_teardown_without_symlinks(layout: dict[str, Path]) -> None:
-    with SandboxSession(layout["scratch"], layout["outbox"], None, Limits(), "strict") as s:
+    with SandboxSession(
+        layout["scratch"], layout["outbox"], None, ExecutionLimits(), "strict"
+    ) as s:
         res = run(
             s,
             f"""
@@ -476,7 +474,9 @@ def test_ipc_kernel_runs_and_interrupts(layout: dict[str, Path]) -> None:
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
 
-    with SandboxSession(layout["scratch"], layout["outbox"], None, Limits(), "strict") as box:
+    with SandboxSession(
+        layout["scratch"], layout["outbox"], None, ExecutionLimits(), "strict"
+    ) as box:
         assert box.transport == "ipc"
         result, ename, took = asyncio.run(scenario(box))
         assert result == "2"
@@ -492,7 +492,7 @@ def test_ipc_kernel_runs_and_interrupts(layout: dict[str, Path]) -> None:
 def test_private_tmp_is_mounted_before_binds(box: SandboxSession) -> None:
     """A venv or scratch under /tmp (a clone in /tmp, pytest's tmp_path) stays visible:
     bwrap mounts in argument order, so the private /tmp must come before every bind."""
-    from grader.sandbox.isolation import python_paths
+    from grader.sandbox.protections import python_paths
 
     argv = box.launcher([sys.executable, "-c", "pass"])
     tmpfs = argv.index("--tmpfs")

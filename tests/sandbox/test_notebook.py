@@ -16,15 +16,11 @@ import numpy as np
 import pytest
 
 from grader.models import AnswerRequest, CellFailure, NotebookRun, ProbeSpec
-from grader.sandbox.notebook import (
-    KernelStartError,
-    NotebookFormatError,
-    RunLimits,
-    assigns,
-    run_notebook,
-)
+from grader.sandbox import ExecutionLimits, KernelStartError
+from grader.sandbox.nbfile import NotebookFormatError, assigns
+from grader.sandbox.notebook import run_notebook
 
-FAST = RunLimits(cell_timeout_s=3, interrupt_grace_s=1, harvest_timeout_s=3, notebook_timeout_s=60)
+FAST = ExecutionLimits(cell_timeout=3, interrupt_grace=1, harvest_timeout=3, notebook_timeout=60)
 
 
 def make_notebook(tmp_path: Path, cells: list[str], name: str = "hw.ipynb") -> Path:
@@ -41,7 +37,7 @@ def make_notebook(tmp_path: Path, cells: list[str], name: str = "hw.ipynb") -> P
 
 
 def run(
-    tmp_path: Path, cells: list[str], names: list[str], limits: RunLimits = FAST
+    tmp_path: Path, cells: list[str], names: list[str], limits: ExecutionLimits = FAST
 ) -> NotebookRun:
     work, outbox = tmp_path / "work", tmp_path / "out"
     work.mkdir()
@@ -132,7 +128,7 @@ def test_timeouts_interrupt_then_kill(tmp_path: Path) -> None:
 
 
 def test_notebook_deadline(tmp_path: Path) -> None:
-    limits = RunLimits(cell_timeout_s=10, interrupt_grace_s=1, notebook_timeout_s=2.5)
+    limits = ExecutionLimits(cell_timeout=10, interrupt_grace=1, notebook_timeout=2.5)
     cells = ["import time\na = 1", "time.sleep(1)", "b = 2\ntime.sleep(60)", "c = 3"]
     started = time.monotonic()
     r = run(tmp_path, cells, ["a", "b", "c"], limits)
@@ -202,7 +198,7 @@ def test_models_are_probed_in_the_kernel(tmp_path: Path) -> None:
     outbox.mkdir()
     names = ["seq", "cat", "bad", "slow"]
     requests = [AnswerRequest(n, "model", spec) for n in names] + [AnswerRequest("after")]
-    limits = RunLimits(cell_timeout_s=20, interrupt_grace_s=2, harvest_timeout_s=2)
+    limits = ExecutionLimits(cell_timeout=20, interrupt_grace=2, harvest_timeout=2)
     r = run_notebook(make_notebook(tmp_path, cells), work, outbox, requests, limits)
     seq, cat, bad, slow = (r.answers[n] for n in names)
     assert seq.value["output_shape"] == [2, 2]
@@ -330,7 +326,7 @@ def test_image_cells_records_figures_and_their_headings(tmp_path: Path) -> None:
         "md:# Task 3",
         "1 + 1",
     ]
-    slow = RunLimits(cell_timeout_s=60, harvest_timeout_s=30, notebook_timeout_s=300)
+    slow = ExecutionLimits(cell_timeout=60, harvest_timeout=30, notebook_timeout=300)
     r = run(tmp_path, cells, [], slow)
     assert r.image_cells == (
         (2, ("# Task 2", "## Learning rate")),

@@ -19,26 +19,24 @@ import numpy as np
 import pytest
 
 from grader.models import AnswerRequest, Call, ModuleRun, NotebookRun
+from grader.pipeline import execution_limits
 from grader.reference import load_expected
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import warm
-from grader.sandbox.isolation import detect_protections
-from grader.sandbox.module import ModuleLimits, run_module
-from grader.sandbox.notebook import RunLimits
-from grader.sandbox.run import (
-    module_sandbox,
-    run_sandboxed,
-    sandbox_env,
-    sandbox_limits,
-    with_limit,
-)
+from grader.sandbox import confine, warm
+from grader.sandbox.isolation import SandboxSession
+from grader.sandbox.module import run_module
+from grader.sandbox.protections import detect_protections
+from grader.sandbox.stages import notebook_in_session, with_limit
+from grader.sandbox.warm_or_cold import open_session
+from grader.sandbox.warm_session import WarmSession
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not detect_protections().complete,
     reason="warm starts need root, bubblewrap and a writable cgroup (as in CI)",
 )
 
-LIMITS = RunLimits(cell_timeout_s=20, interrupt_grace_s=3, harvest_timeout_s=20)
+# The notebook tests' times, on top of the rubric's limits.
+TIMES = {"cell_timeout": 20, "interrupt_grace": 3, "harvest_timeout": 20}
 
 WARM_MARKER = "NAME = open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1] == b'-c'"
 FIRST = [
@@ -114,7 +112,8 @@ def rubric() -> Iterator[Rubric]:
 
 
 def template(rubric: Rubric) -> warm.WarmTemplate:
-    t = warm.thread_template(warm.preload_for(rubric), sandbox_limits(rubric), sandbox_env())
+    limits = execution_limits(rubric)
+    t = warm.thread_template(warm.preload(rubric.frameworks), limits, confine.extra_env())
     assert t is not None, f"no warm template: {warm._failed}"
     return t
 
@@ -127,7 +126,7 @@ def run(
     names: list[str],
     *,
     use_warm: bool = True,
-    limits: RunLimits = LIMITS,
+    times: dict[str, float] = TIMES,
 ) -> tuple[NotebookRun, str | None]:
     root = tmp_path / name
     work, outbox = root / "work", root / "outbox"
@@ -138,7 +137,10 @@ def run(
     path = work / "hw3.ipynb"
     nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     requests = [AnswerRequest(n) for n in names]
-    return run_sandboxed(path, work, outbox, rubric, limits, "strict", requests, warm=use_warm)
+    limits = execution_limits(rubric).model_copy(update=times)
+    return notebook_in_session(
+        path, work, outbox, requests, limits, "strict", frameworks=rubric.frameworks, warm=use_warm
+    )
 
 
 def values(result: NotebookRun) -> dict[str, Any]:
@@ -174,14 +176,14 @@ def test_two_students_in_sequence_share_nothing(tmp_path: Path, rubric: Rubric) 
 
 def test_timeout_then_memory_then_a_normal_student(tmp_path: Path, rubric: Rubric) -> None:
     t = template(rubric)
-    fast = dataclasses.replace(LIMITS, cell_timeout_s=3, interrupt_grace_s=2)
+    fast = {**TIMES, "cell_timeout": 3, "interrupt_grace": 2}
     looping, limit = run(
         tmp_path,
         rubric,
         "loop",
         ["a = 1", "while True:\n    pass", "b = 2"],
         ["a", "b"],
-        limits=fast,
+        times=fast,
     )
     ex = looping.execution
     assert [(f.cell, f.kind) for f in ex.failures] == [(2, "timeout")]
@@ -281,7 +283,6 @@ def test_unusable_template_falls_back_to_cold(
 
 # -- module workers (HW1/HW2) ---------------------------------------------------------
 
-MODULE_LIMITS = ModuleLimits(import_timeout_s=20, call_timeout_s=10, total_timeout_s=240)
 # argv[1] of a fork of the template (`python -c SOURCE`) is "-c"; of a cold worker
 # (`python -s -P -c BOOTSTRAP`) it is "-s".
 MODULE_WARM = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1] == b'-c'"
@@ -364,24 +365,25 @@ def run_layers(
     calls: list[Call],
     *,
     use_warm: bool = True,
-    limits: ModuleLimits = MODULE_LIMITS,
+    times: dict[str, float] | None = None,
 ) -> ModuleRun:
     root = tmp_path / name
     work, outbox = root / "work", root / "outbox"
     work.mkdir(parents=True)
     outbox.mkdir()
     (work / "layers.py").write_text(source)
-    with module_sandbox(work, outbox, rubric, "strict", warm=use_warm) as box:
-        assert box.warm is use_warm
+    limits = execution_limits(rubric).model_copy(update=times or {})
+    with open_session(work, outbox, limits, "strict", rubric.frameworks, warm=use_warm) as box:
+        assert isinstance(box, WarmSession) is use_warm
         return run_module(
             work / "layers.py",
             work,
             outbox,
-            box.inbox,
+            box.runtime / "inbox",
             calls,
             limits,
-            launcher=box.launcher,
-            env=box.env,
+            launcher=box.worker_launcher,
+            env=box.worker_env(),
             limit_hit=box.limit_hit,
         )
 
@@ -475,7 +477,7 @@ def test_module_hung_call_restarts_a_fresh_fork(
     rubric, calls, solution = hw2
     t = template(rubric)
     x = np.arange(3.0)
-    fast = ModuleLimits(import_timeout_s=20, call_timeout_s=1, total_timeout_s=120)
+    fast = {"import_timeout": 20, "call_timeout": 1, "module_timeout": 120}
     hanging = [
         Call("d0", "double", (x,)),
         Call("h0", "hang", (x,)),
@@ -483,7 +485,7 @@ def test_module_hung_call_restarts_a_fresh_fork(
         Call("t0", "tmp_files", (x,)),
         Call("d1", "double", (x,)),
     ]
-    hung = run_layers(tmp_path, rubric, "hang", HANGING_MODULE, hanging, limits=fast)
+    hung = run_layers(tmp_path, rubric, "hang", HANGING_MODULE, hanging, times=fast)
     r = hung.results
     assert r["h0"].status == "timeout" and "did not finish within 1 s" in r["h0"].message
     assert r["h1"].status == "not_run" and "within 1 s" in r["h1"].message
@@ -497,19 +499,20 @@ def test_module_hung_call_restarts_a_fresh_fork(
     assert template(rubric) is t and t.alive()
 
 
-def test_module_sandbox_is_warm_by_default(
+def test_module_session_is_warm_by_default(
     tmp_path: Path, hw2: tuple[Rubric, list[Call], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rubric = hw2[0]
+    limits = execution_limits(rubric)
     work, outbox = tmp_path / "w", tmp_path / "o"
     work.mkdir()
     outbox.mkdir()
     monkeypatch.delenv(warm.ENV_SWITCH, raising=False)
-    with module_sandbox(work, outbox, rubric, "strict") as box:
-        assert box.warm is warm.MODULES_DEFAULT_ON
+    with open_session(work, outbox, limits, "strict", rubric.frameworks) as box:
+        assert isinstance(box, WarmSession) is warm.DEFAULT_ON
     monkeypatch.setenv(warm.ENV_SWITCH, "0")
-    with module_sandbox(work, outbox, rubric, "strict") as box:
-        assert box.warm is False
+    with open_session(work, outbox, limits, "strict", rubric.frameworks) as box:
+        assert isinstance(box, SandboxSession)
 
 
 def test_module_memory_limit_is_named_and_the_next_call_runs(
@@ -533,7 +536,7 @@ def test_module_memory_limit_is_named_and_the_next_call_runs(
 def test_templates_left_by_a_killed_grader_are_swept(tmp_path: Path) -> None:
     """A grader killed with SIGKILL leaves its template's tmpfs mounts and files; the next
     one unmounts and removes them, and leaves a live grader's and unowned ones alone."""
-    from grader.sandbox.isolation import mount_tmpfs
+    from grader.sandbox.mounts import mount_tmpfs
 
     dead, alive, unowned = tmp_path / "gwt-dead", tmp_path / "gwt-alive", tmp_path / "gwt-new"
     for base in (dead, alive, unowned):

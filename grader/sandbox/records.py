@@ -1,0 +1,126 @@
+"""What :func:`grader.sandbox.execute` takes and gives: plain, frozen records.
+
+An :class:`ExecutionRequest` holds everything one execution needs, so the sandbox reads
+no rubric, reference or check: the submission's files, what to run (a notebook and/or a
+module, by the names the handout asks for), the answers to harvest and the calls to
+make, what to preload, devices, provided files, one :class:`ExecutionLimits` and the
+sandbox mode. :class:`Executed` is what came out, as plain data (the execution cache
+keeps it, :mod:`grader.cache`).
+
+Fields marked "later" are contracts for the next capabilities: a request that uses one
+is refused with :class:`~grader.sandbox.errors.UnsupportedRequest` until the sandbox
+does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
+from grader.sandbox.limits import ExecutionLimits
+
+Mode = Literal["strict", "permissive", "off"]
+"""``strict`` refuses to run without every protection; ``permissive`` runs with what
+exists (and says what is missing); ``off`` runs student code with the grader's rights."""
+
+#: The seed of ``random``, NumPy and torch in every kernel and worker call, unless a
+#: request says otherwise. Declared here, in the sandbox's code, so that the execution
+#: cache's hash of that code changes with it (:func:`grader.cache.execution_code_hash`).
+KERNEL_SEED = 0
+
+Framework = Literal["numpy", "torch", "tensorflow", "keras", "jax"]
+"""A framework a rubric declares (``frameworks:``), by its import name: a warm template
+imports it once so that no student pays for its import."""
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    """The student's files: ``paths`` (POSIX, relative to ``root``) are read from ``root``.
+
+    ``single_file``: the submission is one file directly in the submissions folder (as
+    LMS downloads come), ``paths`` its name alone.
+    """
+
+    root: Path
+    paths: tuple[str, ...]
+    single_file: bool = False
+
+
+@dataclass(frozen=True)
+class ProvidedFile:
+    """An instructor's file put next to the submission, read-only (later)."""
+
+    source: Path  # read by the grader
+    target: str  # POSIX path relative to the submission root
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """Devices the execution may use. CPU only today; ``gpus`` is for later."""
+
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class NotebookTask:
+    """Run the notebook the handout names (``wanted``, e.g. ``hw3.ipynb``) cell by cell.
+
+    ``harvest``: the top-level names read after every cell (values, or models to probe).
+    ``cell_budgets``: seconds for particular cells instead of the cell limit, keyed by the
+    cell's 1-based position among all cells or by a marker text its source contains
+    (the first matching key wins, positions before markers). ``calls``: functions the
+    notebook defines, called after its last cell (later).
+    """
+
+    wanted: str
+    harvest: tuple[AnswerRequest, ...] = ()
+    cell_budgets: Mapping[int | str, float] = field(default_factory=dict)
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModuleTask:
+    """Import the module the handout names (``wanted``, e.g. ``layers.py``), make ``calls``."""
+
+    wanted: str
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    """One submission's execution, complete: nothing else is read to run it.
+
+    ``frameworks`` are imported by a warm template before any student code runs (a
+    speed-up: a cold kernel imports them when the student does). ``seed`` seeds
+    ``random``, NumPy and torch in the kernel. ``workroot``: where the scratch copies are
+    made (default: the system's temporary folder; warm starts need it under ``/tmp``).
+    """
+
+    files: SubmissionFiles
+    notebook: NotebookTask | None = None
+    module: ModuleTask | None = None
+    frameworks: tuple[Framework, ...] = ()
+    devices: DeviceRequest = field(default_factory=DeviceRequest)
+    provided: tuple[ProvidedFile, ...] = ()
+    limits: ExecutionLimits = field(default_factory=ExecutionLimits)
+    mode: Mode = "strict"
+    seed: int = KERNEL_SEED
+    workroot: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.notebook is None and self.module is None:
+            raise ValueError("an execution request names a notebook, a module or both")
+
+
+@dataclass(frozen=True)
+class Executed:
+    """Everything the EXECUTION stage produced for one submission (plain data only)."""
+
+    run: NotebookRun | None  # None when no notebook ran
+    problem: str | None  # why the notebook did not run
+    execution: ExecutionReport  # merged notebook + module report
+    module_run: ModuleRun | None
+    module_problem: str | None

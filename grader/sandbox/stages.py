@@ -1,0 +1,170 @@
+"""The two stages of an execution: the notebook in its kernel, the module in its workers.
+
+Each stage makes its own scratch copy of the submission, finds the file to run in it
+(:mod:`grader.sandbox.scratch`), opens one session (warm or cold,
+:func:`grader.sandbox.warm_or_cold.open_session`) and runs the notebook runner or the
+module runner through it. What the student's code did comes back as plain data; only a
+grader-side problem raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from grader.models import AnswerRequest, ExecutionReport, ModuleRun, NotebookRun
+from grader.sandbox import confine
+from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.module import run_module
+from grader.sandbox.nbfile import NotebookFormatError
+from grader.sandbox.notebook import run_notebook
+from grader.sandbox.records import ExecutionRequest, Mode
+from grader.sandbox.scratch import copy_to_scratch, locate_module, locate_notebook
+from grader.sandbox.warm_or_cold import open_session
+
+
+def not_run_report(notebook: str | None, warnings: Sequence[str]) -> ExecutionReport:
+    """The execution report when no notebook ran (none asked for, none found, unreadable)."""
+    return ExecutionReport(
+        notebook=notebook,
+        cells_total=0,
+        cells_run=0,
+        cells_not_run=(),
+        failures=(),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=tuple(warnings),
+        duration_s=0.0,
+    )
+
+
+def notebook_in_session(
+    notebook: Path,
+    work: Path,
+    outbox: Path,
+    harvest: Sequence[AnswerRequest],
+    limits: ExecutionLimits,
+    mode: Mode,
+    *,
+    frameworks: Sequence[str] = (),
+    seed: int = 0,
+    budgets: Mapping[int | str, float] | None = None,
+    warm: bool | None = None,
+) -> tuple[NotebookRun, str | None]:
+    """Run ``notebook`` (in ``work``) with its kernel in one session; the run and the
+    sandbox limit that stopped it, if any (``warm`` as in ``open_session``)."""
+    with open_session(work, outbox, limits, mode, frameworks, warm=warm) as box:
+        run = run_notebook(
+            notebook,
+            work,
+            outbox,
+            harvest,
+            limits,
+            seed=seed,
+            launcher=box.launcher,
+            transport=box.transport,
+            runtime_dir=box.runtime,
+            env=confine.launcher_env(),
+            budgets=budgets,
+        )
+        return run, box.limit_hit()
+
+
+def notebook_stage(
+    request: ExecutionRequest, root: Path
+) -> tuple[NotebookRun | None, str | None, ExecutionReport]:
+    """Run the notebook: its run (None when nothing ran), why not, and the report."""
+    task = request.notebook
+    assert task is not None
+    work, outbox = root / "work", root / "outbox"
+    work.mkdir()
+    outbox.mkdir()
+    warnings = copy_to_scratch(request.files, work)
+    located = locate_notebook(request.files, task.wanted, work)
+    warnings.extend(located.warnings)
+    run: NotebookRun | None = None
+    problem = located.problem
+    if located.path is not None:
+        try:
+            run, limit = notebook_in_session(
+                located.path,
+                work,
+                outbox,
+                task.harvest,
+                request.limits,
+                request.mode,
+                frameworks=request.frameworks,
+                seed=request.seed,
+                budgets=task.cell_budgets,
+            )
+        except NotebookFormatError as exc:
+            problem = str(exc)
+        else:
+            if limit is not None:
+                run = with_limit(run, limit)
+    if run is None:
+        name = located.path.name if located.path is not None else None
+        return (
+            None,
+            problem,
+            not_run_report(name, (*warnings, problem or "the notebook did not run")),
+        )
+    execution = dataclasses.replace(run.execution, warnings=(*warnings, *run.execution.warnings))
+    return run, problem, execution
+
+
+def module_stage(
+    request: ExecutionRequest, root: Path
+) -> tuple[ModuleRun | None, str | None, list[str]]:
+    """Import the module and make every call: the run, the problem, warnings."""
+    task = request.module
+    assert task is not None
+    work, outbox = root / "work", root / "outbox"
+    work.mkdir(parents=True)
+    outbox.mkdir()
+    warnings = copy_to_scratch(request.files, work)
+    located = locate_module(task.wanted, work)
+    warnings.extend(located.warnings)
+    if located.path is None:
+        missing = located.problem or f"no {task.wanted} in the submission"
+        return None, missing, [*warnings, missing]
+    # Every worker of the run (restarts included) shares this session's cgroup and scratch.
+    with open_session(work, outbox, request.limits, request.mode, request.frameworks) as box:
+        module_run = run_module(
+            located.path,
+            work,
+            outbox,
+            box.runtime / "inbox",
+            task.calls,
+            request.limits,
+            launcher=box.worker_launcher,
+            env=box.worker_env(),
+            limit_hit=box.limit_hit,
+        )
+    problem = module_run.import_error
+    if problem is not None:
+        warnings.append(problem)
+    return module_run, problem, [*warnings, *module_run.warnings]
+
+
+def with_limit(run: NotebookRun, limit: str) -> NotebookRun:
+    """Name the sandbox limit that stopped the kernel, in words, with the cell."""
+    ex = run.execution
+    died = [f.cell for f in ex.failures if f.kind in ("kernel_died", "limit")]
+    where = f" in cell {died[-1]}" if died else ""
+    failures = tuple(
+        dataclasses.replace(f, kind="limit", ename="LimitExceeded", evalue=f"stopped at {limit}")
+        if f.kind == "kernel_died"
+        else f
+        for f in ex.failures
+    )
+    answers = {
+        name: dataclasses.replace(
+            a, message=a.message.replace("the kernel died", f"it hit {limit}")
+        )
+        for name, a in run.answers.items()
+    }
+    execution = dataclasses.replace(ex, failures=failures, limit_hit=f"stopped at {limit}{where}")
+    return dataclasses.replace(run, execution=execution, answers=answers)
