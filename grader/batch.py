@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grader.atomic import sweep, write_json_atomic
 from grader.cache import (
     Executed,
     GradeCache,
@@ -37,7 +38,7 @@ from grader.pipeline import (
 )
 from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected
-from grader.results import record_to_dict, write_json_atomic
+from grader.results import record_to_dict
 from grader.rubric import Rubric
 from grader.sandbox.isolation import Mode
 from grader.sandbox.run import preflight, sandbox_warnings
@@ -111,6 +112,7 @@ def grade_batch(
     results_dir.mkdir(parents=True, exist_ok=True)
     cache = GradeCache(out_dir)
     cache.sweep()
+    sweep((results_dir,))  # results/ holds the students' results and nothing else
     fingerprint = execution_fingerprint(
         rubric,
         rubric.calls(expected.values) if rubric.module is not None else [],

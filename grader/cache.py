@@ -27,22 +27,20 @@ Layout under the output folder::
 An entry holds what scoring reads (answers, Markdown, the execution report, call
 results), not the student's code cell sources: the output folder holds no student code.
 
-Everything is written atomically (temporary file, fsync, ``os.replace``), so a batch
-killed at any instant leaves either a complete entry or none. Arrays are read back with
+Everything is written with :func:`grader.atomic.write_atomic` (temporary file, fsync,
+``os.replace``, fsync of the folder), so a batch killed at any instant, or a power loss,
+leaves either a complete entry or none. Arrays are read back with
 ``np.load(allow_pickle=False)``; nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import math
-import os
 import platform
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
+from grader.atomic import sweep, write_atomic
 from grader.models import (
     Answer,
     AnswerRequest,
@@ -302,21 +301,6 @@ def decode_executed(tree: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Ex
 # ---------------------------------------------------------------------- storage
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write through ``write(handle)`` to a temporary file, fsync, then rename over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -332,14 +316,7 @@ class GradeCache:
 
     def sweep(self, older_than_s: float = 600.0) -> None:
         """Remove temporary files a killed batch left behind (never a finished entry)."""
-        import time
-
-        cutoff = time.time() - older_than_s
-        for folder in (self.executions, self.results):
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                with contextlib.suppress(OSError):
-                    if tmp.stat().st_mtime < cutoff:
-                        tmp.unlink()
+        sweep((self.executions, self.results), older_than_s)
 
     def execution_path(self, key: str) -> Path:
         """The JSON file of a cached execution (its arrays sit next to it as ``.npz``)."""
@@ -373,7 +350,7 @@ class GradeCache:
         digest = None
         if arrays:
             npz = path.with_suffix(".npz")
-            _write_atomic(
+            write_atomic(
                 npz,
                 lambda h: np.savez(
                     h, allow_pickle=False, **{f"a{i}": a for i, a in enumerate(arrays)}
@@ -388,7 +365,7 @@ class GradeCache:
             "tree": tree,
         }
         text = json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()
-        _write_atomic(path, lambda h: h.write(text))
+        write_atomic(path, text)
         return True
 
     def finished_result(self, student: str, key: str, results_dir: Path) -> dict[str, Any] | None:
@@ -409,7 +386,7 @@ class GradeCache:
         """Record that ``result_path`` (already written) is the result under ``key``."""
         entry = {"key": key, "sha256": file_sha256(result_path)}
         text = json.dumps(entry).encode()
-        _write_atomic(self.results / f"{student}.json", lambda h: h.write(text))
+        write_atomic(self.results / f"{student}.json", text)
 
 
 def record_from_dict(data: Mapping[str, Any]) -> GradeRecord:

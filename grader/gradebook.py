@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from grader.atomic import write_text_atomic
+
 CANVAS_ID_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 
@@ -52,8 +54,7 @@ def write_gradebook(records: list[dict[str, Any]], out_csv: Path) -> None:
     Scores are the records' points (overrides already applied by the caller); a question
     missing from a record is left empty. UTF-8, comma separated, no index column.
     """
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    gradebook_frame(records).to_csv(out_csv, index=False, encoding="utf-8", float_format="%g")
+    write_text_atomic(out_csv, gradebook_frame(records).to_csv(index=False, float_format="%g"))
 
 
 def canvas_column(records: list[dict[str, Any]]) -> str:
@@ -104,5 +105,4 @@ def export_canvas(
             }
         )
     frame = pd.DataFrame(rows, columns=[*CANVAS_ID_COLUMNS, name])
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_csv, index=False, encoding="utf-8", float_format="%g")
+    write_text_atomic(out_csv, frame.to_csv(index=False, float_format="%g"))

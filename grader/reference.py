@@ -11,13 +11,13 @@ the pin, so a batch (and the next batch) computes them once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.atomic import write_text_atomic
 from grader.checks.base import CheckSpec
 from grader.errors import ReferenceComputationError, RubricError
 from grader.rubric import Rubric
@@ -241,11 +242,5 @@ def decode(value: Any) -> Any:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a recomputation next time
+    with contextlib.suppress(OSError):  # an unwritable cache only costs a recomputation
+        write_text_atomic(path, text)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,20 +57,6 @@ def record_to_dict(record: GradeRecord) -> dict[str, Any]:
         "execution": to_plain(dataclasses.asdict(record.execution)),
         "provenance": dataclasses.asdict(record.provenance),
     }
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a crash mid-write never leaves a half file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @cache

@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from grader.atomic import sweep, write_json_atomic
 from grader.errors import GraderError
 from grader.overrides import apply_overrides, check_override_targets, load_overrides
 from grader.report.view import fmt_points, fmt_shape, report_view
@@ -145,16 +146,8 @@ def _read_index(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_index(path: Path, entries: dict[str, dict[str, str]]) -> None:
-    """Write the index atomically (a temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "reports": entries}, f, ensure_ascii=False, indent=0)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the index atomically and durably (:func:`grader.atomic.write_json_atomic`)."""
+    write_json_atomic(path, {"version": 1, "reports": entries}, indent=0)
 
 
 # ---------------------------------------------------------------- worker processes
@@ -217,6 +210,7 @@ class ReportPool:
 
         self.reports_dir = Path(out_dir) / "reports"
         self.reports_dir.mkdir(parents=True, exist_ok=True)
+        sweep((self.reports_dir,))  # what a killed render left half-written
         self.rubric_meta = dict(rubric_meta or {})
         self.jobs = max(int(jobs), 0)
         self.warning = show_sandbox_warning
