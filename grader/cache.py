@@ -39,7 +39,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import platform
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -68,10 +67,11 @@ from grader.models import (
     QuestionResult,
     Stored,
 )
+from grader.plain import Unencodable, decode, encode
 from grader.rubric import Rubric
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: values in grader.plain's trees (str-keyed dicts as objects)
 CACHE_DIRNAME = ".cache"
 
 
@@ -86,10 +86,6 @@ class Executed:
     module_problem: str | None
 
 
-class Unencodable(TypeError):
-    """A value the cache format cannot hold (the submission is then simply not cached)."""
-
-
 # --------------------------------------------------------------------------- keys
 
 
@@ -102,7 +98,7 @@ def _digest(data: Any) -> str:
 def _value_digest(value: Any) -> str:
     """A stable hash of a plain value with arrays (a call's arguments)."""
     arrays: list[np.ndarray[Any, Any]] = []
-    tree = _encode(value, arrays)
+    tree = encode(value, arrays=arrays, types=RECORDS)
     digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode())
     for array in arrays:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -112,19 +108,36 @@ def _value_digest(value: Any) -> str:
 
 _PACKAGE = Path(__file__).resolve().parent
 #: The grader's own code that decides what an execution produces: the sandbox, the code
-#: run inside it, the decoding of its outbox, the records.
-EXECUTION_CODE = ("harness/*.py", "sandbox/*.py", "answers.py", "models.py")
+#: run inside it, the decoding of its outbox. The records an execution is made of count
+#: by their fields (:func:`records_digest`), not by the source of ``models.py``: a new
+#: field on a scoring record (a result schema version) must not re-run every kernel.
+EXECUTION_CODE = ("harness/*.py", "sandbox/*.py", "answers.py")
+
+
+def records_digest() -> str:
+    """SHA-256 over the name, fields, field types and defaults of every record a cache
+    entry holds (:data:`RECORDS`): what decoding an entry depends on."""
+    shape = []
+    for name, cls in sorted(RECORDS.items()):
+        fields = [
+            [f.name, str(f.type), "" if f.default is dataclasses.MISSING else repr(f.default)]
+            for f in dataclasses.fields(cls)
+        ]
+        shape.append([name, fields])
+    return _digest(shape)
 
 
 @functools.cache
 def execution_code_hash() -> str:
-    """SHA-256 over the source of :data:`EXECUTION_CODE`, so an edited harness or sandbox
-    re-executes even before the version number is bumped."""
+    """SHA-256 over the source of :data:`EXECUTION_CODE` and :func:`records_digest`, so
+    an edited harness, sandbox or execution record re-executes even before the version
+    number is bumped."""
     digest = hashlib.sha256()
     for pattern in EXECUTION_CODE:
         for path in sorted(_PACKAGE.glob(pattern)):
             digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(records_digest().encode())
     return digest.hexdigest()
 
 
@@ -207,7 +220,8 @@ def result_key(
 
 # ----------------------------------------------------------------- plain-data codec
 
-_DATACLASSES: dict[str, type[Any]] = {
+#: The records an execution is made of: the only dataclasses a cache entry may hold.
+RECORDS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         Executed,
@@ -223,76 +237,18 @@ _DATACLASSES: dict[str, type[Any]] = {
         Stored,
     )
 }
-_ARRAY_KINDS = frozenset("biufcUS")
-
-
-def _encode(value: Any, arrays: list[np.ndarray[Any, Any]]) -> Any:
-    """A JSON tree for ``value``; arrays go to ``arrays`` and are referenced by index."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, np.ndarray | np.generic):
-        array = np.asarray(value)
-        if array.dtype.kind not in _ARRAY_KINDS:
-            raise Unencodable(f"array of dtype {array.dtype}")
-        arrays.append(array)
-        tag = "__nd__" if isinstance(value, np.ndarray) else "__np__"
-        return {tag: len(arrays) - 1}
-    if isinstance(value, complex):
-        return {"__complex__": [_encode(value.real, arrays), _encode(value.imag, arrays)]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        name = type(value).__name__
-        if _DATACLASSES.get(name) is not type(value):
-            raise Unencodable(f"dataclass {name}")
-        fields = {
-            f.name: _encode(getattr(value, f.name), arrays) for f in dataclasses.fields(value)
-        }
-        return {"__dc__": name, "fields": fields}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, arrays) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v, arrays) for v in value]
-    if isinstance(value, Mapping):
-        return {"__map__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
-    raise Unencodable(f"type {type(value).__name__}")
-
-
-def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Any:
-    if isinstance(node, list):
-        return [_decode(v, arrays) for v in node]
-    if not isinstance(node, dict):
-        return node
-    if "__nd__" in node:
-        return arrays[f"a{node['__nd__']}"]
-    if "__np__" in node:
-        return arrays[f"a{node['__np__']}"][()]
-    if "__float__" in node:
-        return float(node["__float__"])
-    if "__complex__" in node:
-        real, imag = (_decode(v, arrays) for v in node["__complex__"])
-        return complex(real, imag)
-    if "__tuple__" in node:
-        return tuple(_decode(v, arrays) for v in node["__tuple__"])
-    if "__map__" in node:
-        return {_decode(k, arrays): _decode(v, arrays) for k, v in node["__map__"]}
-    if "__dc__" in node:
-        cls = _DATACLASSES[node["__dc__"]]
-        return cls(**{k: _decode(v, arrays) for k, v in node["fields"].items()})
-    raise ValueError(f"unknown cache node {sorted(node)}")
 
 
 def encode_executed(executed: Executed) -> tuple[Any, list[np.ndarray[Any, Any]]]:
-    """The JSON tree and the arrays of an execution (raises :class:`Unencodable`)."""
+    """The JSON tree and the arrays of an execution (:mod:`grader.plain`, arrays out of
+    line for the ``.npz``; raises :class:`grader.plain.Unencodable`)."""
     arrays: list[np.ndarray[Any, Any]] = []
-    return _encode(executed, arrays), arrays
+    return encode(executed, arrays=arrays, types=RECORDS), arrays
 
 
 def decode_executed(tree: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Executed:
     """The inverse of :func:`encode_executed`."""
-    executed = _decode(tree, arrays)
+    executed = decode(tree, arrays=arrays, types=RECORDS)
     if not isinstance(executed, Executed):
         raise ValueError("not an execution")
     return executed
