@@ -57,17 +57,15 @@ from grader.models import (
     Call,
     CallResult,
     CellFailure,
-    CheckResult,
     ExecutionReport,
     GradeRecord,
     ModuleRun,
     NotebookRun,
     ProbeSpec,
-    Provenance,
-    QuestionResult,
     Stored,
 )
 from grader.plain import Unencodable, decode, encode
+from grader.results import SCHEMA_VERSION, record_from_dict
 from grader.rubric import Rubric
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
@@ -324,8 +322,10 @@ class GradeCache:
         write_atomic(path, text)
         return True
 
-    def finished_result(self, student: str, key: str, results_dir: Path) -> dict[str, Any] | None:
-        """The result on disk for ``student`` if it was made under ``key`` and is intact."""
+    def finished_result(self, student: str, key: str, results_dir: Path) -> GradeRecord | None:
+        """The result on disk for ``student`` if it was made under ``key``, is intact and
+        is of the current result schema version, else None (grade it again: a result of
+        an older version is re-scored from its cached execution and written anew)."""
         try:
             index = json.loads((self.results / f"{student}.json").read_text(encoding="utf-8"))
             if index.get("key") != key:
@@ -333,8 +333,10 @@ class GradeCache:
             raw = (results_dir / f"{student}.json").read_bytes()
             if hashlib.sha256(raw).hexdigest() != index.get("sha256"):
                 return None
-            loaded: dict[str, Any] = json.loads(raw)
-            return loaded
+            data = json.loads(raw)
+            if data.get("schema_version") != SCHEMA_VERSION:
+                return None
+            return record_from_dict(data)
         except (OSError, ValueError, AttributeError):
             return None
 
@@ -343,52 +345,3 @@ class GradeCache:
         entry = {"key": key, "sha256": file_sha256(result_path)}
         text = json.dumps(entry).encode()
         write_atomic(self.results / f"{student}.json", text)
-
-
-def record_from_dict(data: Mapping[str, Any]) -> GradeRecord:
-    """A result read back from ``results/<student>.json`` as a record; writing it again
-    with ``record_to_dict`` gives the same JSON."""
-    ex = data["execution"]
-    execution = ExecutionReport(
-        **{
-            **ex,
-            "cells_not_run": tuple(ex["cells_not_run"]),
-            "failures": tuple(CellFailure(**f) for f in ex["failures"]),
-            "warnings": tuple(ex["warnings"]),
-        }
-    )
-    questions = tuple(
-        QuestionResult(
-            id=q["id"],
-            title=q["title"],
-            score=q["score"],
-            max_score=q["max_score"],
-            checks=tuple(
-                CheckResult(
-                    id=c["id"],
-                    type=c["type"],
-                    score=c["score"],
-                    max_score=c["max_score"],
-                    status=c["status"],
-                    message=c["message"],
-                    expected=c.get("expected"),
-                    got=c.get("got"),
-                    details=c.get("details"),
-                    prompt=c.get("prompt", ""),
-                )
-                for c in q["checks"]
-            ),
-        )
-        for q in data["questions"]
-    )
-    return GradeRecord(
-        student=data["student"],
-        assignment=data["assignment"],
-        title=data["title"],
-        course=data["course"],
-        score=data["score"],
-        max_score=data["max_score"],
-        questions=questions,
-        execution=execution,
-        provenance=Provenance(**data["provenance"]),
-    )

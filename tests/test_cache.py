@@ -20,7 +20,6 @@ from grader.cache import (
     GradeCache,
     execution_fingerprint,
     execution_key,
-    record_from_dict,
     result_key,
 )
 from grader.cli import main
@@ -36,7 +35,7 @@ from grader.models import (
     Stored,
 )
 from grader.pipeline import submission_hash
-from grader.results import record_to_dict
+from grader.results import record_from_dict, record_to_dict
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -386,3 +385,4 @@ def test_sweep_removes_only_stale_temporary_files(tmp_path: Path) -> None:
     cache.sweep()
     assert not stale.exists() and fresh.exists()
     assert cache.load_execution("k5") is not None
+

@@ -121,10 +121,10 @@ def test_reports_of_the_sample_batch(batch: Path) -> None:
     check's status in words."""
     from pypdf import PdfReader
 
-    from grader.report.render import render_all
+    from grader.report.render import load_records, render_all
     from grader.report.view import STATUS_WORDS
 
-    written = render_all(batch / "results", batch, jobs=2)
+    written = render_all(load_records(batch / "results"), batch, jobs=2)
     assert sorted(p.stem for p in (batch / "reports").glob("*.pdf")) == STUDENTS
     assert batch / "summary.pdf" in written
     for student in STUDENTS:

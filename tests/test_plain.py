@@ -13,25 +13,7 @@ import numpy as np
 import pytest
 
 from grader.plain import Unencodable, decode, encode
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values of the same types, NaN equal to NaN, arrays by dtype, shape and items."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, np.ndarray):
-        return (
-            a.dtype == b.dtype
-            and a.shape == b.shape
-            and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
-        )
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
+from tests.values import same
 
 
 @dataclass(frozen=True)
