@@ -1,7 +1,8 @@
 """Feedback reports: a PDF per student and a class summary, rendered with Jinja2 and WeasyPrint.
 
-Records are the plain dicts of ``results/<student>.json``; nothing here imports the
-grading pipeline, so ``grade report DIR`` re-renders from disk without running code.
+Reports take :class:`grader.models.GradeRecord`s (read from ``results/<student>.json`` by
+:func:`load_records`); nothing here imports the grading pipeline, so ``grade report DIR``
+re-renders from disk without running code.
 """
 
 from grader.report.render import load_records, render_all, render_student_report
