@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
+import dataclasses
 import os
 import pstats
 import statistics
@@ -39,16 +39,18 @@ from pypdf import PdfReader
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
+from grader.models import GradeRecord
 from grader.report import render as render_mod
 from grader.report.format import fmt_points, fmt_shape
 from grader.report.render import ReportPool, render_student_report
-from grader.report.samples import sample_record
+from grader.report.samples import sample_grade_record
 from grader.report.view import student_view
+from grader.results import read_results
 
 TARGET_S = 0.25
 
 
-def naive_render(record: dict[str, Any], out_pdf: Path) -> None:
+def naive_render(record: GradeRecord, out_pdf: Path) -> None:
     """The baseline: nothing reused between reports."""
     env = jinja2.Environment(
         # the report's templates and the check types' macro files, compiled afresh
@@ -60,8 +62,7 @@ def naive_render(record: dict[str, Any], out_pdf: Path) -> None:
     )
     env.filters["pts"] = fmt_points
     env.filters["shape"] = fmt_shape
-    view = student_view(render_mod.grade_record(record))
-    html = env.get_template("report.html.j2").render(r=view)
+    html = env.get_template("report.html.j2").render(r=student_view(record))
     fonts = FontConfiguration()
     css = CSS(filename=str(render_mod.TEMPLATES_DIR / render_mod.CSS_FILE), font_config=fonts)
     HTML(string=html, base_url=str(render_mod.TEMPLATES_DIR)).write_pdf(
@@ -69,22 +70,22 @@ def naive_render(record: dict[str, Any], out_pdf: Path) -> None:
     )
 
 
-def timed(fn: Any, records: list[dict[str, Any]], out: Path) -> tuple[list[float], list[float]]:
+def timed(fn: Any, records: list[GradeRecord], out: Path) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
     for r in records:
         w, c = time.perf_counter(), time.process_time()
-        fn(r, out / f"{r['student']}.pdf")
+        fn(r, out / f"{r.student}.pdf")
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     return walls, cpus
 
 
-def calls_per_report(fn: Any, records: list[dict[str, Any]], out: Path) -> float:
+def calls_per_report(fn: Any, records: list[GradeRecord], out: Path) -> float:
     """Python function calls per report (deterministic, unlike timings)."""
     profile = cProfile.Profile()
     profile.enable()
     for r in records:
-        fn(r, out / f"calls-{r['student']}.pdf")
+        fn(r, out / f"calls-{r.student}.pdf")
     profile.disable()
     return pstats.Stats(profile).total_calls / len(records)  # type: ignore[attr-defined, no-any-return]
 
@@ -108,13 +109,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.results:
-        real = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
+        real = read_results(args.results)
         records = [
-            {**real[i % len(real)], "student": f"{real[i % len(real)]['student']}-{i}"}
+            dataclasses.replace(real[i % len(real)], student=f"{real[i % len(real)].student}-{i}")
             for i in range(args.n)
         ]
     else:
-        records = [sample_record(f"s{i:03d}", seed=i) for i in range(args.n)]
+        records = [sample_grade_record(f"s{i:03d}", seed=i) for i in range(args.n)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t0 = time.perf_counter()

@@ -2,8 +2,9 @@
 
 Plans each submission against the cache (:mod:`grader.cache`): a result still valid is
 kept, a cached execution is re-scored, the rest run through :mod:`grader.pipeline`'s
-stages. Each result is written atomically as it finishes, so an interrupted batch
-resumes where it stopped; then the gradebook.
+stages. ``OUT/batch.json`` (the :class:`Batch`) is written first; each result is written
+atomically to ``OUT/results/`` as it finishes, so an interrupted batch resumes where it
+stopped; then the gradebook, once, with the instructor's overrides applied.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from grader import __version__
+from grader.atomic import sweep
 from grader.cache import (
     GradeCache,
     execution_fingerprint,
     execution_key,
-    record_from_dict,
     result_key,
 )
 from grader.discover import discover
 from grader.errors import GraderError
-from grader.models import GradeRecord, Submission
+from grader.models import Batch, GradeRecord, Submission
+from grader.overrides import OVERRIDES_FILE, with_overrides
 from grader.pipeline import (
     crashed_record,
     execute_submission,
@@ -37,26 +41,33 @@ from grader.pipeline import (
 )
 from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected
-from grader.results import record_to_dict, write_json_atomic
+from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
 from grader.rubric import Rubric
 from grader.sandbox import Executed, Mode, preflight, sandbox_warnings
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
 
-#: Called with each result as it is written and the batch's sandbox warnings.
-OnResult = Callable[[dict[str, Any], tuple[str, ...]], None]
+#: Called with each result as it is written (or kept) and the batch's facts.
+OnResult = Callable[[GradeRecord, Batch], None]
 
 
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch produced."""
 
-    records: list[GradeRecord]
+    records: list[GradeRecord]  # as written to results/, sorted by student
     out_dir: Path
-    warnings: tuple[str, ...] = ()  # sandbox protections that were off
+    batch: Batch
+    # records with the instructor's overrides applied: the gradebook's and the reports'
+    graded: list[GradeRecord] = dataclasses.field(default_factory=list)
     # how many results were executed / re-scored from a cached execution / kept unchanged
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The sandbox protections that were off."""
+        return self.batch.warnings
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ class _Plan:
     sub: Submission
     exec_key: str | None  # None when the submission could not even be hashed
     result_key: str | None
-    finished: dict[str, Any] | None  # a still-valid result on disk
+    finished: GradeRecord | None  # a still-valid result on disk
     cached: bool  # an execution is in the cache
 
 
@@ -83,21 +94,24 @@ def grade_batch(
     cluster: str | None = None,
     on_result: OnResult | None = None,
 ) -> BatchResult:
-    """Grade every submission under ``submissions_dir``; write results and the gradebook.
+    """Grade every submission under ``submissions_dir``; write ``OUT/batch.json``, the
+    results and the gradebook.
 
     Incremental: a submission whose result under the same keys is already on disk is
     kept as is; one whose execution is cached is re-scored without running anything;
     only the rest run (see :mod:`grader.cache`). ``force`` ignores the cache. Each result
     is written atomically as soon as it is ready, so an interrupted batch resumes where
-    it stopped.
+    it stopped. The gradebook is written last, with ``OUT/overrides.yaml`` applied when
+    it exists (:class:`grader.overrides.OverridesError`, after every result is written,
+    when it is invalid).
 
     ``cluster`` (a Dask scheduler address, ``tcp://host:8786``) runs the executions on
     that cluster's workers instead of ``jobs`` local threads (:mod:`grader.cluster`);
     everything else - cache, results, progress, gradebook - stays here and is the same.
 
-    ``on_result(result, warnings)`` is called in this thread with each result as written
-    (kept ones included) and the batch's sandbox warnings, so reports can be rendered
-    while grading goes on.
+    ``on_result(record, batch)`` is called in this thread with each result as written
+    (kept ones included) and the :class:`Batch`, so reports can be rendered while
+    grading goes on.
     """
     report = reporter if reporter is not None else Reporter(log)
     subs = discover(submissions_dir)
@@ -106,10 +120,11 @@ def grade_batch(
     for warning in warnings:
         report.warning(warning)
     expected = load_expected(rubric)
-    results_dir = out_dir / "results"
+    results_dir = out_dir / RESULTS_DIR
     results_dir.mkdir(parents=True, exist_ok=True)
     cache = GradeCache(out_dir)
     cache.sweep()
+    sweep((results_dir,))  # results/ holds the students' results and nothing else
     fingerprint = execution_fingerprint(
         rubric,
         rubric.calls(expected.values) if rubric.module is not None else [],
@@ -136,6 +151,17 @@ def grade_batch(
             warnings = remote.check_workers()
             for warning in warnings:
                 report.warning(warning)
+        batch = Batch(
+            assignment=rubric.assignment,
+            rubric_sha256=rubric.sha256,
+            reference_sha256=expected.sha256,
+            sandbox=sandbox,
+            warnings=tuple(warnings),
+            cluster=cluster,
+            grader_version=__version__,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        write_batch(out_dir, batch)
         return _dispatch(
             subs,
             rubric,
@@ -143,7 +169,7 @@ def grade_batch(
             out_dir,
             cache,
             fingerprint,
-            warnings,
+            batch,
             jobs=jobs,
             sandbox=sandbox,
             force=force,
@@ -163,7 +189,7 @@ def _dispatch(
     out_dir: Path,
     cache: GradeCache,
     fingerprint: str,
-    warnings: tuple[str, ...],
+    batch: Batch,
     *,
     jobs: int,
     sandbox: Mode,
@@ -174,7 +200,8 @@ def _dispatch(
 ) -> BatchResult:
     """Plan, then grade what is not finished on local threads or on the cluster, writing
     each result, the cache entries and the progress as each one finishes."""
-    results_dir = out_dir / "results"
+    results_dir = out_dir / RESULTS_DIR
+    warnings = batch.warnings
 
     def plan(sub: Submission) -> _Plan:
         try:
@@ -228,17 +255,16 @@ def _dispatch(
     counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
 
     def finish(p: _Plan, record: GradeRecord, how: How) -> None:
-        data = record_to_dict(record)
-        path = results_dir / f"{record.student}.json"
-        write_json_atomic(path, data)
-        if p.result_key is not None and record.student not in crashed:
+        path = write_result(results_dir, record)
+        failed = record.student in crashed
+        if p.result_key is not None and not failed:
             # a grader failure is retried by the next run, not kept
             cache.mark_result(record.student, p.result_key, path)
         records.append(record)
         counts[how] += 1
-        report.done(data, how)
+        report.done(record, how, failed)
         if on_result is not None:
-            on_result(data, warnings)
+            on_result(record, batch)
 
     def on_cluster(remote: ClusterRun, todo: list[_Plan]) -> None:
         """Executions go to the cluster; re-scoring a cached execution stays here (it
@@ -284,11 +310,11 @@ def _dispatch(
     try:
         for p in plans:
             if p.finished is not None:
-                records.append(record_from_dict(p.finished))
+                records.append(p.finished)
                 counts["cached"] += 1
                 report.done(p.finished, "cached")
                 if on_result is not None:
-                    on_result(p.finished, warnings)
+                    on_result(p.finished, batch)
         todo = [p for p in plans if p.finished is None]
         if remote is not None:
             on_cluster(remote, todo)
@@ -306,7 +332,8 @@ def _dispatch(
     finally:
         report.close()
     records.sort(key=lambda r: r.student)
-    from grader.gradebook import write_gradebook
+    graded = with_overrides(records, out_dir / OVERRIDES_FILE)
+    from grader.gradebook import write_gradebook  # pandas, only once the batch is done
 
-    write_gradebook([record_to_dict(r) for r in records], out_dir / "gradebook.csv")
-    return BatchResult(records=records, out_dir=out_dir, warnings=warnings, counts=counts)
+    write_gradebook(graded, out_dir / "gradebook.csv")
+    return BatchResult(records, out_dir, batch, graded, counts)

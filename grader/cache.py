@@ -27,22 +27,19 @@ Layout under the output folder::
 An entry holds what scoring reads (answers, Markdown, the execution report, call
 results), not the student's code cell sources: the output folder holds no student code.
 
-Everything is written atomically (temporary file, fsync, ``os.replace``), so a batch
-killed at any instant leaves either a complete entry or none. Arrays are read back with
+Everything is written with :func:`grader.atomic.write_atomic` (temporary file, fsync,
+``os.replace``, fsync of the folder), so a batch killed at any instant, or a power loss,
+leaves either a complete entry or none. Arrays are read back with
 ``np.load(allow_pickle=False)``; nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
-import math
-import os
 import platform
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -52,32 +49,28 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
+from grader.atomic import sweep, write_atomic
 from grader.models import (
     Answer,
     AnswerRequest,
     Call,
     CallResult,
     CellFailure,
-    CheckResult,
     ExecutionReport,
     GradeRecord,
     ModuleRun,
     NotebookRun,
     ProbeSpec,
-    Provenance,
-    QuestionResult,
     Stored,
 )
+from grader.plain import Unencodable, decode, encode
+from grader.results import SCHEMA_VERSION, record_from_dict
 from grader.rubric import Rubric
 from grader.sandbox import Executed
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: values in grader.plain's trees (str-keyed dicts as objects)
 CACHE_DIRNAME = ".cache"
-
-
-class Unencodable(TypeError):
-    """A value the cache format cannot hold (the submission is then simply not cached)."""
 
 
 # --------------------------------------------------------------------------- keys
@@ -92,7 +85,7 @@ def _digest(data: Any) -> str:
 def _value_digest(value: Any) -> str:
     """A stable hash of a plain value with arrays (a call's arguments)."""
     arrays: list[np.ndarray[Any, Any]] = []
-    tree = _encode(value, arrays)
+    tree = encode(value, arrays=arrays, types=RECORDS)
     digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode())
     for array in arrays:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -102,19 +95,36 @@ def _value_digest(value: Any) -> str:
 
 _PACKAGE = Path(__file__).resolve().parent
 #: The grader's own code that decides what an execution produces: the sandbox, the code
-#: run inside it, the decoding of its outbox, the records.
-EXECUTION_CODE = ("harness/*.py", "sandbox/*.py", "answers.py", "models.py")
+#: run inside it, the decoding of its outbox. The records an execution is made of count
+#: by their fields (:func:`records_digest`), not by the source of ``models.py``: a new
+#: field on a scoring record (a result schema version) must not re-run every kernel.
+EXECUTION_CODE = ("harness/*.py", "sandbox/*.py", "answers.py")
+
+
+def records_digest() -> str:
+    """SHA-256 over the name, fields, field types and defaults of every record a cache
+    entry holds (:data:`RECORDS`): what decoding an entry depends on."""
+    shape = []
+    for name, cls in sorted(RECORDS.items()):
+        fields = [
+            [f.name, str(f.type), "" if f.default is dataclasses.MISSING else repr(f.default)]
+            for f in dataclasses.fields(cls)
+        ]
+        shape.append([name, fields])
+    return _digest(shape)
 
 
 @functools.cache
 def execution_code_hash() -> str:
-    """SHA-256 over the source of :data:`EXECUTION_CODE`, so an edited harness or sandbox
-    re-executes even before the version number is bumped."""
+    """SHA-256 over the source of :data:`EXECUTION_CODE` and :func:`records_digest`, so
+    an edited harness, sandbox or execution record re-executes even before the version
+    number is bumped."""
     digest = hashlib.sha256()
     for pattern in EXECUTION_CODE:
         for path in sorted(_PACKAGE.glob(pattern)):
             digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(records_digest().encode())
     return digest.hexdigest()
 
 
@@ -197,7 +207,8 @@ def result_key(
 
 # ----------------------------------------------------------------- plain-data codec
 
-_DATACLASSES: dict[str, type[Any]] = {
+#: The records an execution is made of: the only dataclasses a cache entry may hold.
+RECORDS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         Executed,
@@ -213,97 +224,24 @@ _DATACLASSES: dict[str, type[Any]] = {
         Stored,
     )
 }
-_ARRAY_KINDS = frozenset("biufcUS")
-
-
-def _encode(value: Any, arrays: list[np.ndarray[Any, Any]]) -> Any:
-    """A JSON tree for ``value``; arrays go to ``arrays`` and are referenced by index."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, np.ndarray | np.generic):
-        array = np.asarray(value)
-        if array.dtype.kind not in _ARRAY_KINDS:
-            raise Unencodable(f"array of dtype {array.dtype}")
-        arrays.append(array)
-        tag = "__nd__" if isinstance(value, np.ndarray) else "__np__"
-        return {tag: len(arrays) - 1}
-    if isinstance(value, complex):
-        return {"__complex__": [_encode(value.real, arrays), _encode(value.imag, arrays)]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        name = type(value).__name__
-        if _DATACLASSES.get(name) is not type(value):
-            raise Unencodable(f"dataclass {name}")
-        fields = {
-            f.name: _encode(getattr(value, f.name), arrays) for f in dataclasses.fields(value)
-        }
-        return {"__dc__": name, "fields": fields}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, arrays) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v, arrays) for v in value]
-    if isinstance(value, Mapping):
-        return {"__map__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
-    raise Unencodable(f"type {type(value).__name__}")
-
-
-def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Any:
-    if isinstance(node, list):
-        return [_decode(v, arrays) for v in node]
-    if not isinstance(node, dict):
-        return node
-    if "__nd__" in node:
-        return arrays[f"a{node['__nd__']}"]
-    if "__np__" in node:
-        return arrays[f"a{node['__np__']}"][()]
-    if "__float__" in node:
-        return float(node["__float__"])
-    if "__complex__" in node:
-        real, imag = (_decode(v, arrays) for v in node["__complex__"])
-        return complex(real, imag)
-    if "__tuple__" in node:
-        return tuple(_decode(v, arrays) for v in node["__tuple__"])
-    if "__map__" in node:
-        return {_decode(k, arrays): _decode(v, arrays) for k, v in node["__map__"]}
-    if "__dc__" in node:
-        cls = _DATACLASSES[node["__dc__"]]
-        return cls(**{k: _decode(v, arrays) for k, v in node["fields"].items()})
-    raise ValueError(f"unknown cache node {sorted(node)}")
 
 
 def encode_executed(executed: Executed) -> tuple[Any, list[np.ndarray[Any, Any]]]:
-    """The JSON tree and the arrays of an execution (raises :class:`Unencodable`)."""
+    """The JSON tree and the arrays of an execution (:mod:`grader.plain`, arrays out of
+    line for the ``.npz``; raises :class:`grader.plain.Unencodable`)."""
     arrays: list[np.ndarray[Any, Any]] = []
-    return _encode(executed, arrays), arrays
+    return encode(executed, arrays=arrays, types=RECORDS), arrays
 
 
 def decode_executed(tree: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Executed:
     """The inverse of :func:`encode_executed`."""
-    executed = _decode(tree, arrays)
+    executed = decode(tree, arrays=arrays, types=RECORDS)
     if not isinstance(executed, Executed):
         raise ValueError("not an execution")
     return executed
 
 
 # ---------------------------------------------------------------------- storage
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write through ``write(handle)`` to a temporary file, fsync, then rename over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_sha256(path: Path) -> str:
@@ -321,14 +259,7 @@ class GradeCache:
 
     def sweep(self, older_than_s: float = 600.0) -> None:
         """Remove temporary files a killed batch left behind (never a finished entry)."""
-        import time
-
-        cutoff = time.time() - older_than_s
-        for folder in (self.executions, self.results):
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                with contextlib.suppress(OSError):
-                    if tmp.stat().st_mtime < cutoff:
-                        tmp.unlink()
+        sweep((self.executions, self.results), older_than_s)
 
     def execution_path(self, key: str) -> Path:
         """The JSON file of a cached execution (its arrays sit next to it as ``.npz``)."""
@@ -362,7 +293,7 @@ class GradeCache:
         digest = None
         if arrays:
             npz = path.with_suffix(".npz")
-            _write_atomic(
+            write_atomic(
                 npz,
                 lambda h: np.savez(
                     h, allow_pickle=False, **{f"a{i}": a for i, a in enumerate(arrays)}
@@ -377,11 +308,13 @@ class GradeCache:
             "tree": tree,
         }
         text = json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()
-        _write_atomic(path, lambda h: h.write(text))
+        write_atomic(path, text)
         return True
 
-    def finished_result(self, student: str, key: str, results_dir: Path) -> dict[str, Any] | None:
-        """The result on disk for ``student`` if it was made under ``key`` and is intact."""
+    def finished_result(self, student: str, key: str, results_dir: Path) -> GradeRecord | None:
+        """The result on disk for ``student`` if it was made under ``key``, is intact and
+        is of the current result schema version, else None (grade it again: a result of
+        an older version is re-scored from its cached execution and written anew)."""
         try:
             index = json.loads((self.results / f"{student}.json").read_text(encoding="utf-8"))
             if index.get("key") != key:
@@ -389,8 +322,10 @@ class GradeCache:
             raw = (results_dir / f"{student}.json").read_bytes()
             if hashlib.sha256(raw).hexdigest() != index.get("sha256"):
                 return None
-            loaded: dict[str, Any] = json.loads(raw)
-            return loaded
+            data = json.loads(raw)
+            if data.get("schema_version") != SCHEMA_VERSION:
+                return None
+            return record_from_dict(data)
         except (OSError, ValueError, AttributeError):
             return None
 
@@ -398,53 +333,4 @@ class GradeCache:
         """Record that ``result_path`` (already written) is the result under ``key``."""
         entry = {"key": key, "sha256": file_sha256(result_path)}
         text = json.dumps(entry).encode()
-        _write_atomic(self.results / f"{student}.json", lambda h: h.write(text))
-
-
-def record_from_dict(data: Mapping[str, Any]) -> GradeRecord:
-    """A result read back from ``results/<student>.json`` as a record; writing it again
-    with ``record_to_dict`` gives the same JSON."""
-    ex = data["execution"]
-    execution = ExecutionReport(
-        **{
-            **ex,
-            "cells_not_run": tuple(ex["cells_not_run"]),
-            "failures": tuple(CellFailure(**f) for f in ex["failures"]),
-            "warnings": tuple(ex["warnings"]),
-        }
-    )
-    questions = tuple(
-        QuestionResult(
-            id=q["id"],
-            title=q["title"],
-            score=q["score"],
-            max_score=q["max_score"],
-            checks=tuple(
-                CheckResult(
-                    id=c["id"],
-                    type=c["type"],
-                    score=c["score"],
-                    max_score=c["max_score"],
-                    status=c["status"],
-                    message=c["message"],
-                    expected=c.get("expected"),
-                    got=c.get("got"),
-                    details=c.get("details"),
-                    prompt=c.get("prompt", ""),
-                )
-                for c in q["checks"]
-            ),
-        )
-        for q in data["questions"]
-    )
-    return GradeRecord(
-        student=data["student"],
-        assignment=data["assignment"],
-        title=data["title"],
-        course=data["course"],
-        score=data["score"],
-        max_score=data["max_score"],
-        questions=questions,
-        execution=execution,
-        provenance=Provenance(**data["provenance"]),
-    )
+        write_atomic(self.results / f"{student}.json", text)

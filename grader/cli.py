@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
+
+if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
+    from grader.models import GradeRecord
 
 VERBS = ("validate", "report", "export")
 
@@ -142,10 +145,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         from grader.report.render import render_all
 
         render_all(
-            args.out / "results",
-            args.out,
-            jobs=args.jobs,
-            show_sandbox_warning="; ".join(batch.warnings) or None,
+            batch.graded, args.out, jobs=args.jobs, show_sandbox_warning=batch.batch.sandbox_warning
         )
     counts = batch.counts
     how = (
@@ -170,40 +170,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-def _load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Results on disk with the instructor's overrides applied."""
-    from grader.report.render import load_records
+def _load_records(out_dir: Path) -> list[GradeRecord]:
+    """The results in ``out_dir/results`` with the instructor's overrides applied."""
+    from grader.overrides import OVERRIDES_FILE, with_overrides
+    from grader.results import RESULTS_DIR, read_results
 
+    results_dir = out_dir / RESULTS_DIR
     if not results_dir.is_dir():
         raise GraderError(f"{results_dir}: no results folder (run `grade` first)")
-    records = load_records(results_dir)
+    records = read_results(results_dir)
     if not records:
         raise GraderError(f"{results_dir}: holds no results")
-    return records
-
-
-def _sandbox_warning(records: list[dict[str, Any]]) -> str | None:
-    """The sandbox protections that were off when these results were made, if any."""
-    found = {
-        w
-        for r in records
-        for w in r.get("execution", {}).get("warnings", [])
-        if isinstance(w, str) and w.startswith(("sandbox protection off", "the sandbox is off"))
-    }
-    return "; ".join(sorted(found)) or None
+    return with_overrides(records, out_dir / OVERRIDES_FILE)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Re-render every report and the summary from results on disk."""
+    """Re-render every report and the summary from results on disk, and the gradebook
+    (the overrides may have changed since the batch)."""
+    from grader.gradebook import write_gradebook
     from grader.report.render import render_all
+    from grader.results import batch_warnings
 
-    records = _load_records(args.dir / "results")
-    paths = render_all(
-        args.dir / "results",
-        args.dir,
-        jobs=args.jobs,
-        show_sandbox_warning=_sandbox_warning(records),
-    )
+    records = _load_records(args.dir)
+    warning = "; ".join(batch_warnings(args.dir, records)) or None
+    paths = render_all(records, args.dir, jobs=args.jobs, show_sandbox_warning=warning)
+    write_gradebook(records, args.dir / "gradebook.csv")
     pdfs = [p for p in paths if p.suffix == ".pdf"]
     print(f"rendered {len(pdfs)} PDF files and the gradebook in {args.dir}")
     return 0
@@ -213,7 +204,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write a Canvas-importable CSV."""
     from grader.gradebook import export_canvas
 
-    records = _load_records(args.dir / "results")
+    records = _load_records(args.dir)
     out = args.output or args.dir / "canvas.csv"
     export_canvas(records, out)
     print(f"wrote {out}")

@@ -67,13 +67,13 @@ import numpy as np
 from distributed import Client, Future, as_completed
 
 from grader.cache import (
-    Unencodable,
     decode_executed,
     encode_executed,
     execution_fingerprint,
 )
 from grader.errors import GraderError
 from grader.models import Submission
+from grader.plain import Unencodable
 from grader.reference import Expected, load_expected
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric
 from grader.sandbox import Executed, Mode

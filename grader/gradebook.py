@@ -1,4 +1,4 @@
-"""Gradebook exports from results records (plain dicts loaded from ``results/*.json``).
+"""Gradebook exports from :class:`GradeRecord`'s (instructor overrides applied by the caller).
 
 * :func:`write_gradebook` — ``gradebook.csv``: one row per student, one column per
   question id (in rubric order), then ``total`` and ``max``.
@@ -12,64 +12,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from grader.atomic import write_text_atomic
+from grader.models import GradeRecord
+
 CANVAS_ID_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 
-def _question_order(records: list[dict[str, Any]]) -> list[str]:
+def _question_order(records: Sequence[GradeRecord]) -> list[str]:
     order: list[str] = []
     for record in records:
-        for q in record.get("questions", []):
-            qid = str(q.get("id"))
-            if qid not in order:
-                order.append(qid)
+        for q in record.questions:
+            if q.id not in order:
+                order.append(q.id)
     return order
 
 
-def gradebook_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def gradebook_frame(records: Sequence[GradeRecord]) -> pd.DataFrame:
     """The gradebook as a DataFrame indexed by nothing, sorted by student."""
     questions = _question_order(records)
     rows = []
     for record in records:
-        row: dict[str, Any] = {"student": str(record.get("student", ""))}
-        scores = {str(q.get("id")): q.get("score") for q in record.get("questions", [])}
+        row: dict[str, Any] = {"student": record.student}
+        scores = {q.id: q.score for q in record.questions}
         for qid in questions:
             row[qid] = scores.get(qid)
-        row["total"] = record.get("score")
-        row["max"] = record.get("max_score")
+        row["total"] = record.score
+        row["max"] = record.max_score
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["student", *questions, "total", "max"])
     return frame.sort_values("student", kind="stable").reset_index(drop=True)
 
 
-def write_gradebook(records: list[dict[str, Any]], out_csv: Path) -> None:
+def write_gradebook(records: Sequence[GradeRecord], out_csv: Path) -> None:
     """Write ``gradebook.csv``: student, one column per question id, total, max.
 
     Scores are the records' points (overrides already applied by the caller); a question
-    missing from a record is left empty. UTF-8, comma separated, no index column.
+    missing from a record is left empty. UTF-8, comma separated, no index column;
+    written atomically.
     """
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    gradebook_frame(records).to_csv(out_csv, index=False, encoding="utf-8", float_format="%g")
+    write_text_atomic(out_csv, gradebook_frame(records).to_csv(index=False, float_format="%g"))
 
 
-def canvas_column(records: list[dict[str, Any]]) -> str:
+def canvas_column(records: Sequence[GradeRecord]) -> str:
     """The score column's name: the assignment's title, else its id."""
     for record in records:
-        title = str(record.get("title") or "").strip()
-        if title:
-            return title
+        if record.title.strip():
+            return record.title.strip()
     for record in records:
-        if record.get("assignment"):
-            return str(record["assignment"])
+        if record.assignment:
+            return record.assignment
     return "Assignment"
 
 
 def export_canvas(
-    records: list[dict[str, Any]],
+    records: Sequence[GradeRecord],
     out_csv: Path,
     *,
     column: str | None = None,
@@ -83,16 +85,16 @@ def export_canvas(
     ``Points Possible`` with the assignment's maximum. Raises ``ValueError`` when the
     records are for more than one assignment.
     """
-    assignments = {str(r.get("assignment")) for r in records}
+    assignments = {r.assignment for r in records}
     if len(assignments) > 1:
         raise ValueError(f"records from several assignments: {', '.join(sorted(assignments))}")
     name = column or canvas_column(records)
     rows: list[dict[str, Any]] = []
     if points_possible and records:
-        top = max(float(r.get("max_score") or 0) for r in records)
+        top = max(float(r.max_score) for r in records)
         rows.append({"Student": "Points Possible", name: top})
-    for record in sorted(records, key=lambda r: str(r.get("student"))):
-        student = str(record.get("student", ""))
+    for record in sorted(records, key=lambda r: r.student):
+        student = record.student
         rows.append(
             {
                 "Student": student,
@@ -100,9 +102,8 @@ def export_canvas(
                 "SIS User ID": student,
                 "SIS Login ID": student,
                 "Section": "",
-                name: record.get("score"),
+                name: record.score,
             }
         )
     frame = pd.DataFrame(rows, columns=[*CANVAS_ID_COLUMNS, name])
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_csv, index=False, encoding="utf-8", float_format="%g")
+    write_text_atomic(out_csv, frame.to_csv(index=False, float_format="%g"))

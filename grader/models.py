@@ -229,7 +229,14 @@ class Provenance:
 
 @dataclass(frozen=True)
 class GradeRecord:
-    """One student's complete result, written to ``results/<student>.json``."""
+    """One student's complete result, written to ``results/<student>.json``.
+
+    The optional sections (result schema version 2) are free-form JSON objects that
+    later stages fill; None means the section is absent from the file: ``late`` (the
+    submission time and any lateness penalty), ``review`` (an instructor's review
+    state), ``devices`` (the devices the code ran on) and ``integrity`` (similarity or
+    integrity findings). See ``grader/schema/result.schema.json``.
+    """
 
     student: str
     assignment: str
@@ -240,3 +247,31 @@ class GradeRecord:
     questions: tuple[QuestionResult, ...]
     execution: ExecutionReport
     provenance: Provenance
+    late: Mapping[str, Any] | None = None
+    review: Mapping[str, Any] | None = None
+    devices: Mapping[str, Any] | None = None
+    integrity: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Facts about a whole batch, true of every result in it, kept in ``OUT/batch.json``
+    (``OUT/results/`` holds one file per student and nothing else).
+
+    Written when grading starts, so an interrupted batch has it too; ``grade report``
+    reads it for the warning every report carries.
+    """
+
+    assignment: str
+    rubric_sha256: str
+    reference_sha256: str
+    sandbox: str  # strict | permissive | off
+    warnings: tuple[str, ...] = ()  # sandbox protections that were off (here or on workers)
+    cluster: str | None = None  # the Dask scheduler the executions ran on
+    grader_version: str = ""
+    started_at: str = ""  # ISO 8601, UTC
+
+    @property
+    def sandbox_warning(self) -> str | None:
+        """The warning shown at the top of every report, or None when nothing was off."""
+        return "; ".join(self.warnings) or None

@@ -1,4 +1,4 @@
-"""Instructor overrides: ``DIR/overrides.yaml`` merged into results records.
+"""Instructor overrides: ``DIR/overrides.yaml`` applied to the students' records.
 
 The file is a YAML list of entries::
 
@@ -9,22 +9,29 @@ The file is a YAML list of entries::
 
 Each entry sets one check's score. The check's status becomes ``pass`` at full points,
 else ``partial`` (some points) or ``fail`` (none) — a ``manual`` check is thereby
-confirmed — and the comment is kept for the report. Question scores and the total are
-recomputed as sums. Errors name the file, the line and the entry.
+confirmed — and the check's ``override`` keeps the comment and the grader's own mark for
+the report. Question scores and the total are recomputed as sums. Results files are
+never changed: overrides are applied whenever records are read for the gradebook and
+the reports. Errors name the file, the line and the entry.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from grader import scoring
 from grader.errors import GraderError
+from grader.models import CheckOverride, CheckStatus, GradeRecord
 
+#: The file, next to ``results/`` in an output folder.
+OVERRIDES_FILE = "overrides.yaml"
 ALLOWED_KEYS = ("student", "check", "points", "comment")
 REQUIRED_KEYS = ("student", "check", "points")
 
@@ -151,13 +158,9 @@ def load_overrides(path: Path) -> list[Override]:
     return out
 
 
-def _check_ids(record: dict[str, Any]) -> list[str]:
-    return [str(c.get("id")) for q in record.get("questions", []) for c in q.get("checks", [])]
-
-
-def check_override_targets(records: list[dict[str, Any]], overrides: list[Override]) -> None:
+def check_override_targets(records: Sequence[GradeRecord], overrides: Sequence[Override]) -> None:
     """Raise :class:`OverridesError` for entries naming a student without results."""
-    students = {str(r.get("student")) for r in records}
+    students = {r.student for r in records}
     for o in overrides:
         if o.student not in students:
             known = ", ".join(sorted(students)[:10]) + (" …" if len(students) > 10 else "")
@@ -166,72 +169,77 @@ def check_override_targets(records: list[dict[str, Any]], overrides: list[Overri
             )
 
 
-def _status(points: float, top: float) -> str:
+def _status(points: float, top: float) -> CheckStatus:
     if top > 0 and points >= top - 1e-9:
         return "pass"
     return "partial" if points > 0 else "fail"
 
 
-def apply_overrides(record: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:
+def apply_overrides(record: GradeRecord, overrides: Sequence[Override]) -> GradeRecord:
     """A new record with this student's overrides applied; ``record`` is not modified.
 
     For each entry of this student: the named check's ``score`` becomes the entry's
-    points and its status pass/partial/fail; ``details["override"]`` keeps the comment,
-    the original score and status (``details`` is free-form in the results schema, so the
-    record stays valid). Question scores become the sum of their checks and the total the
-    sum of the questions. Raises :class:`OverridesError` for an unknown check, a check id
-    that is ambiguous within the record, or points above the check's maximum.
+    points and its status pass/partial/fail, and its ``override`` keeps the comment and
+    the original score and status (the grader's, even when applied twice). Question
+    scores become the sum of their checks and the total the sum of the questions
+    (:mod:`grader.scoring`). Raises :class:`OverridesError` for an unknown check, a
+    check id that is ambiguous within the record, or points above the check's maximum.
     """
-    student = str(record.get("student"))
-    mine = [o for o in overrides if o.student == student]
+    mine = [o for o in overrides if o.student == record.student]
     if not mine:
         return record
-    new = copy.deepcopy(record)
-    ids = _check_ids(new)
+    questions = list(record.questions)
     for o in mine:
         matches = [
-            (q, c)
-            for q in new.get("questions", [])
-            for c in q.get("checks", [])
-            if str(c.get("id")) == o.check
+            (qi, ci)
+            for qi, q in enumerate(questions)
+            for ci, c in enumerate(q.checks)
+            if c.id == o.check
         ]
         if not matches:
-            known = ", ".join(ids)
+            known = ", ".join(c.id for q in questions for c in q.checks)
             raise OverridesError(
-                f"{o.where()}: {student} has no check {o.check!r} (checks: {known})"
+                f"{o.where()}: {record.student} has no check {o.check!r} (checks: {known})"
             )
         if len(matches) > 1:
             raise OverridesError(
                 f"{o.where()}: check id {o.check!r} appears more than once in the results"
             )
-        question, check = matches[0]
-        top = float(check.get("max_score", 0))
+        qi, ci = matches[0]
+        question = questions[qi]
+        check = question.checks[ci]
+        top = float(check.max_score)
         if o.points > top + 1e-9:
             raise OverridesError(
                 f"{o.where()}: points {o.points:g} exceed the check's maximum {top:g}"
             )
-        details = check.get("details")
-        details = (
-            dict(details)
-            if isinstance(details, dict)
-            else ({} if details is None else {"value": details})
+        previous = check.override
+        mark = scoring.points(o.points)
+        checks = list(question.checks)
+        checks[ci] = dataclasses.replace(
+            check,
+            score=mark,
+            status=_status(o.points, top),
+            override=CheckOverride(
+                points=mark,
+                comment=o.comment,
+                original_score=check.score if previous is None else previous.original_score,
+                original_status=check.status if previous is None else previous.original_status,
+            ),
         )
-        previous = details.get("override")
-        details["override"] = {
-            "points": round(o.points, 2),
-            "comment": o.comment,
-            "original_score": previous["original_score"]
-            if isinstance(previous, dict)
-            else check.get("score", 0),
-            "original_status": previous["original_status"]
-            if isinstance(previous, dict)
-            else check.get("status"),
-        }
-        check["details"] = details
-        check["score"] = round(o.points, 2)
-        check["status"] = _status(o.points, top)
-        question["score"] = round(
-            sum(float(c.get("score", 0)) for c in question.get("checks", [])), 2
+        questions[qi] = dataclasses.replace(
+            question, checks=tuple(checks), score=scoring.points(sum(c.score for c in checks))
         )
-    new["score"] = round(sum(float(q.get("score", 0)) for q in new.get("questions", [])), 2)
-    return new
+    score, _ = scoring.total(questions)
+    return dataclasses.replace(record, questions=tuple(questions), score=score)
+
+
+def with_overrides(records: Sequence[GradeRecord], path: Path) -> list[GradeRecord]:
+    """``records`` with the overrides file ``path`` applied, or as they are when there is
+    no such file. Raises :class:`OverridesError` for an invalid file or an entry that
+    names an unknown student or check or gives too many points."""
+    if not path.is_file():
+        return list(records)
+    overrides = load_overrides(path)
+    check_override_targets(records, overrides)
+    return [apply_overrides(r, overrides) for r in records]

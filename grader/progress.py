@@ -1,18 +1,21 @@
 """How a batch reports its progress: a live bar on a terminal, one line per student in
 logs, or nothing but the last line and errors (``--quiet``).
 
-Every reporter receives the same events: the batch size, then each finished result as
-the plain dict written to ``results/<student>.json`` with how it was obtained
+Every reporter receives the same events: the batch size, then each finished
+:class:`GradeRecord` (as written to ``results/<student>.json``) with how it was obtained
 (``executed``: the student's code ran; ``rescored``: checks re-ran over a cached
-execution; ``cached``: the result on disk was still valid).
+execution; ``cached``: the result on disk was still valid) and whether the grader itself
+failed on that submission (the batch knows; the record then says so in its warnings).
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal, TextIO
+
+from grader.models import GradeRecord
 
 How = Literal["executed", "rescored", "cached"]
 Style = Literal["auto", "bar", "lines", "quiet"]
@@ -20,34 +23,28 @@ Style = Literal["auto", "bar", "lines", "quiet"]
 _HOW_NOTE = {"executed": "", "rescored": " [re-scored from cache]", "cached": " [unchanged]"}
 
 
-def outcome_notes(result: Mapping[str, Any]) -> list[str]:
+def outcome_notes(record: GradeRecord) -> list[str]:
     """What went wrong while a result's code ran, in a few words each."""
-    ex = result.get("execution", {})
+    ex = record.execution
     notes = []
-    if ex.get("failures"):
-        notes.append(f"{len(ex['failures'])} cell(s) failed")
-    if ex.get("timed_out"):
+    if ex.failures:
+        notes.append(f"{len(ex.failures)} cell(s) failed")
+    if ex.timed_out:
         notes.append("timed out")
-    if ex.get("kernel_died"):
+    if ex.kernel_died:
         notes.append("kernel died")
-    if ex.get("notebook") is None and ex.get("module") is None:
+    if ex.notebook is None and ex.module is None:
         notes.append("not run")
-    if ex.get("module_problem"):
-        notes.append(f"{ex['module_problem'][:80]}")
+    if ex.module_problem:
+        notes.append(f"{ex.module_problem[:80]}")
     return notes
 
 
-def result_line(result: Mapping[str, Any], how: How = "executed") -> str:
+def result_line(record: GradeRecord, how: How = "executed") -> str:
     """``student: 83/90 (1 cell(s) failed)``, the line logged per student."""
-    notes = outcome_notes(result)
+    notes = outcome_notes(record)
     tail = f" ({', '.join(notes)})" if notes else ""
-    return f"{result['student']}: {result['score']:g}/{result['max_score']:g}{tail}{_HOW_NOTE[how]}"
-
-
-def grader_failed(result: Mapping[str, Any]) -> bool:
-    """The grader itself failed on this submission (a crashed record)."""
-    warnings = result.get("execution", {}).get("warnings", [])
-    return any(isinstance(w, str) and w.startswith("the grader failed") for w in warnings)
+    return f"{record.student}: {record.score:g}/{record.max_score:g}{tail}{_HOW_NOTE[how]}"
 
 
 class Tally:
@@ -56,16 +53,16 @@ class Tally:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def add(self, result: Mapping[str, Any], how: How) -> None:
-        ex = result.get("execution", {})
+    def add(self, record: GradeRecord, how: How, failed: bool = False) -> None:
+        ex = record.execution
         self.counts[how] += 1
-        if any(f.get("kind") == "error" for f in ex.get("failures", [])):
+        if any(f.kind == "error" for f in ex.failures):
             self.counts["crashes"] += 1
-        if ex.get("timed_out"):
+        if ex.timed_out:
             self.counts["timeouts"] += 1
-        if ex.get("kernel_died") or ex.get("limit_hit"):
+        if ex.kernel_died or ex.limit_hit:
             self.counts["kernel deaths"] += 1
-        if grader_failed(result):
+        if failed:
             self.counts["grader errors"] += 1
 
     def text(self) -> str:
@@ -91,9 +88,10 @@ class Reporter:
     def warning(self, message: str) -> None:
         self.log(f"warning: {message}")
 
-    def done(self, result: Mapping[str, Any], how: How) -> None:
-        self.tally.add(result, how)
-        self.log(result_line(result, how))
+    def done(self, record: GradeRecord, how: How, failed: bool = False) -> None:
+        """One student finished; ``failed``: the grader itself failed on the submission."""
+        self.tally.add(record, how, failed)
+        self.log(result_line(record, how))
 
     def close(self) -> None:
         """Called once, whether the batch finished or was interrupted."""
@@ -105,10 +103,10 @@ class QuietReporter(Reporter):
     def warning(self, message: str) -> None:
         print(f"grade: warning: {message}", file=self.err or sys.stderr)
 
-    def done(self, result: Mapping[str, Any], how: How) -> None:
-        self.tally.add(result, how)
-        if grader_failed(result):
-            print(f"grade: error: {result_line(result, how)}", file=self.err or sys.stderr)
+    def done(self, record: GradeRecord, how: How, failed: bool = False) -> None:
+        self.tally.add(record, how, failed)
+        if failed:
+            print(f"grade: error: {result_line(record, how)}", file=self.err or sys.stderr)
 
 
 class BarReporter(Reporter):
@@ -147,10 +145,10 @@ class BarReporter(Reporter):
     def warning(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False)
 
-    def done(self, result: Mapping[str, Any], how: How) -> None:
-        self.tally.add(result, how)
-        if grader_failed(result):
-            self.console.print(f"[red]error:[/red] {result_line(result, how)}", highlight=False)
+    def done(self, record: GradeRecord, how: How, failed: bool = False) -> None:
+        self.tally.add(record, how, failed)
+        if failed:
+            self.console.print(f"[red]error:[/red] {result_line(record, how)}", highlight=False)
         if self.task is not None:
             self.progress.update(self.task, advance=1, tally=self.tally.text())
 

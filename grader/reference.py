@@ -11,13 +11,13 @@ the pin, so a batch (and the next batch) computes them once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from grader.atomic import json_text, write_text_atomic
 from grader.checks.base import CheckSpec
 from grader.errors import ReferenceComputationError, RubricError
+from grader.plain import decode, encode
 from grader.rubric import Rubric
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -128,11 +130,11 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
     """Compute (or read from the cache) every value the rubric's checks compare against."""
     path = reference_path(rubric)
     sha = reference_hash(path)
-    cached = cache_dir() / f"{sha}{_specs_suffix(rubric)}.json"
+    cached = cache_dir() / f"{sha}{_specs_suffix(rubric)}.f{CACHE_FORMAT}.json"
     if use_cache and cached.is_file():
         try:
-            return Expected(decode(json.loads(cached.read_text())), sha)
-        except (OSError, ValueError):
+            return Expected(_read_cached(cached), sha)
+        except (OSError, ValueError, KeyError, TypeError):
             pass  # a damaged cache entry is recomputed below
     values = compute_values(path, rubric)
     missing = missing_expected(rubric, values)
@@ -141,7 +143,9 @@ def load_expected(rubric: Rubric, use_cache: bool = True) -> Expected:
             f"{path}: compute() returned no value for {', '.join(missing)} "
             f"(needed by {rubric.path.name})"
         )
-    _write_atomic(cached, json.dumps(encode(values)))
+    _write_atomic(
+        cached, json_text({"format": CACHE_FORMAT, "values": encode(values)}, indent=None)
+    )
     return Expected(values, sha)
 
 
@@ -175,7 +179,7 @@ def compute_values(path: Path, rubric: Rubric, pin: Pin = PIN) -> dict[str, Any]
     are chosen then) and the grader's own process has usually imported torch already;
     and a plain ``python -m grader.reference_child`` rather than a multiprocessing
     spawn, because a Dask worker's process is a daemon, which multiprocessing forbids
-    to have children. The values come back as JSON (:func:`encode`), never pickled.
+    to have children. The values come back as JSON (:mod:`grader.plain`), never pickled.
     Every failure (the reference raises, has no ``compute()``, a check's cases fail,
     the child dies) is a :class:`ReferenceComputationError` naming the file.
     """
@@ -217,40 +221,27 @@ def compute_values(path: Path, rubric: Rubric, pin: Pin = PIN) -> dict[str, Any]
     return values
 
 
-def encode(value: Any) -> Any:
-    """Reference values as JSON, keeping arrays and tuples (shapes) distinguishable."""
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return {"__tuple__": [encode(v) for v in value]}
-    if isinstance(value, list):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    return value
+#: Bump when the layout of a cached reference file changes. The format is part of the
+#: file name, so graders of different formats sharing ``~/.cache/grader`` never read
+#: each other's files. 2: ``{"format": 2, "values": tree}`` with the tree in
+#: :mod:`grader.plain`'s strict JSON (1: a bare tree with ``NaN`` tokens, arrays without
+#: their shape, dict keys made strings).
+CACHE_FORMAT = 2
 
 
-def decode(value: Any) -> Any:
-    """The inverse of ``encode``."""
-    if isinstance(value, dict):
-        if "__array__" in value:
-            return np.asarray(value["__array__"], dtype=value["dtype"])
-        if "__tuple__" in value:
-            return tuple(decode(v) for v in value["__tuple__"])
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    return value
+def _read_cached(path: Path) -> dict[str, Any]:
+    """The values of a cached reference file; ValueError when it is of another format."""
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(entry, dict) or set(entry) != {"format", "values"}:
+        raise ValueError(f"{path}: not a reference cache entry")
+    if entry["format"] != CACHE_FORMAT:
+        raise ValueError(f"{path}: reference cache format {entry['format']!r}")
+    values = decode(entry["values"])
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the values are not a mapping")
+    return values
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a recomputation next time
+    with contextlib.suppress(OSError):  # an unwritable cache only costs a recomputation
+        write_text_atomic(path, text)

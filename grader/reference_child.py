@@ -4,7 +4,7 @@ Started by :func:`grader.reference.compute_values` with the pinned environment a
 in place, so torch picks its portable kernels when it is imported here. Reads one JSON
 request on stdin (the reference's path, the computing checks' specs, the torch settings
 of the pin) and writes one JSON reply on stdout: ``{"values": ...}`` (encoded by
-:func:`grader.reference.encode`) or ``{"error": message}``. Anything the reference prints
+:func:`grader.plain.encode`) or ``{"error": message}``. Anything the reference prints
 goes to stderr, so it cannot corrupt the reply.
 """
 
@@ -41,7 +41,7 @@ def compute(request: dict[str, Any]) -> dict[str, Any]:
     """The reply to one request: the encoded values, or the error naming file and check.
     The reply is plain JSON data."""
     from grader.checks import REGISTRY
-    from grader.reference import encode
+    from grader.plain import encode
 
     path = Path(request["path"])
     problem = _apply_pin(request["pin"])

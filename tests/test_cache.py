@@ -21,7 +21,6 @@ from grader.cache import (
     GradeCache,
     execution_fingerprint,
     execution_key,
-    record_from_dict,
     result_key,
 )
 from grader.cli import main
@@ -37,7 +36,7 @@ from grader.models import (
     Stored,
 )
 from grader.pipeline import submission_hash
-from grader.results import record_to_dict
+from grader.results import record_from_dict, record_to_dict
 from grader.rubric import RUBRICS_DIR, Rubric, load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,3 +387,51 @@ def test_sweep_removes_only_stale_temporary_files(tmp_path: Path) -> None:
     cache.sweep()
     assert not stale.exists() and fresh.exists()
     assert cache.load_execution("k5") is not None
+
+
+def test_version_1_results_folder_regrades_without_any_kernel(
+    graded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output folder as the version-1 grader left it (results of schema version 1,
+    no batch.json) is re-scored from its cached executions and written in version 2."""
+    from tests.test_batch import as_version_1
+
+    subs, _ = graded
+    out = copy_out(graded, tmp_path)
+    before = scores(out)
+    (out / "batch.json").unlink()
+    for path in (out / "results").glob("*.json"):
+        path.write_text(json.dumps(as_version_1(json.loads(path.read_text()))))
+        index = out / ".cache" / "results" / path.name
+        entry = json.loads(index.read_text())
+        entry["sha256"] = grader.cache.file_sha256(path)  # intact, only of an older version
+        index.write_text(json.dumps(entry))
+    no_kernels(monkeypatch)
+    text = regrade(subs, out, "hw3")
+    assert "(0 executed, 3 re-scored from cached runs, 0 unchanged)" in text
+    assert scores(out) == before
+    for path in (out / "results").glob("*.json"):
+        assert json.loads(path.read_text())["schema_version"] == 2
+    assert (out / "batch.json").is_file()
+
+
+def test_gradebook_carries_overrides_without_reports(
+    graded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subs, _ = graded
+    out = copy_out(graded, tmp_path)
+    (out / "overrides.yaml").write_text(
+        "- {student: pool_ceil, check: Q1a, points: 0, comment: Not the question asked.}\n"
+    )
+    no_kernels(monkeypatch)
+    assert "3 unchanged" in regrade(subs, out, "hw3")  # --no-reports
+    record = json.loads((out / "results" / "pool_ceil.json").read_text())
+    q1a = next(c for q in record["questions"] for c in q["checks"] if c["id"] == "Q1a")
+    assert q1a["score"] > 0 and "override" not in q1a  # the result file is never changed
+    book = {
+        row.split(",")[0]: row.split(",")
+        for row in (out / "gradebook.csv").read_text().splitlines()[1:]
+    }
+    assert float(book["pool_ceil"][-2]) == pytest.approx(record["score"] - q1a["score"])
+    solution = json.loads((out / "results" / "solution.json").read_text())
+    assert float(book["solution"][-2]) == pytest.approx(solution["score"])

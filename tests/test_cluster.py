@@ -89,8 +89,8 @@ class Counting(Reporter):
         super().__init__(log=lambda _: None)
         self.how: dict[str, str] = {}
 
-    def done(self, result: Any, how: Any) -> None:
-        self.how[result["student"]] = how
+    def done(self, record: Any, how: Any, failed: bool = False) -> None:
+        self.how[record.student] = how
 
 
 def test_local_batch_never_imports_dask() -> None:

@@ -89,12 +89,12 @@ def test_reports_of_the_sample_batch(batch: Path, tmp_path: Path) -> None:
     check's status in words."""
     from pypdf import PdfReader
 
-    from grader.report.render import render_all
+    from grader.report.render import load_records, render_all
     from grader.report.view import STATUS_WORDS
 
     golden = load_golden("hw3")
     # Rendered into a folder of its own: the graded batch is shared with other processes.
-    written = render_all(batch / "results", tmp_path, jobs=2)
+    written = render_all(load_records(batch / "results"), tmp_path, jobs=2)
     assert sorted(p.stem for p in (tmp_path / "reports").glob("*.pdf")) == sorted(golden)
     assert tmp_path / "summary.pdf" in written
     for student, expectation in golden.items():

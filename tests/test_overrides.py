@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
+from grader.models import CheckOverride, CheckResult, GradeRecord, QuestionResult
 from grader.overrides import (
     OverridesError,
     apply_overrides,
     check_override_targets,
     load_overrides,
+    with_overrides,
 )
-from grader.report.samples import sample_record
+from grader.report.samples import sample_grade_record as sample_record
+from grader.results import record_from_dict, record_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "grader" / "schema" / "result.schema.json").read_text())
@@ -28,12 +29,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def check_of(record: dict[str, Any], cid: str) -> dict[str, Any]:
-    return next(c for q in record["questions"] for c in q["checks"] if c["id"] == cid)
+def check_of(record: GradeRecord, cid: str) -> CheckResult:
+    return next(c for q in record.questions for c in q.checks if c.id == cid)
 
 
-def question_of(record: dict[str, Any], cid: str) -> dict[str, Any]:
-    return next(q for q in record["questions"] if any(c["id"] == cid for c in q["checks"]))
+def question_of(record: GradeRecord, cid: str) -> QuestionResult:
+    return next(q for q in record.questions if any(c.id == cid for c in q.checks))
 
 
 def test_load_and_apply(tmp_path: Path) -> None:
@@ -52,33 +53,39 @@ def test_load_and_apply(tmp_path: Path) -> None:
         ("bob", "Q1b", 0.0, 10),
     ]
     record = sample_record("alice", seed=1)
-    before = copy.deepcopy(record)
+    before = record_to_dict(record)
     new = apply_overrides(record, overrides)
-    assert record == before  # the input is not modified
+    assert record_to_dict(record) == before  # the input is not modified
     q1a, q2o = check_of(new, "Q1a"), check_of(new, "q2_O")
-    assert (q1a["score"], q1a["status"]) == (3, "pass")  # manual check confirmed
-    assert (q2o["score"], q2o["status"]) == (1.5, "partial")
-    assert q1a["details"]["override"]["comment"] == "Full marks after review."
-    assert q1a["details"]["override"]["original_status"] == "manual"
-    assert q1a["details"]["concepts"]  # the rest of the details is kept
+    assert (q1a.score, q1a.status) == (3, "pass")  # manual check confirmed
+    assert (q2o.score, q2o.status) == (1.5, "partial")
+    assert q1a.override == CheckOverride(
+        points=3.0,
+        comment="Full marks after review.",
+        original_score=check_of(record, "Q1a").score,
+        original_status="manual",
+    )
+    assert q1a.details == check_of(record, "Q1a").details  # the details are untouched
     for cid in ("Q1a", "q2_O"):
         q = question_of(new, cid)
-        assert q["score"] == pytest.approx(sum(c["score"] for c in q["checks"]))
-    assert new["score"] == pytest.approx(sum(q["score"] for q in new["questions"]))
-    delta = (3 - check_of(before, "Q1a")["score"]) + (1.5 - check_of(before, "q2_O")["score"])
-    assert new["score"] == pytest.approx(before["score"] + delta)
-    jsonschema.validate(new, SCHEMA)  # still a valid results record
+        assert q.score == pytest.approx(sum(c.score for c in q.checks))
+    assert new.score == pytest.approx(sum(q.score for q in new.questions))
+    delta = (3 - check_of(record, "Q1a").score) + (1.5 - check_of(record, "q2_O").score)
+    assert new.score == pytest.approx(record.score + delta)
+    data = record_to_dict(new)
+    jsonschema.validate(data, SCHEMA)  # still a valid results record, the override in it
+    assert record_from_dict(data) == new
     assert apply_overrides(sample_record("carol"), overrides) == sample_record("carol")
     bob = apply_overrides(sample_record("bob", seed=2), overrides)
-    assert (check_of(bob, "Q1b")["score"], check_of(bob, "Q1b")["status"]) == (0, "fail")
+    assert (check_of(bob, "Q1b").score, check_of(bob, "Q1b").status) == (0, "fail")
 
 
 def test_applying_twice_keeps_the_original_grade(tmp_path: Path) -> None:
     overrides = load_overrides(write(tmp_path, "- {student: a, check: Q1a, points: 1}\n"))
     record = sample_record("a", seed=3)
-    original = check_of(record, "Q1a")["score"]
+    original = check_of(record, "Q1a").score
     twice = apply_overrides(apply_overrides(record, overrides), overrides)
-    assert check_of(twice, "Q1a")["details"]["override"]["original_score"] == original
+    assert check_of(twice, "Q1a").override.original_score == original  # type: ignore[union-attr]
 
 
 def test_empty_file_means_no_overrides(tmp_path: Path) -> None:
@@ -147,3 +154,14 @@ def test_points_above_maximum_rejected(tmp_path: Path) -> None:
     overrides = load_overrides(write(tmp_path, "- {student: a, check: Q1a, points: 30}\n"))
     with pytest.raises(OverridesError, match="exceed the check's maximum 3"):
         apply_overrides(sample_record("a"), overrides)
+
+
+def test_with_overrides_reads_the_file_only_when_there_is_one(tmp_path: Path) -> None:
+    records = [sample_record("a", seed=3), sample_record("b", seed=4)]
+    assert with_overrides(records, tmp_path / "overrides.yaml") == records
+    path = write(tmp_path, "- {student: b, check: Q1a, points: 2}\n")
+    a, b = with_overrides(records, path)
+    assert a == records[0] and check_of(b, "Q1a").score == 2
+    write(tmp_path, "- {student: zed, check: Q1a, points: 2}\n")
+    with pytest.raises(OverridesError, match="no results for student 'zed'"):
+        with_overrides(records, path)

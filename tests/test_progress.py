@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from grader.cli import _grade_parser, default_jobs
+from grader.models import CellFailure, GradeRecord
 from grader.progress import (
     BarReporter,
     QuietReporter,
@@ -18,18 +20,26 @@ from grader.progress import (
     make_reporter,
     result_line,
 )
+from grader.report.samples import sample_grade_record
+
+BASE = sample_grade_record("base", traceback_lines=0)
 
 
-def result(student: str, **execution: Any) -> dict[str, Any]:
-    ex = {"notebook": "hw3.ipynb", "module": None, "failures": [], "warnings": [], **execution}
-    return {"student": student, "score": 83.5, "max_score": 90, "execution": ex}
+def result(student: str, **execution: Any) -> GradeRecord:
+    ex = dataclasses.replace(BASE.execution, **execution)
+    return dataclasses.replace(BASE, student=student, score=83.5, max_score=90, execution=ex)
 
 
-CRASHED = result("c", failures=[{"kind": "error"}])
-TIMED_OUT = result("t", failures=[{"kind": "timeout"}], timed_out=True)
-DIED = result("d", failures=[{"kind": "kernel_died"}], kernel_died=True)
+def failure(kind: Any) -> CellFailure:
+    return CellFailure(cell=3, kind=kind, ename="E", evalue="v", traceback="")
+
+
+CRASHED = result("c", failures=(failure("error"),))
+TIMED_OUT = result("t", failures=(failure("timeout"),), timed_out=True)
+DIED = result("d", failures=(failure("kernel_died"),), kernel_died=True)
+# the batch says the grader failed (the record's warnings say so too, in words)
 GRADER_FAILED = result(
-    "g", notebook=None, warnings=["the grader failed on this submission (KeyError: 'x')"]
+    "g", notebook=None, warnings=("the grader failed on this submission (KeyError: 'x')",)
 )
 
 
@@ -46,7 +56,9 @@ def test_tally_counts_crashes_timeouts_and_kernel_deaths() -> None:
     for item, how in [(CRASHED, "executed"), (TIMED_OUT, "executed"), (DIED, "rescored")]:
         tally.add(item, how)  # type: ignore[arg-type]
     tally.add(result("a"), "cached")
+    tally.add(GRADER_FAILED, "executed", True)
     assert tally.text() == "crashes 1 · timeouts 1 · kernel deaths 1 · cached 2"
+    assert tally.counts["grader errors"] == 1
 
 
 def test_lines_when_not_a_terminal() -> None:
@@ -65,7 +77,8 @@ def test_quiet_prints_only_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(reporter, QuietReporter)
     reporter.start(2)
     reporter.done(result("a"), "executed")
-    reporter.done(GRADER_FAILED, "executed")
+    reporter.done(dataclasses.replace(GRADER_FAILED, student="w"), "executed")  # words only
+    reporter.done(GRADER_FAILED, "executed", True)
     reporter.warning("sandbox protection off: cgroups")
     reporter.close()
     out, err = capsys.readouterr()
@@ -87,7 +100,7 @@ def test_bar_on_a_terminal_shows_counts_and_tally() -> None:
     assert isinstance(reporter, BarReporter)
     reporter.start(3)
     reporter.done(TIMED_OUT, "executed")
-    reporter.done(GRADER_FAILED, "executed")
+    reporter.done(GRADER_FAILED, "executed", True)
     reporter.done(result("a"), "cached")
     reporter.close()
     text = stream.getvalue()

@@ -1,9 +1,10 @@
 """Feedback reports: a PDF per student and a class summary, rendered with Jinja2 and WeasyPrint.
 
-Nothing here imports the grading pipeline, so ``grade report DIR`` re-renders from disk
-without running code. The names below are imported when first used: check types import
-this package's formatting helpers (:mod:`grader.report.format`), and grading must not
-pay for Jinja and the renderer.
+Reports take :class:`grader.models.GradeRecord`s (read from ``results/<student>.json`` by
+:func:`load_records`); nothing here imports the grading pipeline, so ``grade report DIR``
+re-renders from disk without running code. The names below are imported when first used:
+check types import this package's formatting helpers (:mod:`grader.report.format`), and
+grading must not pay for Jinja and the renderer.
 """
 
 from __future__ import annotations

@@ -3,18 +3,23 @@
 ``grade`` hands a :class:`LiveReports` to :func:`grader.batch.grade_batch` as its
 ``on_result``: reports render in warm worker processes while kernels run (a kernel
 mostly waits, a report mostly computes), so the reports are nearly done when the last
-student is. The summary and the gradebook need every result: :func:`render_all` makes
-them after the batch and skips every report this already rendered (same index).
+student is. The summary needs every result: :func:`render_all` makes it after the batch
+and skips every report this already rendered (same index).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from grader.overrides import Override, OverridesError, apply_overrides, load_overrides
-from grader.report.render import OVERRIDES_FILE, ReportPool
+from grader.models import Batch, GradeRecord
+from grader.overrides import (
+    OVERRIDES_FILE,
+    Override,
+    OverridesError,
+    apply_overrides,
+    load_overrides,
+)
+from grader.report.render import ReportPool
 
 
 class LiveReports:
@@ -34,16 +39,17 @@ class LiveReports:
                 # render_all reports the bad file after the batch; grading goes on
                 self.overrides = []
 
-    def __call__(self, result: Mapping[str, Any], warnings: tuple[str, ...]) -> None:
-        """Queue ``result``'s report (the first call starts the pool with the warnings)."""
+    def __call__(self, record: GradeRecord, batch: Batch) -> None:
+        """Queue ``record``'s report (the first call starts the pool with the batch's
+        sandbox warning)."""
         if self.pool is None:
             self.pool = ReportPool(
-                self.out_dir, jobs=self.jobs, show_sandbox_warning="; ".join(warnings) or None
+                self.out_dir, jobs=self.jobs, show_sandbox_warning=batch.sandbox_warning
             )
         if self.broken:
             return
         try:
-            record = apply_overrides(dict(result), self.overrides)
+            record = apply_overrides(record, self.overrides)
         except OverridesError:
             return  # an override that does not fit: render_all names it after the batch
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
+from grader.atomic import write_atomic
 from grader.report.render import CSS_FILE, TEMPLATES_DIR, UA_FILE
 
 
@@ -47,7 +48,16 @@ class _TemplateHTML(HTML):  # type: ignore[misc]
 
 
 def html_to_pdf(html: str, out_pdf: Path) -> None:
-    """Write ``html`` (one of our templates) to ``out_pdf`` with the shared CSS and fonts."""
-    out_pdf.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``html`` (one of our templates) to ``out_pdf`` with the shared CSS and fonts.
+
+    Written atomically (:func:`grader.atomic.write_atomic`): a report killed mid-write
+    leaves the previous PDF, never a truncated one that the report index would take
+    for current.
+    """
     document = _TemplateHTML(string=html, base_url=str(TEMPLATES_DIR))
-    document.write_pdf(out_pdf, stylesheets=[stylesheet()], font_config=font_config())
+    write_atomic(
+        out_pdf,
+        lambda handle: document.write_pdf(
+            handle, stylesheets=[stylesheet()], font_config=font_config()
+        ),
+    )

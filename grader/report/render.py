@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -27,20 +27,20 @@ from typing import Any
 
 import jinja2
 
-from grader.cache import record_from_dict
+from grader.atomic import sweep, write_json_atomic
 from grader.checks.base import REGISTRY
 from grader.errors import GraderError
-from grader.models import CheckOverride, GradeRecord
-from grader.overrides import apply_overrides, check_override_targets, load_overrides
+from grader.models import ExecutionReport, GradeRecord, Provenance
+from grader.overrides import OVERRIDES_FILE, with_overrides
 from grader.report.format import fmt_points, fmt_shape
 from grader.report.view import MACROS_NAME, student_view
+from grader.results import read_results, record_to_dict
 
 TEMPLATES_DIR = Path(
     os.environ.get("GRADER_TEMPLATES", Path(__file__).resolve().parents[2] / "templates")
 )
 CSS_FILE = "report.css"
 UA_FILE = "ua.css"
-OVERRIDES_FILE = "overrides.yaml"
 
 
 def _check_macros() -> dict[str, Path]:
@@ -86,75 +86,16 @@ def jinja_env() -> jinja2.Environment:
     return env
 
 
-def grade_record(data: Mapping[str, Any]) -> GradeRecord:
-    """A results dict (as loaded from JSON, overrides applied) as the record the views
-    take. The one place the report still meets dicts, until overrides and the render
-    plumbing hand over records themselves: keys a partial dict lacks are left empty,
-    an override kept in ``details["override"]`` becomes the check's ``override``, and a
-    ``show_expected`` key (which results never hold, but tests may set) is honoured."""
-    empty_execution: dict[str, Any] = {
-        "notebook": None,
-        "cells_total": 0,
-        "cells_run": 0,
-        "cells_not_run": [],
-        "failures": [],
-        "timed_out": False,
-        "kernel_died": False,
-        "limit_hit": None,
-        "warnings": [],
-        "duration_s": 0.0,
-    }
-    no_provenance = {
-        key: ""
-        for key in ("submission_sha256", "rubric_sha256", "reference_sha256", "grader_version")
-    } | {"python": "", "torch": "", "numpy": "", "seeds": {}, "graded_at": ""}
-    full = {
-        "assignment": "",
-        "title": "",
-        "course": "",
-        "score": 0,
-        "max_score": 0,
-        "questions": [],
-        **data,
-        "execution": {**empty_execution, **(data.get("execution") or {})},
-        "provenance": {**no_provenance, **(data.get("provenance") or {})},
-    }
-    record = record_from_dict(full)
-    questions = []
-    for q_data, question in zip(full["questions"], record.questions, strict=True):
-        checks = []
-        for c_data, check in zip(q_data["checks"], question.checks, strict=True):
-            details = dict(check.details) if check.details is not None else None
-            override = details.pop("override", None) if details is not None else None
-            checks.append(
-                dataclasses.replace(
-                    check,
-                    details=(details or None) if override is not None else check.details,
-                    override=CheckOverride(**override) if override is not None else None,
-                    show_expected=bool(c_data.get("show_expected", True)),
-                )
-            )
-        questions.append(dataclasses.replace(question, checks=tuple(checks)))
-    return dataclasses.replace(record, questions=tuple(questions))
-
-
-def report_html(
-    record: GradeRecord | Mapping[str, Any], *, show_sandbox_warning: str | None = None
-) -> str:
+def report_html(record: GradeRecord, *, show_sandbox_warning: str | None = None) -> str:
     """The report of one record as an HTML string."""
-    if not isinstance(record, GradeRecord):
-        record = grade_record(record)
     view = student_view(record, sandbox_warning=show_sandbox_warning)
     return jinja_env().get_template("report.html.j2").render(r=view)
 
 
 def render_student_report(
-    record: GradeRecord | Mapping[str, Any],
-    out_pdf: Path,
-    *,
-    show_sandbox_warning: str | None = None,
+    record: GradeRecord, out_pdf: Path, *, show_sandbox_warning: str | None = None
 ) -> None:
-    """Render one student's results record (a dict loaded from the JSON) to ``out_pdf``.
+    """Render one student's record to ``out_pdf``.
 
     ``show_sandbox_warning``, when given, is printed in a red box under the header (for
     batches graded without the sandbox). Only what the record holds is shown: expected
@@ -165,32 +106,20 @@ def render_student_report(
     html_to_pdf(report_html(record, show_sandbox_warning=show_sandbox_warning), out_pdf)
 
 
-def load_records(results_dir: Path, *, overrides_file: Path | None = None) -> list[dict[str, Any]]:
+def load_records(results_dir: Path, *, overrides_file: Path | None = None) -> list[GradeRecord]:
     """Read ``results_dir/*.json`` (sorted by student) and apply instructor overrides.
 
     ``overrides_file`` defaults to ``results_dir.parent / "overrides.yaml"`` and is used
-    only when it exists. Raises :class:`grader.overrides.OverridesError` for an invalid
-    file or an entry naming an unknown student or check.
+    only when it exists. Raises :class:`grader.results.ResultFormatError` naming a file
+    that is not a result, and :class:`grader.overrides.OverridesError` for an invalid
+    overrides file or an entry naming an unknown student or check.
     """
-    records = []
-    for path in sorted(results_dir.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise GraderError(f"{path}: not a valid results file ({exc})") from exc
-        if not isinstance(record, dict) or "student" not in record:
-            raise GraderError(f"{path}: not a results record (no 'student')")
-        records.append(record)
-    records.sort(key=lambda r: str(r["student"]))
+    records = read_results(results_dir)
     path = overrides_file if overrides_file is not None else results_dir.parent / OVERRIDES_FILE
-    if path.is_file():
-        overrides = load_overrides(path)
-        check_override_targets(records, overrides)
-        records = [apply_overrides(r, overrides) for r in records]
-    return records
+    return with_overrides(records, path)
 
 
-def _render_job(args: tuple[dict[str, Any], Path, str | None]) -> Path:
+def _render_job(args: tuple[GradeRecord, Path, str | None]) -> Path:
     record, out_pdf, warning = args
     render_student_report(record, out_pdf, show_sandbox_warning=warning)
     return out_pdf
@@ -222,9 +151,11 @@ def templates_digest() -> str:
     return digest.hexdigest()
 
 
-def _record_key(record: dict[str, Any], context: str) -> str:
+def _record_key(record: GradeRecord, context: str) -> str:
     """What a report depends on: the record (overrides applied) and the render context."""
-    data = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    data = json.dumps(
+        record_to_dict(record), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256((context + "\x00" + data).encode("utf-8")).hexdigest()
 
 
@@ -244,16 +175,8 @@ def _read_index(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_index(path: Path, entries: dict[str, dict[str, str]]) -> None:
-    """Write the index atomically (a temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "reports": entries}, f, ensure_ascii=False, indent=0)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the index atomically and durably (:func:`grader.atomic.write_json_atomic`)."""
+    write_json_atomic(path, {"version": 1, "reports": entries}, indent=0)
 
 
 # ---------------------------------------------------------------- worker processes
@@ -267,10 +190,32 @@ def _init_worker() -> None:
     stylesheet()
     ua_stylesheet()
     with tempfile.TemporaryDirectory() as tmp:
-        render_student_report(
-            {"student": "warm-up", "score": 0, "max_score": 1, "questions": []},
-            Path(tmp) / "warm-up.pdf",
-        )
+        render_student_report(_WARM_UP, Path(tmp) / "warm-up.pdf")
+
+
+#: The tiny record a report worker lays out once when it starts.
+_WARM_UP = GradeRecord(
+    student="warm-up",
+    assignment="warm-up",
+    title="",
+    course="",
+    score=0.0,
+    max_score=1.0,
+    questions=(),
+    execution=ExecutionReport(
+        notebook=None,
+        cells_total=0,
+        cells_run=0,
+        cells_not_run=(),
+        failures=(),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=(),
+        duration_s=0.0,
+    ),
+    provenance=Provenance("", "", "", "", "", "", ""),
+)
 
 
 class RenderedPaths(list[Path]):
@@ -286,12 +231,13 @@ class ReportPool:
     """Render student reports in warm worker processes while the caller goes on grading.
 
     ``ReportPool(out_dir, rubric_meta, jobs)``: reports go to ``out_dir/reports/<student>.pdf``.
-    ``submit(record)`` hands over one finished results record (overrides already applied,
-    as :func:`load_records` does) and returns at once with a future of the PDF path;
+    ``submit(record)`` hands over one finished :class:`GradeRecord` (overrides already
+    applied, as :func:`load_records` does) and returns at once with a future of the PDF
+    path;
     ``close()`` waits for every report, saves the index and returns the paths in
     submission order. Use it as a context manager to close it on every exit.
 
-    ``rubric_meta`` (e.g. ``{"course": …, "title": …}``) fills keys a record lacks.
+    ``rubric_meta`` (e.g. ``{"course": …, "title": …}``) fills fields a record left empty.
     ``jobs`` ≥ 1 starts that many worker processes (``spawn``: safe beside threads of the
     grading loop) on the first report that needs rendering, each warmed by its initializer
     (templates, CSS, fonts, one tiny report); ``jobs`` = 0 renders in the calling process
@@ -316,6 +262,7 @@ class ReportPool:
 
         self.reports_dir = Path(out_dir) / "reports"
         self.reports_dir.mkdir(parents=True, exist_ok=True)
+        sweep((self.reports_dir,))  # what a killed render left half-written
         self.rubric_meta = dict(rubric_meta or {})
         self.jobs = max(int(jobs), 0)
         self.warning = show_sandbox_warning
@@ -351,12 +298,13 @@ class ReportPool:
             )
         return self._executor
 
-    def submit(self, record: Mapping[str, Any]) -> Future[Path]:
+    def submit(self, record: GradeRecord) -> Future[Path]:
         """Queue one student's report; returns a future of its PDF path."""
         if self._closed:
             raise GraderError("ReportPool.submit after close()")
-        full = {**self.rubric_meta, **record}
-        student = str(full["student"])
+        empty = {k: v for k, v in self.rubric_meta.items() if getattr(record, k, None) == ""}
+        full = dataclasses.replace(record, **empty) if empty else record
+        student = full.student
         out_pdf = self.reports_dir / f"{_safe_name(student)}.pdf"
         key = _record_key(full, self.context)
         self.keys[student] = key
@@ -420,28 +368,27 @@ class ReportPool:
 
 
 def render_all(
-    results_dir: Path,
+    records: Sequence[GradeRecord],
     out_dir: Path,
     jobs: int = 1,
     *,
     show_sandbox_warning: str | None = None,
     force: bool = False,
 ) -> RenderedPaths:
-    """Re-render the reports from the results on disk, without running student code.
+    """Render every student's report and the class summary from ``records`` (overrides
+    already applied, as :func:`load_records` gives them), without running student code.
 
-    Reads ``results_dir/*.json``, applies ``results_dir.parent/overrides.yaml`` when it
-    exists, and writes ``out_dir/reports/<student>.pdf``, ``out_dir/summary.pdf`` and
-    ``out_dir/gradebook.csv`` (so the gradebook carries the overrides too). Reports whose
-    record, overrides, templates, grader version and warning are unchanged since they were
-    written are kept (see :class:`ReportPool`; ``force`` renders all). With ``jobs > 1``
-    reports are rendered in that many worker processes, otherwise in this one. Returns
-    the paths: the student reports in student order, then the summary and the gradebook;
-    ``.rendered`` and ``.skipped`` list which reports were rendered and which kept.
+    Writes ``out_dir/reports/<student>.pdf`` and ``out_dir/summary.pdf``. Reports whose
+    record, templates, grader version and warning are unchanged since they were written
+    are kept (see :class:`ReportPool`; ``force`` renders all). With ``jobs > 1`` reports
+    are rendered in that many worker processes, otherwise in this one. Returns the
+    paths: the student reports in student order, then the summary; ``.rendered`` and
+    ``.skipped`` list which reports were rendered and which kept. The gradebook is not
+    written here: :func:`grader.gradebook.write_gradebook` takes the same records.
     """
-    from grader.gradebook import write_gradebook
     from grader.report.summary import render_summary
 
-    records = load_records(results_dir)
+    records = sorted(records, key=lambda r: r.student)
     with ReportPool(
         out_dir,
         jobs=min(jobs, len(records)) if jobs > 1 else 0,
@@ -457,12 +404,10 @@ def render_all(
     ).hexdigest()
     entry = pool.index.get(SUMMARY_KEY)
     if force or not summary_pdf.is_file() or entry is None or entry["key"] != summary_key:
-        render_summary([grade_record(r) for r in records], summary_pdf)
+        render_summary(list(records), summary_pdf)
         pool.index[SUMMARY_KEY] = {"key": summary_key, "pdf": "../" + summary_pdf.name}
         _write_index(pool.index_path, pool.index)
-    gradebook_csv = out_dir / "gradebook.csv"
-    write_gradebook(records, gradebook_csv)
-    return RenderedPaths([*written, summary_pdf, gradebook_csv], written.rendered, written.skipped)
+    return RenderedPaths([*written, summary_pdf], written.rendered, written.skipped)
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -473,7 +418,6 @@ def render_template(name: str, **context: Any) -> str:
 __all__ = [
     "RenderedPaths",
     "ReportPool",
-    "grade_record",
     "jinja_env",
     "load_records",
     "render_all",

@@ -1,6 +1,7 @@
 """Synthetic HW3-like results records, for the report tests and the render benchmark.
 
-They follow ``grader/schema/result.schema.json`` and exercise every check type the
+They follow ``grader/schema/result.schema.json`` (:func:`sample_record` gives the JSON,
+:func:`sample_grade_record` the record) and exercise every check type the
 report draws (value with differing cells and with a shape mismatch, shape table, model
 probe, free text awaiting review, function, error) plus execution failures.
 """
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import random
 from typing import Any
+
+from grader.models import GradeRecord
+from grader.results import record_from_dict
 
 HEX = "0123456789abcdef"
 
@@ -398,7 +402,7 @@ def sample_record(
         )
         not_run = [15, 16, 17, 21]
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "student": student,
         "assignment": "hw3",
         "title": "HW3 — Convolutions, backprop and shape tables",
@@ -432,3 +436,8 @@ def sample_record(
             "graded_at": "2025-11-22T10:00:00+00:00",
         },
     }
+
+
+def sample_grade_record(student: str = "s001", **options: Any) -> GradeRecord:
+    """:func:`sample_record` read back as the :class:`GradeRecord` it is the JSON of."""
+    return record_from_dict(sample_record(student, **options))

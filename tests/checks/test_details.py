@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from grader.cache import record_from_dict
 from grader.checks import REGISTRY
 from grader.checks.choice import ChoiceSpec, grade_choice
 from grader.checks.shape_table import ShapeTableSpec, grade_shape_table
 from grader.checks.text import TextSpec, grade_text
 from grader.checks.value import ValueSpec, grade_value
 from grader.models import CheckResult, ExecutionReport, GradeRecord, Provenance, QuestionResult
-from grader.results import record_to_dict
+from grader.results import record_from_dict, record_to_dict
 from tests.conftest import make_ctx
 
 SCHEMA = json.loads(

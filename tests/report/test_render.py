@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -14,12 +15,20 @@ import jsonschema
 import pytest
 from pypdf import PdfReader
 
+from grader.models import GradeRecord
 from grader.report import render as render_mod
 from grader.report.format import cell_ranges, trim_traceback
 from grader.report.matrix import matrix_view
-from grader.report.render import ReportPool, render_all, render_student_report, report_html
+from grader.report.render import (
+    ReportPool,
+    load_records,
+    render_all,
+    render_student_report,
+)
+from grader.report.render import report_html as _report_html
 from grader.report.samples import sample_record
 from grader.report.view import STATUS_WORDS
+from grader.results import record_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "grader" / "schema" / "result.schema.json").read_text())
@@ -29,6 +38,20 @@ SEED_TEXT = Path("/work/shared/seeds/002_b1b951e4d85d66f4.txt")
 def valid(record: dict[str, Any]) -> dict[str, Any]:
     jsonschema.validate(record, SCHEMA)
     return record
+
+
+def rec(data: dict[str, Any]) -> GradeRecord:
+    """The record a results file holding ``data`` reads back as."""
+    return record_from_dict(data)
+
+
+def report_html(data: dict[str, Any], **kw: Any) -> str:
+    return _report_html(rec(data), **kw)
+
+
+def render(results: Path, out: Path, **kw: Any) -> Any:
+    """``grade report``'s rendering: the results on disk, overrides applied."""
+    return render_all(load_records(results), out, **kw)
 
 
 def pdf_text(path: Path) -> str:
@@ -62,7 +85,7 @@ def score_text(record: dict[str, Any]) -> str:
 def test_report_has_student_score_and_every_status(tmp_path: Path, seed: int) -> None:
     record = valid(sample_record(f"stu{seed:03d}", seed=seed))
     out = tmp_path / "r.pdf"
-    render_student_report(record, out)
+    render_student_report(rec(record), out)
     text = pdf_text(out)
     assert f"stu{seed:03d}" in text
     assert score_text(record) in text
@@ -101,7 +124,7 @@ def test_persian_cjk_and_1000_line_traceback(tmp_path: Path) -> None:
     record = valid(sample_record("学生-王小明", seed=2, answer=answer, traceback_lines=1000))
     assert len(record["execution"]["failures"][0]["traceback"].splitlines()) == 1000
     out = tmp_path / "intl.pdf"
-    render_student_report(record, out)
+    render_student_report(rec(record), out)
     text = pdf_text(out)
     assert "学生-王小明" in text
     assert "زینی" in text
@@ -115,7 +138,7 @@ def test_cjk_glyphs_are_embedded_not_boxes(tmp_path: Path) -> None:
     if shutil.which("pdffonts") is None:
         pytest.skip("poppler-utils not installed")
     out = tmp_path / "cjk.pdf"
-    render_student_report(valid(sample_record("王小明")), out)
+    render_student_report(rec(valid(sample_record("王小明"))), out)
     fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True, check=True)
     assert "WenQuanYi" in fonts.stdout
     assert "DejaVu" in fonts.stdout
@@ -128,7 +151,7 @@ def test_nothing_runs_off_the_page(tmp_path: Path) -> None:
     record["execution"]["failures"][0]["traceback"] += "\n" + "x" * 900  # one very long line
     record["questions"][0]["checks"][0]["details"]["answer"] = "word" * 300  # no break points
     out = tmp_path / "wide.pdf"
-    render_student_report(valid(record), out)
+    render_student_report(rec(valid(record)), out)
     bbox = subprocess.run(
         ["pdftotext", "-bbox", str(out), "-"], capture_output=True, text=True, check=True
     ).stdout
@@ -184,20 +207,22 @@ def test_student_text_is_escaped(tmp_path: Path) -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     out = tmp_path / "esc.pdf"
-    render_student_report(record, out)
+    render_student_report(rec(record), out)
     assert "<b>not bold</b>" in pdf_text(out)
 
 
 def test_sandbox_warning_is_shown(tmp_path: Path) -> None:
     out = tmp_path / "w.pdf"
-    render_student_report(sample_record(), out, show_sandbox_warning="Graded WITHOUT the sandbox")
+    render_student_report(
+        rec(sample_record()), out, show_sandbox_warning="Graded WITHOUT the sandbox"
+    )
     assert "Graded WITHOUT the sandbox" in pdf_text(out)
 
 
 def test_clean_run_and_full_marks(tmp_path: Path) -> None:
     record = valid(sample_record("ace", all_correct=True, traceback_lines=0))
     out = tmp_path / "ace.pdf"
-    render_student_report(record, out)
+    render_student_report(rec(record), out)
     text = pdf_text(out)
     assert "No errors." in text
     assert "Failed" not in text
@@ -215,14 +240,8 @@ def test_render_all_with_overrides(tmp_path: Path, jobs: int) -> None:
         "  comment: Detection part is thin; see lecture 4.\n",
         encoding="utf-8",
     )
-    written = render_all(results, tmp_path, jobs=jobs)
-    assert [p.name for p in written] == [
-        "s0.pdf",
-        "s1.pdf",
-        "s2.pdf",
-        "summary.pdf",
-        "gradebook.csv",
-    ]
+    written = render(results, tmp_path, jobs=jobs)
+    assert [p.name for p in written] == ["s0.pdf", "s1.pdf", "s2.pdf", "summary.pdf"]
     assert all(p.exists() and p.stat().st_size > 0 for p in written)
     text = pdf_text(tmp_path / "reports" / "s1.pdf")
     assert "Detection part is thin; see lecture 4." in text
@@ -276,39 +295,39 @@ def test_render_all_is_incremental(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     results = tmp_path / "results"
     records = [valid(sample_record(f"s{i}", seed=i)) for i in range(3)]
     _write_results(results, records)
-    first = render_all(results, tmp_path)
+    first = render(results, tmp_path)
     assert len(first.rendered) == 3 and not first.skipped
     index = json.loads((tmp_path / "reports" / ".index.json").read_text())
     assert set(index["reports"]) >= {"s0", "s1", "s2"}
 
-    again = render_all(results, tmp_path)
+    again = render(results, tmp_path)
     assert again.rendered == [] and len(again.skipped) == 3
-    assert [p.name for p in again] == ["s0.pdf", "s1.pdf", "s2.pdf", "summary.pdf", "gradebook.csv"]
+    assert [p.name for p in again] == ["s0.pdf", "s1.pdf", "s2.pdf", "summary.pdf"]
 
     records[1]["questions"][0]["checks"][0]["message"] = "changed message"
     _write_results(results, records[1:2])
-    changed = render_all(results, tmp_path)
+    changed = render(results, tmp_path)
     assert [p.name for p in changed.rendered] == ["s1.pdf"]
     assert "changed message" in pdf_text(tmp_path / "reports" / "s1.pdf")
 
     (tmp_path / "overrides.yaml").write_text(
         "- student: s2\n  check: Q1a\n  points: 1\n  comment: ok\n", encoding="utf-8"
     )
-    assert [p.name for p in render_all(results, tmp_path).rendered] == ["s2.pdf"]
+    assert [p.name for p in render(results, tmp_path).rendered] == ["s2.pdf"]
 
     (tmp_path / "reports" / "s0.pdf").unlink()
-    assert [p.name for p in render_all(results, tmp_path).rendered] == ["s0.pdf"]
+    assert [p.name for p in render(results, tmp_path).rendered] == ["s0.pdf"]
 
     monkeypatch.setattr(render_mod, "templates_digest", lambda: "edited templates")
-    assert len(render_all(results, tmp_path).rendered) == 3
-    assert len(render_all(results, tmp_path).rendered) == 0
-    assert len(render_all(results, tmp_path, force=True).rendered) == 3
+    assert len(render(results, tmp_path).rendered) == 3
+    assert len(render(results, tmp_path).rendered) == 0
+    assert len(render(results, tmp_path, force=True).rendered) == 3
 
 
 def test_report_pool_renders_in_worker_processes(tmp_path: Path) -> None:
-    records = [valid(sample_record(f"p{i}", seed=i)) for i in range(3)]
-    for r in records:
-        del r["course"]
+    records = [
+        dataclasses.replace(rec(valid(sample_record(f"p{i}", seed=i))), course="") for i in range(3)
+    ]
     with ReportPool(tmp_path, {"course": "Deep Learning 2026"}, jobs=2) as pool:
         futures = [pool.submit(r) for r in records]
         paths = pool.close()
@@ -317,7 +336,7 @@ def test_report_pool_renders_in_worker_processes(tmp_path: Path) -> None:
     assert len(paths.rendered) == 3
     for r, path in zip(records, paths, strict=True):
         text = pdf_text(path)
-        assert r["student"] in text and "Deep Learning 2026" in text
+        assert r.student in text and "Deep Learning 2026" in text
     # a second pool over the same folder finds them current and starts no workers
     pool2 = ReportPool(tmp_path, {"course": "Deep Learning 2026"}, jobs=2)
     for r in records:
@@ -332,15 +351,15 @@ def test_report_pool_reports_failures_after_the_rest(
 ) -> None:
     real = render_mod.render_student_report
 
-    def flaky(record: dict[str, Any], out_pdf: Path, **kw: Any) -> None:
-        if record["student"] == "broken":
+    def flaky(record: GradeRecord, out_pdf: Path, **kw: Any) -> None:
+        if record.student == "broken":
             raise ValueError("cannot draw this one")
         real(record, out_pdf, **kw)
 
     monkeypatch.setattr(render_mod, "render_student_report", flaky)
     pool = ReportPool(tmp_path, jobs=0)
-    pool.submit(sample_record("broken"))
-    pool.submit(sample_record("ok1"))
+    pool.submit(rec(sample_record("broken")))
+    pool.submit(rec(sample_record("ok1")))
     with pytest.raises(Exception, match="broken"):
         pool.close()
     assert (tmp_path / "reports" / "ok1.pdf").is_file()

@@ -10,10 +10,10 @@ from typing import Any
 import jsonschema
 from pypdf import PdfReader
 
-from grader.cache import record_from_dict
 from grader.models import GradeRecord
 from grader.report.samples import sample_record
 from grader.report.summary import render_summary, summary_html, summary_view
+from grader.results import record_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "grader" / "schema" / "result.schema.json").read_text())

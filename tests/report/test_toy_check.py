@@ -32,7 +32,7 @@ from grader.models import (
     Provenance,
     QuestionResult,
 )
-from grader.report.render import render_all, report_html
+from grader.report.render import load_records, render_all, report_html
 from grader.report.summary import summary_view
 from grader.results import record_to_dict
 from grader.rubric import load_rubric
@@ -134,7 +134,7 @@ def test_a_toy_result_file_renders_to_pdf(tmp_path: Path) -> None:
     results.mkdir()
     data = record_to_dict(_record(_graded(4)))
     (results / "ada.json").write_text(json.dumps(data), encoding="utf-8")
-    render_all(results, tmp_path, jobs=1)
+    render_all(load_records(results), tmp_path, jobs=1)
     reader = PdfReader(tmp_path / "reports" / "ada.pdf")
     text = " ".join(" ".join((p.extract_text() or "").split()) for p in reader.pages)
     assert "Self-assessment: ★★★★☆ (4 / 5 suggested)" in text
