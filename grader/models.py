@@ -7,7 +7,7 @@ were decoded in the grader's process from JSON and ``.npy`` files (never pickles
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +79,23 @@ class ExecutionReport:
     duration_s: float
     module: str | None = None  # the module file imported (layers.py), None when none
     module_problem: str | None = None  # why it could not be found or imported
+
+    @classmethod
+    def not_run(cls, notebook: str | None = None, warnings: Sequence[str] = ()) -> ExecutionReport:
+        """The report when no notebook ran (none asked for, none found, unreadable, or
+        the grader itself failed), carrying the warnings that say why."""
+        return cls(
+            notebook=notebook,
+            cells_total=0,
+            cells_run=0,
+            cells_not_run=(),
+            failures=(),
+            timed_out=False,
+            kernel_died=False,
+            limit_hit=None,
+            warnings=tuple(warnings),
+            duration_s=0.0,
+        )
 
 
 @dataclass(frozen=True)

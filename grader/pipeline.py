@@ -16,7 +16,6 @@ import hashlib
 import platform
 import time
 import traceback
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,22 +56,6 @@ def submission_hash(sub: Submission) -> str:
         data = str(path.readlink()).encode() if path.is_symlink() else path.read_bytes()
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
-
-
-def _not_run(notebook: str | None, warnings: Sequence[str]) -> ExecutionReport:
-    """The execution report of a submission the grader itself failed on."""
-    return ExecutionReport(
-        notebook=notebook,
-        cells_total=0,
-        cells_run=0,
-        cells_not_run=(),
-        failures=(),
-        timed_out=False,
-        kernel_died=False,
-        limit_hit=None,
-        warnings=tuple(warnings),
-        duration_s=0.0,
-    )
 
 
 def grade_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
@@ -255,7 +238,7 @@ def crashed_record(
         f"the grader failed on this submission ({type(exc).__name__}: {exc}); "
         "it needs an instructor's attention"
     )
-    execution = _not_run(None, (problem,))
+    execution = ExecutionReport.not_run(None, (problem,))
     ctx = CheckContext(
         answers={},
         expected=expected.values,

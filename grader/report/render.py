@@ -202,18 +202,7 @@ _WARM_UP = GradeRecord(
     score=0.0,
     max_score=1.0,
     questions=(),
-    execution=ExecutionReport(
-        notebook=None,
-        cells_total=0,
-        cells_run=0,
-        cells_not_run=(),
-        failures=(),
-        timed_out=False,
-        kernel_died=False,
-        limit_hit=None,
-        warnings=(),
-        duration_s=0.0,
-    ),
+    execution=ExecutionReport.not_run(),
     provenance=Provenance("", "", "", "", "", "", ""),
 )
 

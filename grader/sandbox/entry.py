@@ -10,7 +10,7 @@ from pathlib import Path
 from grader.models import ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox.errors import UnsupportedRequest
 from grader.sandbox.records import Executed, ExecutionRequest
-from grader.sandbox.stages import module_stage, not_run_report, notebook_stage
+from grader.sandbox.stages import module_stage, notebook_stage
 
 
 def execute(request: ExecutionRequest) -> Executed:
@@ -40,7 +40,7 @@ def execute(request: ExecutionRequest) -> Executed:
         if request.module is not None:
             module_run, module_problem, warnings = module_stage(request, scratch_root / "module")
         if execution is None:
-            execution = not_run_report(None, ())
+            execution = ExecutionReport.not_run()
         execution = dataclasses.replace(
             execution,
             warnings=tuple(dict.fromkeys((*execution.warnings, *warnings))),

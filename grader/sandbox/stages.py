@@ -24,22 +24,6 @@ from grader.sandbox.scratch import copy_to_scratch, locate_module, locate_notebo
 from grader.sandbox.warm_or_cold import open_session
 
 
-def not_run_report(notebook: str | None, warnings: Sequence[str]) -> ExecutionReport:
-    """The execution report when no notebook ran (none asked for, none found, unreadable)."""
-    return ExecutionReport(
-        notebook=notebook,
-        cells_total=0,
-        cells_run=0,
-        cells_not_run=(),
-        failures=(),
-        timed_out=False,
-        kernel_died=False,
-        limit_hit=None,
-        warnings=tuple(warnings),
-        duration_s=0.0,
-    )
-
-
 def notebook_in_session(
     notebook: Path,
     work: Path,
@@ -109,7 +93,7 @@ def notebook_stage(
         return (
             None,
             problem,
-            not_run_report(name, (*warnings, problem or "the notebook did not run")),
+            ExecutionReport.not_run(name, (*warnings, problem or "the notebook did not run")),
         )
     execution = dataclasses.replace(run.execution, warnings=(*warnings, *run.execution.warnings))
     return run, problem, execution

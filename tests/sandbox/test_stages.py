@@ -12,7 +12,7 @@ from grader.models import Answer, CellFailure, ExecutionReport, NotebookRun
 from grader.sandbox import ExecutionLimits, SubmissionFiles, warm
 from grader.sandbox.isolation import SandboxSession
 from grader.sandbox.scratch import copy_to_scratch, locate_notebook
-from grader.sandbox.stages import not_run_report, with_limit
+from grader.sandbox.stages import with_limit
 from grader.sandbox.warm_or_cold import _wants_warm, open_session
 
 
@@ -105,7 +105,7 @@ def test_with_limit_names_the_limit_where_the_kernel_died() -> None:
 
 
 def test_not_run_report() -> None:
-    report = not_run_report("hw.ipynb", ["why"])
+    report = ExecutionReport.not_run("hw.ipynb", ["why"])
     assert (report.notebook, report.cells_total, report.warnings) == ("hw.ipynb", 0, ("why",))
     assert not report.failures and report.limit_hit is None
 
