@@ -16,6 +16,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -122,7 +123,12 @@ def reference_hash(path: Path) -> str:
     digest = hashlib.sha256(path.read_bytes())
     for helper in _REFERENCE_HELPERS:
         digest.update(helper.read_bytes())
-    digest.update(f"torch={torch_version()};numpy={np.__version__};pin={PIN.tag()}".encode())
+    # The pin makes two machines of one architecture agree; machines of different
+    # architectures (x86-64, aarch64: no MKL, other kernels) may still differ.
+    digest.update(
+        f"torch={torch_version()};numpy={np.__version__};pin={PIN.tag()};"
+        f"arch={platform.machine()}".encode()
+    )
     return digest.hexdigest()
 
 

@@ -103,6 +103,17 @@ def test_the_pin_is_part_of_the_reference_hash(
     assert grader.reference.reference_hash(ref) != before
 
 
+def test_the_architecture_is_part_of_the_reference_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pin makes machines of one architecture agree, not x86-64 and aarch64."""
+    _, ref = make_reference(tmp_path, "def compute():\n    return {}\n")
+    monkeypatch.setattr(grader.reference.platform, "machine", lambda: "x86_64")
+    x86 = grader.reference.reference_hash(ref)
+    monkeypatch.setattr(grader.reference.platform, "machine", lambda: "aarch64")
+    assert grader.reference.reference_hash(ref) != x86
+
+
 @pytest.mark.parametrize(
     ("source", "extra", "message"),
     [
