@@ -21,6 +21,7 @@ result's ``late`` section and subtracted from the total; an override of the pseu
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -77,7 +78,7 @@ class Late:
     @classmethod
     def from_section(cls, data: Any) -> Late | None:
         """The section read back (None when absent or not this shape)."""
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             return None
         try:
             return cls(**{**data, "flags": tuple(data.get("flags", ()))})

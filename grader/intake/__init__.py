@@ -91,7 +91,7 @@ def read_submissions(source: Path, out_dir: Path, layout: Layout | None = None) 
     damaged zip, an ambiguous layout, or two hand-ins with the same id.
     """
     if not source.exists():
-        raise SubmissionsError(f"{source}: no such folder or zip of submissions")
+        raise SubmissionsError(f"{source}: no such folder of submissions (nor a .zip download)")
     work = out_dir / INTAKE_DIR
     warnings: list[str] = []
     times: dict[str, archive.ZipTime] = {}
