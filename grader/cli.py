@@ -219,7 +219,7 @@ def _totals_line(records: list[GradeRecord], graded: list[GradeRecord]) -> str:
     """The console's last line: which total the lines above and gradebook.csv show."""
     late = sum(1 for r in records if r.late is not None and r.late.get("penalty"))
     changed = sum(1 for a, b in zip(records, graded, strict=True) if a.score != b.score)
-    parts = ["totals shown above: automatic marks"]
+    parts = ["totals in results/ and above: automatic marks"]
     if late:
         parts.append(f"less late penalties ({late} student(s))")
     tail = (
