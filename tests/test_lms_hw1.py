@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from grader.cli import main
+from grader.results import validate
 from tests.golden.support import ROOT, load_golden, points_and_statuses
 
 SAMPLES = ROOT / "submissions" / "hw1"
@@ -80,6 +81,8 @@ def result(out: Path, student: str) -> dict[str, Any]:
 
 
 def test_one_result_per_canvas_user_id(graded: Path) -> None:
+    for path in (graded / "results").glob("*.json"):
+        validate(json.loads(path.read_text()))  # late and lms sections as published
     names = sorted(p.stem for p in (graded / "results").glob("*.json"))
     assert names == ["1001", "1002", "1003", "1004", "1005"]
     golden = load_golden("hw1")

@@ -67,6 +67,7 @@ def extract(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveLimits()) 
     zip, a path escape, a symlink entry, or a cap exceeded. Nothing is graded from a
     partly unpacked archive: the caller grades only after this returns.
     """
+    dest.mkdir(parents=True, exist_ok=True)  # an empty zip still gives a folder
     _extract(archive, dest, _Budget(limits), depth=1)
     return dest
 
