@@ -276,6 +276,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from grader import feedback, gradebook
 
     records = _load_records(args.dir)
+    # overrides may have changed since the batch: gradebook.csv follows them
+    gradebook.write_gradebook(records, args.dir / "gradebook.csv")
     if args.roster is not None:
         from grader.lms import with_roster
         from grader.roster import load_roster

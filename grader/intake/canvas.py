@@ -66,8 +66,16 @@ def read(root: Path) -> list[Handin]:
         names.setdefault(user, name)
         late[user] = late.get(user, False) or is_late
         files = chosen.setdefault(user, {})
-        if orig not in files or (version, fid) > files[orig][:2]:
-            files[orig] = (version, fid, path)
+        # a submitted zip was unpacked into a folder of that name: its files count as
+        # handed in at the student's top level, versioned like the zip itself
+        parts = (
+            [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if not p.is_dir()]
+            if path.is_dir()
+            else [(orig, path)]
+        )
+        for original, where in parts:
+            if original not in files or (version, fid) > files[original][:2]:
+                files[original] = (version, fid, where)
     return [
         Handin(
             student=user,

@@ -68,3 +68,17 @@ def test_forcing_a_layout_without_its_marker_finds_nothing(tmp_path: Path) -> No
     write_tree(tmp_path / "plain", {"alice/hw1.ipynb": b""})
     with pytest.raises(SubmissionsError, match="holds no canvas submissions"):
         read_submissions(tmp_path / "plain", tmp_path / "o", layout="canvas")
+
+
+def test_a_submitted_zip_counts_as_the_files_inside_it(tmp_path: Path) -> None:
+    inner = write_zip(tmp_path / "inner.zip", {"hw1.ipynb": b"zipped nb", "hw1.py": b"zipped"})
+    outer = {
+        "doe_jane_777_5550_hw1.ipynb": b"first nb",
+        "doe_jane_777_5560_hw1-1.zip": inner.read_bytes(),
+    }
+    intake = read_submissions(write_zip(tmp_path / "s.zip", outer), tmp_path / "out")
+    (jane,) = intake.handins
+    assert {n: p.read_bytes() for n, p in jane.files} == {
+        "hw1.ipynb": b"zipped nb",  # the -1 zip replaces the first notebook
+        "hw1.py": b"zipped",
+    }
