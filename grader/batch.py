@@ -27,8 +27,9 @@ from grader.cache import (
     execution_key,
     result_key,
 )
-from grader.discover import discover
 from grader.errors import GraderError
+from grader.intake import Handin, Intake, Layout, read_submissions
+from grader.lms import finalize, no_submission
 from grader.models import Batch, GradeRecord, Submission
 from grader.overrides import OVERRIDES_FILE, with_overrides
 from grader.pipeline import (
@@ -36,12 +37,14 @@ from grader.pipeline import (
     execute_submission,
     execution_limits,
     for_cache,
+    provenance,
     score_execution,
     submission_hash,
 )
 from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected
 from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
+from grader.roster import Roster
 from grader.rubric import Rubric
 from grader.sandbox import Executed, Mode, preflight, sandbox_warnings
 
@@ -50,6 +53,8 @@ if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
 
 #: Called with each result as it is written (or kept) and the batch's facts.
 OnResult = Callable[[GradeRecord, Batch], None]
+#: Joins the LMS's facts (name, roster, late policy) onto a scored record.
+Finalize = Callable[[GradeRecord], GradeRecord]
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,11 @@ def grade_batch(
     reporter: Reporter | None = None,
     cluster: str | None = None,
     on_result: OnResult | None = None,
+    layout: Layout | None = None,
+    roster: Roster | None = None,
 ) -> BatchResult:
-    """Grade every submission under ``submissions_dir``; write ``OUT/batch.json``, the
+    """Grade every submission under ``submissions_dir`` (a folder or an LMS ``.zip``,
+    read by :mod:`grader.intake` as ``layout``, detected when None); write ``OUT/batch.json``, the
     results and the gradebook.
 
     Incremental: a submission whose result under the same keys is already on disk is
@@ -112,9 +120,17 @@ def grade_batch(
     ``on_result(record, batch)`` is called in this thread with each result as written
     (kept ones included) and the :class:`Batch`, so reports can be rendered while
     grading goes on.
+
+    Every record gets the LMS's facts (:func:`grader.lms.finalize`: display name, roster
+    entry, late penalty); with a ``roster``, each roster student with no hand-in gets a
+    zero result marked "no submission", and hand-ins not on it are graded and flagged.
     """
     report = reporter if reporter is not None else Reporter(log)
-    subs = discover(submissions_dir)
+    intake = read_submissions(submissions_dir, out_dir, layout)
+    for warning in intake.warnings:
+        report.warning(warning)
+    subs = list(intake.submissions)
+    finish_record = _finalizer(intake, rubric, roster)
     # On a cluster the sandbox that matters is the workers': they report it below.
     warnings = sandbox_warnings(sandbox) if cluster is None else ()
     for warning in warnings:
@@ -160,9 +176,13 @@ def grade_batch(
             cluster=cluster,
             grader_version=__version__,
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            layout=intake.layout,
+            roster=None if roster is None else str(roster.path),
         )
         write_batch(out_dir, batch)
-        return _dispatch(
+        if roster is not None:
+            _flag_strangers(intake, roster, report)
+        result = _dispatch(
             subs,
             rubric,
             expected,
@@ -176,7 +196,11 @@ def grade_batch(
             report=report,
             remote=remote,
             on_result=on_result,
+            finalize=finish_record,
         )
+        if roster is not None:
+            result = _add_missing(result, intake, rubric, expected, roster, batch, on_result)
+        return result
     finally:
         if remote is not None:
             remote.close()
@@ -197,6 +221,7 @@ def _dispatch(
     report: Reporter,
     remote: ClusterRun | None,
     on_result: OnResult | None,
+    finalize: Finalize = lambda r: r,
 ) -> BatchResult:
     """Plan, then grade what is not finished on local threads or on the cluster, writing
     each result, the cache entries and the progress as each one finishes."""
@@ -255,6 +280,7 @@ def _dispatch(
     counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
 
     def finish(p: _Plan, record: GradeRecord, how: How) -> None:
+        record = finalize(record)
         path = write_result(results_dir, record)
         failed = record.student in crashed
         if p.result_key is not None and not failed:
@@ -310,11 +336,21 @@ def _dispatch(
     try:
         for p in plans:
             if p.finished is not None:
-                records.append(p.finished)
+                kept = finalize(p.finished)
+                if (kept.lms, kept.late, kept.score) != (
+                    p.finished.lms,
+                    p.finished.late,
+                    p.finished.score,
+                ):
+                    # the roster or an extension changed: same grading, new LMS facts
+                    path = write_result(results_dir, kept)
+                    if p.result_key is not None:
+                        cache.mark_result(kept.student, p.result_key, path)
+                records.append(kept)
                 counts["cached"] += 1
-                report.done(p.finished, "cached")
+                report.done(kept, "cached")
                 if on_result is not None:
-                    on_result(p.finished, batch)
+                    on_result(kept, batch)
         todo = [p for p in plans if p.finished is None]
         if remote is not None:
             on_cluster(remote, todo)
@@ -337,3 +373,75 @@ def _dispatch(
 
     write_gradebook(graded, out_dir / "gradebook.csv")
     return BatchResult(records, out_dir, batch, graded, counts)
+
+
+def _finalizer(intake: Intake, rubric: Rubric, roster: Roster | None) -> Finalize:
+    """The function joining each record with its hand-in, roster entry and late policy."""
+    handins: dict[str, Handin] = {h.student: h for h in intake.handins}
+    entries = roster.by_id() if roster is not None else {}
+
+    def apply(record: GradeRecord) -> GradeRecord:
+        return finalize(
+            record,
+            handins.get(record.student),
+            layout=intake.layout,
+            entry=entries.get(record.student),
+            on_roster=None if roster is None else record.student in entries,
+            policy=rubric.late,
+        )
+
+    return apply
+
+
+def _flag_strangers(intake: Intake, roster: Roster, report: Reporter) -> None:
+    """Warn about hand-ins whose id the roster does not list (graded all the same)."""
+    known = roster.by_id()
+    strangers = [h.student for h in intake.handins if h.student not in known]
+    if strangers:
+        report.warning(
+            f"{len(strangers)} submission(s) not on the roster {roster.path} (graded and "
+            f"flagged): {', '.join(strangers[:10])}" + (" ..." if len(strangers) > 10 else "")
+        )
+
+
+def _add_missing(
+    result: BatchResult,
+    intake: Intake,
+    rubric: Rubric,
+    expected: Expected,
+    roster: Roster,
+    batch: Batch,
+    on_result: OnResult | None,
+) -> BatchResult:
+    """Zero results for roster students who handed in nothing, written beside the rest
+    and added to the records and the gradebook."""
+    handed_in = {h.student for h in intake.handins}
+    missing = [e for e in roster.entries if e.id not in handed_in]
+    if not missing:
+        return result
+    top = sum(c.max_points(expected.values) for c in rubric.checks())
+    stub = Submission(student="", path=result.out_dir, files=())
+    zeros = [
+        no_submission(
+            e.id,
+            e,
+            layout=intake.layout,
+            assignment=rubric.assignment,
+            title=rubric.title,
+            course=rubric.course,
+            max_score=round(top, 2),
+            provenance=provenance(stub, rubric, expected),
+        )
+        for e in missing
+    ]
+    for record in zeros:
+        write_result(result.out_dir / RESULTS_DIR, record)
+        if on_result is not None:
+            on_result(record, batch)
+    records = sorted([*result.records, *zeros], key=lambda r: r.student)
+    graded = with_overrides(records, result.out_dir / OVERRIDES_FILE)
+    from grader.gradebook import write_gradebook
+
+    write_gradebook(graded, result.out_dir / "gradebook.csv")
+    counts = {**result.counts, "missing": len(zeros)}
+    return dataclasses.replace(result, records=records, graded=graded, counts=counts)

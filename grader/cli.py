@@ -3,7 +3,8 @@
 ``grade SUBMISSIONS --rubric R [--out DIR]`` grades (the default verb);
 ``grade validate R`` checks a rubric and that its solution earns full marks;
 ``grade report DIR`` re-renders reports from results on disk;
-``grade export DIR --format canvas`` writes an LMS gradebook.
+``grade export DIR --format canvas|moodle|csv|moodle-feedback|canvas-feedback`` writes an
+LMS gradebook or feedback files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
+from grader.intake.records import LAYOUTS
 
 if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
     from grader.models import GradeRecord
@@ -30,7 +32,24 @@ def _grade_parser() -> argparse.ArgumentParser:
         "grade validate RUBRIC | grade report DIR | grade export DIR --format canvas",
     )
     parser.add_argument(
-        "submissions", type=Path, help="folder with one sub-folder (or file) per student"
+        "submissions",
+        type=Path,
+        help="folder with one sub-folder (or file) per student, or an LMS download (folder "
+        "or .zip from Canvas, Moodle, Gradescope or GitHub Classroom)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        default=None,
+        help="read SUBMISSIONS as this layout (default: detected from its marker)",
+    )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        help="roster CSV (columns id,name,email,sis_id,login_id,section,extension_hours; or "
+        "Canvas's gradebook export or Moodle's grading worksheet as downloaded): names, SIS "
+        "ids, extensions; a zero row for each student with no submission",
     )
     parser.add_argument("--rubric", required=True, help="rubric path, or a name in rubrics/ (hw3)")
     parser.add_argument(
@@ -107,11 +126,36 @@ def _report_parser() -> argparse.ArgumentParser:
 def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade export", description="Write an LMS gradebook.")
     parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
-    parser.add_argument("--format", choices=["canvas"], required=True)
+    parser.add_argument("--format", choices=list(EXPORTS), required=True)
     parser.add_argument(
-        "--output", type=Path, default=None, help="CSV path (default DIR/canvas.csv)"
+        "--output",
+        type=Path,
+        default=None,
+        help="output path (default DIR/" + ", DIR/".join(EXPORTS.values()) + " by format)",
+    )
+    parser.add_argument(
+        "--column",
+        default=None,
+        help='canvas: the exact name of an existing Canvas column, e.g. "HW3 (12345)" '
+        "(default: the assignment's title, which Canvas imports as a new column)",
+    )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        help="roster CSV whose names and SIS ids fill the export (see `grade --help`)",
     )
     return parser
+
+
+#: Each export format and its default output under DIR.
+EXPORTS = {
+    "canvas": "canvas.csv",
+    "moodle": "moodle-worksheet.csv",
+    "csv": "checks.csv",
+    "moodle-feedback": "moodle-feedback.zip",
+    "canvas-feedback": "canvas-feedback",
+}
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -121,6 +165,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
+    roster = None
+    if args.roster is not None:
+        from grader.roster import load_roster
+
+        roster = load_roster(args.roster)
     live = None
     if not args.no_reports:
         from grader.report.live import LiveReports
@@ -137,6 +186,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
             reporter=make_reporter("quiet" if args.quiet else "auto"),
             cluster=args.cluster,
             on_result=live,
+            layout=args.layout,
+            roster=roster,
         )
     finally:
         if live is not None:
@@ -152,11 +203,31 @@ def cmd_grade(args: argparse.Namespace) -> int:
         f" ({counts.get('executed', 0)} executed, {counts.get('rescored', 0)} re-scored from "
         f"cached runs, {counts.get('cached', 0)} unchanged)"
     )
+    missing = counts.get("missing", 0)
+    graded = len(batch.records) - missing
     print(
-        f"graded {len(batch.records)} submissions{how} → {args.out}/results, "
-        f"{args.out}/gradebook.csv" + ("" if args.no_reports else f", {args.out}/reports")
+        f"graded {graded} submissions{how}"
+        + (f", {missing} roster student(s) with no submission (zero rows)" if missing else "")
+        + f" → {args.out}/results, {args.out}/gradebook.csv"
+        + ("" if args.no_reports else f", {args.out}/reports")
     )
+    print(_totals_line(batch.records, batch.graded))
     return 0
+
+
+def _totals_line(records: list[GradeRecord], graded: list[GradeRecord]) -> str:
+    """The console's last line: which total the lines above and gradebook.csv show."""
+    late = sum(1 for r in records if r.late is not None and r.late.get("penalty"))
+    changed = sum(1 for a, b in zip(records, graded, strict=True) if a.score != b.score)
+    parts = ["totals in results/ and above: automatic marks"]
+    if late:
+        parts.append(f"less late penalties ({late} student(s))")
+    tail = (
+        f"; gradebook.csv also applies overrides.yaml ({changed} total(s) differ)"
+        if changed
+        else "; gradebook.csv shows the same totals"
+    )
+    return " ".join(parts) + tail
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -201,12 +272,43 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a Canvas-importable CSV."""
-    from grader.gradebook import export_canvas
+    """Write an LMS gradebook or feedback files; warn about unreviewed manual checks."""
+    from grader import feedback, gradebook
 
     records = _load_records(args.dir)
-    out = args.output or args.dir / "canvas.csv"
-    export_canvas(records, out)
+    # overrides may have changed since the batch: gradebook.csv follows them
+    gradebook.write_gradebook(records, args.dir / "gradebook.csv")
+    if args.roster is not None:
+        from grader.lms import with_roster
+        from grader.roster import load_roster
+
+        entries = load_roster(args.roster).by_id()
+        records = [with_roster(r, entries.get(r.student)) for r in records]
+    out = args.output or args.dir / EXPORTS[args.format]
+    warning = gradebook.unreviewed_warning(records)
+    if warning and args.format in ("canvas", "moodle", "csv"):
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.format == "canvas":
+        gradebook.export_canvas(records, out, column=args.column)
+    elif args.format == "moodle":
+        gradebook.export_moodle(records, out)
+    elif args.format == "csv":
+        gradebook.export_plain(records, out)
+    else:
+        write = (
+            feedback.moodle_feedback_zip
+            if args.format == "moodle-feedback"
+            else feedback.canvas_feedback_folder
+        )
+        count, missing = write(records, args.dir, out)
+        if missing:
+            print(
+                f"warning: no report for {len(missing)} student(s) ({', '.join(missing[:10])}); "
+                f"run `grade report {args.dir}` first",
+                file=sys.stderr,
+            )
+        print(f"wrote {count} feedback file(s) to {out}")
+        return 0
     print(f"wrote {out}")
     return 0
 

@@ -252,7 +252,9 @@ class GradeRecord:
     later stages fill; None means the section is absent from the file: ``late`` (the
     submission time and any lateness penalty), ``review`` (an instructor's review
     state), ``devices`` (the devices the code ran on) and ``integrity`` (similarity or
-    integrity findings). See ``grader/schema/result.schema.json``.
+    integrity findings) and ``lms`` (the LMS's display name, roster facts and flags such
+    as "no submission": :class:`grader.lms.StudentInfo`). See
+    ``grader/schema/result.schema.json``.
     """
 
     student: str
@@ -268,6 +270,7 @@ class GradeRecord:
     review: Mapping[str, Any] | None = None
     devices: Mapping[str, Any] | None = None
     integrity: Mapping[str, Any] | None = None
+    lms: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,8 @@ class Batch:
     cluster: str | None = None  # the Dask scheduler the executions ran on
     grader_version: str = ""
     started_at: str = ""  # ISO 8601, UTC
+    layout: str = "plain"  # how intake read the submissions (canvas, moodle, ...)
+    roster: str | None = None  # the --roster file, None without one
 
     @property
     def sandbox_warning(self) -> str | None:

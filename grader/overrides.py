@@ -7,7 +7,9 @@ The file is a YAML list of entries::
       points: 2.5
       comment: Good intuition; the detection part is missing.
 
-Each entry sets one check's score. The check's status becomes ``pass`` at full points,
+Each entry sets one check's score. The pseudo-check ``late`` sets the student's late
+penalty instead (``points: 0`` waives it; the result's ``late`` section then says
+``waived`` with the comment). The check's status becomes ``pass`` at full points,
 else ``partial`` (some points) or ``fail`` (none) — a ``manual`` check is thereby
 confirmed — and the check's ``override`` keeps the comment and the grader's own mark for
 the report. Question scores and the total are recomputed as sums. Results files are
@@ -28,6 +30,8 @@ import yaml
 
 from grader import scoring
 from grader.errors import GraderError
+from grader.late import LATE_CHECK
+from grader.lms import late_of, net_score
 from grader.models import CheckOverride, CheckStatus, GradeRecord
 
 #: The file, next to ``results/`` in an output folder.
@@ -189,7 +193,9 @@ def apply_overrides(record: GradeRecord, overrides: Sequence[Override]) -> Grade
     if not mine:
         return record
     questions = list(record.questions)
-    for o in mine:
+    for o in [o for o in mine if o.check == LATE_CHECK]:
+        record = _replace_penalty(record, o)
+    for o in [o for o in mine if o.check != LATE_CHECK]:
         matches = [
             (qi, ci)
             for qi, q in enumerate(questions)
@@ -230,8 +236,27 @@ def apply_overrides(record: GradeRecord, overrides: Sequence[Override]) -> Grade
         questions[qi] = dataclasses.replace(
             question, checks=tuple(checks), score=scoring.points(sum(c.score for c in checks))
         )
-    score, _ = scoring.total(questions)
-    return dataclasses.replace(record, questions=tuple(questions), score=score)
+    raw, _ = scoring.total(questions)
+    # the late penalty stays a separate line: the total is the checks' sum less it
+    return dataclasses.replace(record, questions=tuple(questions), score=net_score(raw, record))
+
+
+def _replace_penalty(record: GradeRecord, o: Override) -> GradeRecord:
+    """``record`` with its late penalty replaced by the entry's points (0 waives it)."""
+    late = late_of(record)
+    if late is None:
+        raise OverridesError(
+            f"{o.where()}: {record.student} has no late penalty to replace (no `late` section)"
+        )
+    if o.points > late.penalty + 1e-9 and not late.waived:
+        raise OverridesError(
+            f"{o.where()}: points {o.points:g} exceed the late penalty {late.penalty:g}; "
+            "give the penalty to keep (0 waives it)"
+        )
+    waived = dataclasses.replace(
+        late, penalty=scoring.points(o.points), waived=True, comment=o.comment
+    )
+    return dataclasses.replace(record, late=waived.to_section())
 
 
 def with_overrides(records: Sequence[GradeRecord], path: Path) -> list[GradeRecord]:

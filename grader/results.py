@@ -51,7 +51,7 @@ BATCH_VERSION = 1
 RESULTS_DIR = "results"
 BATCH_FILE = "batch.json"
 #: The optional sections of a record (schema version 2), in file order.
-SECTIONS = ("late", "review", "devices", "integrity")
+SECTIONS = ("late", "review", "devices", "integrity", "lms")
 
 
 class ResultFormatError(GraderError, ValueError):

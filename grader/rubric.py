@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
+from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
 from grader.sandbox import Framework, LimitSettings
 from grader.yamlpos import Path_, line_of, load_with_lines
@@ -48,6 +49,8 @@ class RubricFile(StrictModel):
     # What a warm kernel or worker has imported before the student's code starts.
     frameworks: tuple[Framework, ...] = ()
     limits: Limits = Limits()
+    # due time, grace, penalty per day or hour, cap, cut-off (grader/late.py)
+    late: LatePolicy | None = None
     questions: list[QuestionSpec] = Field(min_length=1)
 
     @field_validator("notebook")
@@ -102,6 +105,7 @@ class Rubric:
     questions: tuple[Question, ...]
     module: str | None = None
     frameworks: tuple[Framework, ...] = ()
+    late: LatePolicy | None = None
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -216,6 +220,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         questions=tuple(questions),
         module=top.module,
         frameworks=top.frameworks,
+        late=top.late,
     )
 
 

@@ -233,3 +233,33 @@ def test_a_version_1_result_is_rescored_from_its_cached_execution(
     old = next(r for r in first.records if r.student == "good")
     new = read_result(path)
     assert same(new.questions, old.questions) and new.score == old.score
+
+
+def test_a_roster_names_kept_results_without_running_them_and_adds_zero_rows(
+    world: tuple[Path, Path, FakeExecution], tmp_path: Path
+) -> None:
+    from grader.roster import load_roster
+
+    subs, out, fake = world
+    run(subs, out)
+    assert read_result(out / "results" / "good.json").lms == {
+        "layout": "plain", "name": "good", "email": "", "sis_id": "", "login_id": "",
+        "section": "", "on_roster": None, "no_submission": False, "flags": [],
+    }  # fmt: skip
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,sis_id\ngood,Ada Good,S1\ncrash,C,S2\nnone,N,S3\nabsent,Al,S4\n")
+    ran = list(fake.calls)
+    result, _ = run(subs, out, roster=load_roster(roster))
+    assert fake.calls == [*ran, "crash"]  # only the grader failure is retried
+    good = read_result(out / "results" / "good.json")
+    assert good.lms is not None and (good.lms["name"], good.lms["sis_id"]) == ("Ada Good", "S1")
+    absent = read_result(out / "results" / "absent.json")
+    assert absent.score == 0 and absent.lms is not None and absent.lms["no_submission"]
+    assert [r.student for r in result.graded] == ["absent", "crash", "good", "none"]
+    assert list(pd.read_csv(out / "gradebook.csv")["student"]) == [
+        "absent",
+        "crash",
+        "good",
+        "none",
+    ]
+    assert result.counts["missing"] == 1

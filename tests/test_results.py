@@ -13,6 +13,8 @@ import jsonschema
 import numpy as np
 import pytest
 
+from grader.late import Late
+from grader.lms import StudentInfo
 from grader.models import (
     Batch,
     CellFailure,
@@ -111,7 +113,19 @@ def record() -> GradeRecord:
             module_problem=None,
         ),
         provenance=Provenance(*["a" * 64] * 3, "0.1.0", "3.11", "2.13.0", "2.3", {"kernel": 0}),
-        late={"submitted_at": "2026-01-01T00:00:00+00:00", "days": 1, "penalty": 0.1},
+        late=Late(
+            "2026-01-01T00:00:00+00:00",
+            "metadata",
+            True,
+            "2025-12-31T00:00:00+00:00",
+            0.0,
+            24.0,
+            1,
+            0.9,
+            10.0,
+            flags=("the LMS marks this late",),
+        ).to_section(),
+        lms=StudentInfo("canvas", "Smith John", sis_id="s1", on_roster=False).to_section(),
         devices={"gpu": None, "memory": np.array([1, 2], dtype=np.int64)},
     )
 
@@ -138,7 +152,9 @@ def test_published_form_of_the_new_fields() -> None:
     assert "override" not in q2o and "override" not in (q1a.get("details") or {})
     assert table["show_expected"] is False and "expected" not in table
     assert q2o["expected"]["__array__"][0] == [1.0, "nan"]  # a non-finite element, tagged
-    assert data["late"]["days"] == 1 and "review" not in data and "integrity" not in data
+    assert data["late"]["units_late"] == 1 and data["late"]["penalty"] == 0.9
+    assert data["lms"]["name"] == "Smith John" and data["lms"]["on_roster"] is False
+    assert "review" not in data and "integrity" not in data
 
 
 def test_a_value_no_check_should_make_still_writes_the_result() -> None:

@@ -130,6 +130,11 @@ def _safe_name(student: str) -> str:
     return name or "student"
 
 
+def report_file_name(student: str) -> str:
+    """The file name of a student's report in ``OUT/reports`` (exports look it up)."""
+    return f"{_safe_name(student)}.pdf"
+
+
 # ---------------------------------------------------------------- incremental rendering
 
 INDEX_FILE = ".index.json"

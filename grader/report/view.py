@@ -19,6 +19,7 @@ from typing import Any
 
 import grader.checks  # noqa: F401  (every check type registers its view on import)
 from grader.checks.base import read_details, view_of
+from grader.lms import info_of, late_of
 from grader.models import CheckResult, ExecutionReport, GradeRecord, Provenance, QuestionResult
 from grader.report.figures import score_bar_svg
 from grader.report.format import (
@@ -251,4 +252,30 @@ def student_view(record: GradeRecord, sandbox_warning: str | None = None) -> dic
         "provenance_text": _provenance_text(record.provenance),
         "sandbox_warning": sandbox_warning,
         "has_overrides": any(c["override"] for q in questions for c in q["checks"]),
+        "late": late_view(record),
+        "name": str(info_of(record).get("name") or ""),
+    }
+
+
+def late_view(record: GradeRecord) -> dict[str, Any] | None:
+    """The report's separate line for lateness: the penalty (or its waiver), the
+    evidence and what an instructor should check; None when the record has no late
+    section."""
+    late = late_of(record)
+    if late is None:
+        return None
+    when = late.submitted_at or "no time given"
+    if late.time_source:
+        when += f" ({late.time_source})"
+    return {
+        "penalty": fmt_points(late.penalty),
+        "percent": f"{late.penalty_percent:g}",
+        "submitted": when,
+        "due": late.due or "",
+        "units": late.units_late,
+        "waived": late.waived,
+        "comment": late.comment,
+        "flags": list(late.flags),
+        # an on-time hand-in gets no line: only a penalty, a waiver or an LMS late mark
+        "shown": late.penalty > 0 or late.waived or late.lms_late_mark,
     }

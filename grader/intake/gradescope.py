@@ -1,0 +1,72 @@
+"""Gradescope's "Export Submissions": ``submission_metadata.yml`` and a folder per submission.
+
+The metadata maps each folder (``submission_123``) to its submitters (``:name:``,
+``:sid:``, ``:email:``) and ``:created_at:``. It is read with ``yaml.safe_load`` (keys
+written as Ruby symbols, ``:name:``, come back as strings ``":name"``). The student id
+is the first submitter's ``sid`` (the school's id Gradescope keeps), else the folder.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grader.errors import SubmissionsError
+from grader.intake.records import Handin
+
+METADATA = "submission_metadata.yml"
+
+
+def matches(root: Path) -> bool:
+    """Gradescope's positive marker: ``submission_metadata.yml`` at the top."""
+    return (root / METADATA).is_file()
+
+
+def _get(entry: Any, key: str) -> Any:
+    if not isinstance(entry, dict):
+        return None
+    for k in (f":{key}", key):
+        if k in entry:
+            return entry[k]
+    return None
+
+
+def read(root: Path) -> list[Handin]:
+    """One :class:`Handin` per submission folder named in the metadata."""
+    path = root / METADATA
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SubmissionsError(f"{path}: cannot read Gradescope's metadata ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SubmissionsError(f"{path}: expected a mapping of submission folders")
+    out: list[Handin] = []
+    for folder_name, entry in sorted(data.items()):
+        folder = root / str(folder_name)
+        submitters = _get(entry, "submitters") or [{}]
+        first = submitters[0] if isinstance(submitters, list) and submitters else {}
+        student = str(_get(first, "sid") or folder_name)
+        created = _get(entry, "created_at")
+        when = created.isoformat() if isinstance(created, datetime) else created
+        files = (
+            tuple(
+                (p.relative_to(folder).as_posix(), p)
+                for p in sorted(folder.rglob("*"))
+                if p.is_file() or p.is_symlink()
+            )
+            if folder.is_dir()
+            else ()
+        )
+        out.append(
+            Handin(
+                student=student,
+                name=str(_get(first, "name") or ""),
+                files=files,
+                submitted_at=None if when is None else str(when),
+                time_source=None if when is None else "metadata",
+            )
+        )
+    return out
