@@ -3,7 +3,9 @@
 The metadata maps each folder (``submission_123``) to its submitters (``:name:``,
 ``:sid:``, ``:email:``) and ``:created_at:``. It is read with ``yaml.safe_load`` (keys
 written as Ruby symbols, ``:name:``, come back as strings ``":name"``). The student id
-is the first submitter's ``sid`` (the school's id Gradescope keeps), else the folder.
+is each submitter's ``sid`` (the school's id Gradescope keeps), else the folder. A group
+submission gives every member a hand-in of the same files, each graded under its own id,
+so every member gets a grade; a student named in two submissions is an error.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ def read(root: Path) -> list[Handin]:
     if not isinstance(data, dict):
         raise SubmissionsError(f"{path}: expected a mapping of submission folders")
     out: list[Handin] = []
+    seen: dict[str, str] = {}
     for folder_name, entry in sorted(data.items()):
         folder = root / str(folder_name)
-        submitters = _get(entry, "submitters") or [{}]
-        first = submitters[0] if isinstance(submitters, list) and submitters else {}
-        student = str(_get(first, "sid") or folder_name)
+        submitters = _get(entry, "submitters")
+        if not isinstance(submitters, list) or not submitters:
+            submitters = [{}]
         created = _get(entry, "created_at")
         when = created.isoformat() if isinstance(created, datetime) else created
         files = (
@@ -60,13 +63,21 @@ def read(root: Path) -> list[Handin]:
             if folder.is_dir()
             else ()
         )
-        out.append(
-            Handin(
-                student=student,
-                name=str(_get(first, "name") or ""),
-                files=files,
-                submitted_at=None if when is None else str(when),
-                time_source=None if when is None else "metadata",
+        for member in submitters:
+            student = str(_get(member, "sid") or folder_name)
+            if student in seen:
+                raise SubmissionsError(
+                    f"{path}: student {student!r} is a submitter of both {seen[student]} and "
+                    f"{folder_name}: keep the export's active submission only"
+                )
+            seen[student] = str(folder_name)
+            out.append(
+                Handin(
+                    student=student,
+                    name=str(_get(member, "name") or ""),
+                    files=files,
+                    submitted_at=None if when is None else str(when),
+                    time_source=None if when is None else "metadata",
+                )
             )
-        )
     return out

@@ -55,6 +55,32 @@ def test_gradescope_metadata_gives_ids_names_and_times(tmp_path: Path) -> None:
     assert [n for n, _ in by["9002"].files] == ["hw1.ipynb", "hw1.py"]
 
 
+GROUP = """\
+submission_7:
+  :submitters:
+  - :name: Jane Doe
+    :sid: '9001'
+  - :name: Bob Roe
+    :sid: '9002'
+  :created_at: 2026-09-16 01:15:00.000000000 -04:00
+"""
+
+
+def test_a_gradescope_group_submission_grades_every_member(tmp_path: Path) -> None:
+    files = {"submission_metadata.yml": GROUP.encode(), "submission_7/hw1.ipynb": b"a"}
+    intake = read_submissions(write_tree(tmp_path / "gs", files), tmp_path / "o")
+    by = {h.student: h for h in intake.handins}
+    assert {k: h.name for k, h in by.items()} == {"9001": "Jane Doe", "9002": "Bob Roe"}
+    assert by["9001"].files == by["9002"].files  # the group's one hand-in, for each member
+
+
+def test_a_student_in_two_gradescope_submissions_is_an_error(tmp_path: Path) -> None:
+    twice = GROUP + METADATA.replace("submission_2:", "submission_8:", 1)
+    files = {"submission_metadata.yml": twice.encode(), "submission_7/hw1.ipynb": b"a"}
+    with pytest.raises(SubmissionsError, match=r"'9001' is a submitter of both"):
+        read_submissions(write_tree(tmp_path / "gs", files), tmp_path / "o")
+
+
 def test_gradescope_metadata_is_read_safely(tmp_path: Path) -> None:
     files = {"submission_metadata.yml": b"!!python/object/apply:os.system ['echo hi']\n"}
     with pytest.raises(SubmissionsError, match=r"submission_metadata\.yml"):
