@@ -32,6 +32,11 @@ _READERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], list[Handin]]
     "gradescope": (gradescope.matches, gradescope.read),
     "classroom": (classroom.matches, classroom.read),
 }
+# Layouts whose download has a fixed shape, so anything else in it is worth a warning.
+_STRAYS: dict[str, Callable[[Path], list[str]]] = {
+    "moodle": moodle.strays,
+    "gradescope": gradescope.strays,
+}
 INTAKE_DIR = ".intake"
 
 
@@ -119,6 +124,10 @@ def read_submissions(source: Path, out_dir: Path, layout: Layout | None = None) 
     if layout is not None and not matches(root):
         warnings.append(f"{source}: does not carry the {chosen} marker; read as {chosen} anyway")
     handins = tuple(_file_time(h, root, times) for h in reader(root))
+    stray = _STRAYS[chosen](root) if chosen in _STRAYS else []
+    if stray:
+        shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+        warnings.append(f"{source}: not graded, as they belong to no {chosen} submission: {shown}")
     if any(h.time_source == "file time" for h in handins):
         warnings.append(
             "submission times taken from the zip's file times (the LMS gives no timestamps "

@@ -81,3 +81,14 @@ def read(root: Path) -> list[Handin]:
                 )
             )
     return out
+
+
+def strays(root: Path) -> list[str]:
+    """Top-level entries the metadata names no submitter for (not graded: said in a
+    warning)."""
+    try:
+        data = yaml.safe_load((root / METADATA).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # read() reports the damaged metadata itself
+    named = {str(k) for k in data} if isinstance(data, dict) else set()
+    return sorted(p.name for p in root.iterdir() if p.name not in named | {METADATA})

@@ -37,3 +37,8 @@ def read(root: Path) -> list[Handin]:
         Handin(student=pid, name=names[pid], files=tuple(sorted(files[pid].items())))
         for pid in sorted(files)
     ]
+
+
+def strays(root: Path) -> list[str]:
+    """Top-level entries that are no participant's folder (not graded: said in a warning)."""
+    return sorted(p.name for p in root.iterdir() if not (p.is_dir() and PATTERN.match(p.name)))

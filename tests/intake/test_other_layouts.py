@@ -114,3 +114,25 @@ def test_a_folder_with_two_markers_is_an_error_naming_both(tmp_path: Path) -> No
         read_submissions(write_tree(tmp_path / "x", files), tmp_path / "o")
     forced = read_submissions(tmp_path / "x", tmp_path / "o", layout="moodle")
     assert [h.student for h in forced.handins] == ["12345"]
+
+
+def test_stray_entries_of_a_moodle_or_gradescope_download_are_named(tmp_path: Path) -> None:
+    moodle = {
+        "John Smith_12345_assignsubmission_file_/hw1.ipynb": b"nb",
+        "notes.txt": b"the TA's notes",
+    }
+    intake = read_submissions(write_tree(tmp_path / "m", moodle), tmp_path / "o1")
+    assert [h.student for h in intake.handins] == ["12345"]
+    assert any("not graded" in w and "notes.txt" in w for w in intake.warnings)
+    gradescope = {
+        "submission_metadata.yml": METADATA.encode(),
+        "submission_1/hw1.ipynb": b"a",
+        "submission_2/hw1.ipynb": b"b",
+        "submission_9/hw1.ipynb": b"c",  # in the folder, not in the metadata
+    }
+    intake = read_submissions(write_tree(tmp_path / "gs", gradescope), tmp_path / "o2")
+    assert sorted(h.student for h in intake.handins) == ["9001", "9002"]
+    assert any("submission_9" in w for w in intake.warnings)
+    del gradescope["submission_9/hw1.ipynb"]
+    clean = read_submissions(write_tree(tmp_path / "ok", gradescope), tmp_path / "o3")
+    assert not any("not graded" in w for w in clean.warnings)
