@@ -285,8 +285,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         entries = load_roster(args.roster).by_id()
         records = [with_roster(r, entries.get(r.student)) for r in records]
     out = args.output or args.dir / EXPORTS[args.format]
+    # Feedback files too: their reports would tell students a mark is still awaited.
     warning = gradebook.unreviewed_warning(records)
-    if warning and args.format in ("canvas", "moodle", "csv"):
+    if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.format == "canvas":
         gradebook.export_canvas(records, out, column=args.column)

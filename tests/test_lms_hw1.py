@@ -127,6 +127,14 @@ def test_canvas_export_targets_the_named_column(
     assert body["1004"][-1] == "0" and body["1005"][:2] == ["zhangwei", "1005"]
 
 
+def test_feedback_exports_warn_about_unreviewed_answers_too(
+    graded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "feedback"
+    assert main(["export", str(graded), "--format", "canvas-feedback", "--output", str(out)]) == 0
+    assert "manual check(s)" in capsys.readouterr().err  # Q2 awaits review
+
+
 def test_an_override_waives_the_penalty_and_the_gradebook_follows(graded: Path) -> None:
     (graded / "overrides.yaml").write_text(
         "- {student: '1002', check: late, points: 0, comment: medical note}\n"
