@@ -28,18 +28,21 @@ RUBRICS = golden_rubrics()
 SAMPLES = [(r, s) for r in RUBRICS for s in load_golden(r)]
 
 
-@pytest.fixture(scope="module")
-def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+class Batches(dict[str, Path]):
     """Each rubric's graded batch, graded on first use."""
-    cache: dict[str, Path] = {}
 
-    class Lazy(dict[str, Path]):
-        def __missing__(self, rubric: str) -> Path:
-            cache[rubric] = graded(rubric, tmp_path_factory)
-            self[rubric] = cache[rubric]
-            return cache[rubric]
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
 
-    return Lazy()
+    def __missing__(self, rubric: str) -> Path:
+        self[rubric] = graded(rubric, self.factory)
+        return self[rubric]
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> Batches:
+    return Batches(tmp_path_factory)
 
 
 def test_every_rubric_with_samples_has_expectations() -> None:
