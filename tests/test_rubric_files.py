@@ -15,7 +15,9 @@ from grader.sandbox import ProvidedFile
 from grader.validate import provided_leaks
 
 HEAD = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\n"
-QUESTIONS = "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+QUESTIONS = (
+    "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+)
 
 
 def course(tmp_path: Path, files: str, extra: str = "") -> Path:
@@ -62,9 +64,7 @@ def test_a_missing_provided_file_names_the_rubric_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("target", ["/etc/x", "../x", "a/../../x"])
-def test_a_target_outside_the_notebooks_folder_names_the_line(
-    tmp_path: Path, target: str
-) -> None:
+def test_a_target_outside_the_notebooks_folder_names_the_line(tmp_path: Path, target: str) -> None:
     path = course(tmp_path, f"files:\n  - {{source: data/tokens.npy, target: '{target}'}}\n")
     with pytest.raises(RubricError, match=r":6: files: provided file target .* relative path"):
         load_rubric(path)
