@@ -18,8 +18,10 @@ limits come from :mod:`grader.sandbox.confine`, shared by both. Layers, each rep
 
 * **bubblewrap**: new user/pid/net/ipc/uts/mount/cgroup namespaces, ``--cap-drop ALL``,
   ``--die-with-parent``, ``--new-session``, ``--disable-userns``, a read-only view of
-  ``/usr`` and the Python environment only, tmpfs ``/tmp``, and read-write binds of only
-  the scratch (cwd), the outbox and the runtime (connection file + IPC sockets) dirs.
+  ``/usr`` and the Python environment only (with the grader's own and the ``reference``
+  packages masked there: :func:`~grader.sandbox.protections.python_binds`), tmpfs
+  ``/tmp``, read-write binds of only the scratch (cwd), the outbox and the runtime
+  (connection file + IPC sockets) dirs, and read-only binds of the provided files.
 * **cgroup** (v1 or v2, see :mod:`grader.sandbox.cgroups`): memory, pids and CPU limits,
   counters for :meth:`SandboxSession.limit_hit`, and a kill of the whole tree at teardown.
 * **unprivileged uid**: :mod:`grader.sandbox.enter` drops from root to uid/gid 65534

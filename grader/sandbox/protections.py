@@ -4,7 +4,8 @@
 flags, a writable cgroup, root for the uid switch and the tmpfs quotas);
 :meth:`Protections.missing` words what is off, for the console and every report. The
 read-only system and Python directories every sandbox binds (cold and warm) are listed
-here too.
+here too, with what is masked inside them (:func:`concealed_paths`: the grader's own
+package and the shipped ``reference/``, which a non-editable install puts there).
 """
 
 from __future__ import annotations
