@@ -165,7 +165,8 @@ def _package_dir(name: str) -> Path | None:
     return sibling if sibling.is_dir() else None
 
 
-def concealed_paths() -> list[Path]:
+@functools.cache
+def concealed_paths() -> tuple[Path, ...]:
     """What no sandbox may show although it lies in a bound directory: the grader's own
     package and the shipped ``reference/`` package (the answers), wherever they are
     installed, and every top-level entry the ``grader`` distribution installed in
@@ -191,7 +192,7 @@ def concealed_paths() -> list[Path]:
                 found.add(p)
     except metadata.PackageNotFoundError:
         pass
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def bound_roots() -> list[Path]:
