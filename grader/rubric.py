@@ -70,8 +70,16 @@ class RubricFile(StrictModel):
     # Instructor-provided files and folders, bound read-only into every sandbox at their
     # target path relative to the notebook or module: a path (same source and target) or
     # {source, target, replaceable}.
-    files: tuple[str | ProvidedSpec, ...] = ()
+    files: tuple[ProvidedSpec, ...] = ()
     questions: list[QuestionSpec] = Field(min_length=1)
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _short_files(cls, value: Any) -> Any:
+        # A plain path is the short form of {source: path} (same target).
+        if isinstance(value, list | tuple):
+            return [{"source": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("notebook")
     @classmethod
@@ -254,8 +262,7 @@ def _provided_files(
     symbolic link inside), each target stays inside the notebook's folder, together they
     fit ``limits.provided_mb``, and none shows the rubric, the solution or golden files."""
     out: list[ProvidedFile] = []
-    for i, entry in enumerate(top.files):
-        spec = ProvidedSpec(source=entry) if isinstance(entry, str) else entry
+    for i, spec in enumerate(top.files):
         line = line_of(lines, ("files", i))
         source = (path.parent / spec.source).resolve()
         if not source.exists():

@@ -46,6 +46,14 @@ def test_short_and_long_forms(tmp_path: Path) -> None:
     )
 
 
+def test_a_misspelt_key_of_the_long_form_names_the_line(tmp_path: Path) -> None:
+    path = course(tmp_path, "files:\n  - data/tokens.npy\n  - {sourc: helpers}\n")
+    with pytest.raises(RubricError) as err:
+        load_rubric(path)
+    assert err.value.line == 7
+    assert "unknown key 'files.1.sourc' (did you mean 'source'?)" in str(err.value)
+
+
 def test_no_files_key_provides_nothing(tmp_path: Path) -> None:
     rubric = load_rubric(course(tmp_path, ""))
     assert rubric.provided == ()
