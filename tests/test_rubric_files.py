@@ -12,7 +12,7 @@ from grader.cache import execution_fingerprint
 from grader.errors import RubricError
 from grader.rubric import load_rubric, provided_sha256
 from grader.sandbox import ProvidedFile
-from grader.validate import provided_leaks
+from grader.validate import provided_leaks, validate_rubric
 
 HEAD = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\n"
 QUESTIONS = (
@@ -124,6 +124,16 @@ def test_validate_refuses_a_provided_folder_holding_the_reference(tmp_path: Path
         f"{path.parent / 'helpers' / 'ref.py'}: students would see the answers; "
         "provide data only"
     ]
+
+
+def test_grade_validate_stops_at_the_leak_before_running_anything(tmp_path: Path) -> None:
+    path = course(tmp_path, "files:\n  - helpers\n")
+    path.write_text(path.read_text().replace("reference: hw3", "reference: helpers/ref.py"))
+    (path.parent / "helpers" / "ref.py").write_text("raise SystemExit('must not be imported')\n")
+    logged: list[str] = []
+    problems = validate_rubric(str(path), sandbox="off", log=logged.append)
+    assert len(problems) == 1 and "is or contains the reference module" in problems[0]
+    assert logged == [f"{path}: schema OK (1 checks)"]
 
 
 def test_validate_accepts_data_beside_the_reference(tmp_path: Path) -> None:
