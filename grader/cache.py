@@ -10,9 +10,10 @@ only changes how it is scored:
 * :func:`execution_fingerprint` - the execution-relevant part of the rubric (the names
   and probes harvested, the calls made on the module, the notebook and module file
   names, the limits), the reference hash when the module is called (the calls' inputs
-  come from the reference), the sandbox mode, the grader, Python, NumPy and torch
-  versions, and a hash of the grader's own execution code (sandbox, harness). Points,
-  messages, tolerances, concepts, titles are NOT part of it.
+  come from the reference), the provided files' contents (``files:``), the sandbox
+  mode, the grader, Python, NumPy and torch versions, and a hash of the grader's own
+  execution code (sandbox, harness). Points, messages, tolerances, concepts, titles
+  are NOT part of it.
 * :func:`execution_key` - that fingerprint plus the submission's hash.
 * :func:`result_key` - the execution key plus the whole rubric file's hash, the
   reference hash and the batch-wide warnings: a result is reused as is only when
@@ -65,7 +66,7 @@ from grader.models import (
 )
 from grader.plain import Unencodable, decode, encode
 from grader.results import SCHEMA_VERSION, record_from_dict
-from grader.rubric import Rubric
+from grader.rubric import Rubric, provided_sha256
 from grader.sandbox import Executed
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
@@ -154,10 +155,11 @@ def execution_spec(
     Included: the notebook and module file names; every limit; every harvested name with
     its kind and probe (input shape, range, seed, dtype); every module call (id, function,
     arguments by content, store, seed); the reference hash when there are calls; the
-    sandbox mode; the grader/Python/NumPy/torch versions and the hash of the grader's
-    execution code (:func:`execution_code_hash`). Excluded on purpose: points,
-    tolerances, messages, prompts, titles, concepts, ``show_expected`` - they only
-    change scoring, which always re-runs over the cached data.
+    contents of the provided files (``files:``); the sandbox mode; the
+    grader/Python/NumPy/torch versions and the hash of the grader's execution code
+    (:func:`execution_code_hash`). Excluded on purpose: points, tolerances, messages,
+    prompts, titles, concepts, ``show_expected`` - they only change scoring, which
+    always re-runs over the cached data.
     """
     requests = sorted(
         (dataclasses.asdict(r) for r in rubric.requests()), key=lambda r: str(r["name"])
@@ -169,6 +171,7 @@ def execution_spec(
         "requests": json.loads(json.dumps(requests, default=list)),
         "calls": [_value_digest(call) for call in calls],
         "reference": reference_sha256 if calls else None,
+        "provided": provided_sha256(rubric.provided),  # the `files:` contents
         "sandbox": sandbox,
         "versions": _runtime_versions(),
     }

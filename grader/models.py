@@ -242,6 +242,7 @@ class Provenance:
     numpy: str
     seeds: dict[str, int] = field(default_factory=dict)
     graded_at: str = ""
+    provided_sha256: str | None = None  # the rubric's `files:` contents; None without any
 
 
 @dataclass(frozen=True)

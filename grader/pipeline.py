@@ -32,7 +32,7 @@ from grader.models import (
     Submission,
 )
 from grader.reference import Expected, torch_version
-from grader.rubric import Rubric
+from grader.rubric import Rubric, provided_sha256
 from grader.sandbox import (
     KERNEL_SEED,
     Executed,
@@ -93,7 +93,7 @@ def execution_request(
 ) -> ExecutionRequest:
     """Everything the sandbox needs to run ``sub`` for ``rubric``: its files, the answers
     every check harvests, the module calls (their inputs come from the expected values),
-    the frameworks to preload and the limits."""
+    the frameworks to preload, the instructor's provided files and the limits."""
     base = sub.path.parent if sub.is_single_file else sub.path
     files = SubmissionFiles(
         root=base,
@@ -115,6 +115,7 @@ def execution_request(
         notebook=notebook,
         module=module,
         frameworks=rubric.frameworks,
+        provided=rubric.provided,
         limits=execution_limits(rubric),
         mode=sandbox,
         workroot=workroot,
@@ -227,6 +228,7 @@ def provenance(sub: Submission, rubric: Rubric, expected: Expected) -> Provenanc
         numpy=np.__version__,
         seeds=seeds,
         graded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        provided_sha256=provided_sha256(rubric.provided),
     )
 
 

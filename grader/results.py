@@ -83,6 +83,13 @@ def _fixed(value: Any) -> Any:
     return value
 
 
+def _provenance(provenance: Provenance) -> dict[str, Any]:
+    out: dict[str, Any] = _fixed(provenance)
+    if out.get("provided_sha256") is None:
+        out.pop("provided_sha256", None)  # optional: only rubrics with `files:` have it
+    return out
+
+
 def _check_dict(check: CheckResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": check.id,
@@ -130,7 +137,7 @@ def record_to_dict(record: GradeRecord) -> dict[str, Any]:
             for q in record.questions
         ],
         "execution": _fixed(record.execution),
-        "provenance": _fixed(record.provenance),
+        "provenance": _provenance(record.provenance),
     }
     for name in SECTIONS:
         section = getattr(record, name)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
 from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
-from grader.sandbox import Framework, LimitSettings
+from grader.sandbox import Framework, LimitSettings, ProvidedFile, provided_size, provided_target
 from grader.yamlpos import Path_, line_of, load_with_lines
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
+MIB = 2**20
 
 
 #: A rubric's ``limits:``: the sandbox declares which of its limits an assignment may set,
@@ -34,6 +37,19 @@ class QuestionSpec(StrictModel):
     title: str = ""
     prompt: str = ""
     checks: list[Any] = Field(min_length=1)
+
+
+class ProvidedSpec(StrictModel):
+    """One entry of ``files:`` in its long form: ``{source, target, replaceable}``."""
+
+    #: The instructor's file or folder, relative to the rubric's folder.
+    source: str = Field(min_length=1)
+    #: Where the students have it, relative to the notebook's or module's folder
+    #: (default: the same relative path as ``source``).
+    target: str | None = Field(default=None, min_length=1)
+    #: True: a student's own file of that name is used instead of the provided one.
+    #: False (default): the provided file is used and the student's is not (a warning says so).
+    replaceable: bool = False
 
 
 class RubricFile(StrictModel):
@@ -51,7 +67,19 @@ class RubricFile(StrictModel):
     limits: Limits = Limits()
     # due time, grace, penalty per day or hour, cap, cut-off (grader/late.py)
     late: LatePolicy | None = None
+    # Instructor-provided files and folders, bound read-only into every sandbox at their
+    # target path relative to the notebook or module: a path (same source and target) or
+    # {source, target, replaceable}.
+    files: tuple[ProvidedSpec, ...] = ()
     questions: list[QuestionSpec] = Field(min_length=1)
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _short_files(cls, value: Any) -> Any:
+        # A plain path is the short form of {source: path} (same target).
+        if isinstance(value, list | tuple):
+            return [{"source": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("notebook")
     @classmethod
@@ -106,6 +134,7 @@ class Rubric:
     module: str | None = None
     frameworks: tuple[Framework, ...] = ()
     late: LatePolicy | None = None
+    provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -207,6 +236,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
             path, f"question id {dup!r} is used twice", line_of(lines, ("questions",))
         )
     solution = (path.parent / top.solution).resolve() if top.solution else None
+    provided = _provided_files(path, lines, top, solution)
     return Rubric(
         path=path,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -221,7 +251,117 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         module=top.module,
         frameworks=top.frameworks,
         late=top.late,
+        provided=provided,
     )
+
+
+def _provided_files(
+    path: Path, lines: dict[Path_, int], top: RubricFile, solution: Path | None
+) -> tuple[ProvidedFile, ...]:
+    """The rubric's ``files:``, checked before any student runs: each source exists (no
+    symbolic link inside), each target stays inside the notebook's folder, together they
+    fit ``limits.provided_mb``, and none shows the rubric, the solution or golden files."""
+    out: list[ProvidedFile] = []
+    for i, spec in enumerate(top.files):
+        line = line_of(lines, ("files", i))
+        source = (path.parent / spec.source).resolve()
+        if not source.exists():
+            raise RubricError(
+                path,
+                f"files: provided file {spec.source!r} not found (looked for {source}): "
+                "put it there or fix the path (relative to the rubric's folder)",
+                line,
+            )
+        for problem in _provided_problems(source, path, solution):
+            raise RubricError(path, f"files: {spec.source!r} {problem}", line)
+        target = spec.target if spec.target is not None else spec.source
+        try:
+            target = provided_target(target).as_posix()
+        except ValueError as exc:
+            raise RubricError(path, f"files: {exc}", line) from exc
+        out.append(ProvidedFile(source, target, spec.replaceable))
+    if out:
+        total = provided_size([p.source for p in out])
+        if total > top.limits.provided_mb * MIB:
+            raise RubricError(
+                path,
+                f"files: the provided files take {total / MIB:.1f} MiB, more than "
+                f"limits.provided_mb ({top.limits.provided_mb} MiB): raise it or provide less",
+                line_of(lines, ("files",)),
+            )
+    return tuple(out)
+
+
+def provided_sha256(provided: Sequence[ProvidedFile]) -> str | None:
+    """SHA-256 of the provided files' contents, targets and ``replaceable`` flags (None
+    without ``files:``): part of every result's provenance and of the execution cache
+    key, so changing the data re-runs the students. Computed once per content (a file's
+    size, time and inode unchanged: the digest already made is reused)."""
+    if not provided:
+        return None
+    key = tuple(
+        (str(p.source), p.target, p.replaceable, tuple(_stat_signature(p.source))) for p in provided
+    )
+    return _provided_digest(key)
+
+
+def _files_under(source: Path) -> list[tuple[str, Path]]:
+    if not source.is_dir():
+        return [("", source)]
+    found = []
+    for root, _dirs, files in os.walk(source):
+        for name in files:
+            item = Path(root, name)
+            found.append((item.relative_to(source).as_posix(), item))
+    return sorted(found)
+
+
+def _stat_signature(source: Path) -> list[tuple[str, int, int, int]]:
+    out = []
+    for rel, item in _files_under(source):
+        st = os.stat(item)
+        out.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _provided_digest(
+    key: tuple[tuple[str, str, bool, tuple[tuple[str, int, int, int], ...]], ...],
+) -> str:
+    digest = hashlib.sha256()
+    for source, target, replaceable, _ in key:
+        digest.update(f"{target}\0{int(replaceable)}\0".encode())
+        for rel, item in _files_under(Path(source)):
+            content = hashlib.sha256()
+            with item.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    content.update(chunk)
+            digest.update(f"{rel}\0".encode() + content.digest())
+    return digest.hexdigest()
+
+
+def _provided_problems(source: Path, rubric: Path, solution: Path | None) -> list[str]:
+    """Why ``source`` must not be provided: it holds a symbolic link, or is or contains
+    the rubric file, the solution or a ``solution``/``golden`` folder."""
+
+    def inside(p: Path) -> bool:
+        return p == source or source in p.parents
+
+    if inside(rubric):
+        return ["is or contains the rubric file itself: provide data, not the course folder"]
+    if solution is not None and inside(solution):
+        return [f"is or contains the solution ({solution}): students would see it"]
+    if source.is_symlink():
+        return ["is a symbolic link: provide the file itself"]
+    if source.is_dir():
+        for root, dirs, files in os.walk(source):
+            for name in (*dirs, *files):
+                item = Path(root, name)
+                if item.is_symlink():
+                    return [f"holds a symbolic link ({item}): provide real files"]
+                if name in ("solution", "golden") and item.is_dir():
+                    return [f"contains a {name}/ folder ({item}): students would see it"]
+    return []
 
 
 def _check_spec(path: Path, lines: dict[Path_, int], raw: Any, here: Path_) -> CheckSpec:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from grader.discover import files_under
 from grader.models import GradeRecord, Submission
 from grader.pipeline import grade_submission
-from grader.reference import load_expected
+from grader.reference import load_expected, reference_path
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Mode, sandbox_warnings
 
@@ -17,14 +17,18 @@ def validate_rubric(
 ) -> list[str]:
     """Problems found (empty when the rubric is sound).
 
-    Schema errors raise RubricError (the CLI prints them with file and line); the
-    reference must compute every expected value; the solution folder named by
-    ``solution:`` must earn full marks on every automatically graded check (a check
-    that ``needs_review`` is marked by an instructor, so it only needs to find its
-    answer: see :func:`solution_problems`).
+    Schema errors raise RubricError (the CLI prints them with file and line); no provided
+    file may show the reference (:func:`provided_leaks`); the reference must compute
+    every expected value; the solution folder named by ``solution:`` must earn full
+    marks on every automatically graded check (a check that ``needs_review`` is marked
+    by an instructor, so it only needs to find its answer: see
+    :func:`solution_problems`).
     """
     rubric = load_rubric(name_or_path)
     log(f"{rubric.path}: schema OK ({len(rubric.checks())} checks)")
+    leaks = provided_leaks(rubric)
+    if leaks:
+        return leaks
     for line in rules_listing(rubric):
         log(line)
     expected = load_expected(rubric, use_cache=False)
@@ -41,6 +45,21 @@ def validate_rubric(
     record = grade_submission(sub, rubric, expected, sandbox=sandbox)
     log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
     return solution_problems(rubric, record)
+
+
+def provided_leaks(rubric: Rubric) -> list[str]:
+    """Provided files (``files:``) that would show students the answers: a provided path
+    that is or contains the reference module (loading the rubric already refuses one that
+    holds the rubric itself, the solution, or a ``solution/`` or ``golden/`` folder)."""
+    if not rubric.provided:
+        return []
+    reference = reference_path(rubric)
+    return [
+        f"files: {p.source} is or contains the reference module {reference}: "
+        "students would see the answers; provide data only"
+        for p in rubric.provided
+        if p.source == reference or p.source in reference.parents
+    ]
 
 
 def solution_problems(rubric: Rubric, record: GradeRecord) -> list[str]:

@@ -112,7 +112,9 @@ def record() -> GradeRecord:
             module=None,
             module_problem=None,
         ),
-        provenance=Provenance(*["a" * 64] * 3, "0.1.0", "3.11", "2.13.0", "2.3", {"kernel": 0}),
+        provenance=Provenance(
+            *["a" * 64] * 3, "0.1.0", "3.11", "2.13.0", "2.3", {"kernel": 0}, "", "b" * 64
+        ),
         late=Late(
             "2026-01-01T00:00:00+00:00",
             "metadata",

@@ -32,6 +32,8 @@ from grader.sandbox.errors import (
     UnsupportedRequest,
 )
 from grader.sandbox.limits import ExecutionLimits, LimitSettings
+from grader.sandbox.provided import provided_size
+from grader.sandbox.provided import target_path as provided_target
 from grader.sandbox.readiness import preflight, sandbox_warnings
 from grader.sandbox.records import (
     KERNEL_SEED,
@@ -76,5 +78,7 @@ __all__ = [
     "UnsupportedRequest",
     "execute",
     "preflight",
+    "provided_size",
+    "provided_target",
     "sandbox_warnings",
 ]

@@ -62,7 +62,5 @@ def refuse_unsupported(request: ExecutionRequest) -> None:
         raise UnsupportedRequest(
             f"{request.devices.gpus} GPU(s) asked for: the sandbox is CPU only"
         )
-    if request.provided:
-        raise UnsupportedRequest("provided files are not supported by the sandbox yet")
     if request.notebook is not None and request.notebook.calls:
         raise UnsupportedRequest("calls of notebook-defined functions are not supported yet")

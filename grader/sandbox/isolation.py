@@ -18,8 +18,10 @@ limits come from :mod:`grader.sandbox.confine`, shared by both. Layers, each rep
 
 * **bubblewrap**: new user/pid/net/ipc/uts/mount/cgroup namespaces, ``--cap-drop ALL``,
   ``--die-with-parent``, ``--new-session``, ``--disable-userns``, a read-only view of
-  ``/usr`` and the Python environment only, tmpfs ``/tmp``, and read-write binds of only
-  the scratch (cwd), the outbox and the runtime (connection file + IPC sockets) dirs.
+  ``/usr`` and the Python environment only (with the grader's own and the ``reference``
+  packages masked there: :func:`~grader.sandbox.protections.python_binds`), tmpfs
+  ``/tmp``, read-write binds of only the scratch (cwd), the outbox and the runtime
+  (connection file + IPC sockets) dirs, and read-only binds of the provided files.
 * **cgroup** (v1 or v2, see :mod:`grader.sandbox.cgroups`): memory, pids and CPU limits,
   counters for :meth:`SandboxSession.limit_hit`, and a kill of the whole tree at teardown.
 * **unprivileged uid**: :mod:`grader.sandbox.enter` drops from root to uid/gid 65534
@@ -56,7 +58,7 @@ from grader.sandbox.protections import (
     Protections,
     detect_protections,
     mode_bits_ok,
-    python_paths,
+    python_binds,
     system_binds,
 )
 from grader.sandbox.records import Mode
@@ -82,6 +84,10 @@ class SandboxSession:
     With the disk quota in effect, ``scratch`` and ``outbox`` are tmpfs mounts while the
     session is open: teardown discards the scratch and copies the outbox's regular files
     (no symlinks) back to disk.
+
+    ``provided``: (instructor's file or folder, its placeholder inside ``scratch``)
+    pairs, each bound read-only over its placeholder inside the sandbox (without
+    bubblewrap the caller copies them instead: :mod:`grader.sandbox.provided`).
     """
 
     def __init__(
@@ -97,8 +103,12 @@ class SandboxSession:
         extra_ro_binds: tuple[Path, ...] = (),
         protections: Protections | None = None,
         extra_env: Mapping[str, str] | None = None,
+        provided: tuple[tuple[Path, Path], ...] = (),
     ) -> None:
         self.extra_env = dict(extra_env or {})
+        self.provided = tuple(
+            (Path(os.path.abspath(src)), Path(os.path.abspath(dst))) for src, dst in provided
+        )
         self.scratch = Path(os.path.abspath(scratch))
         self.outbox = Path(os.path.abspath(outbox))
         self.limits = limits or ExecutionLimits()
@@ -259,7 +269,11 @@ class SandboxSession:
             enter += ["--own", str(self.scratch), "--own", str(self.outbox)]
             enter += ["--share", str(runtime)]
             for src, stage in self._stage_pairs():
-                stage.mkdir(parents=True, exist_ok=True)
+                if src.is_dir():
+                    stage.mkdir(parents=True, exist_ok=True)
+                else:  # a provided file is bound onto a file
+                    stage.parent.mkdir(parents=True, exist_ok=True)
+                    stage.touch()
                 enter += ["--stage-src", str(src), "--stage-dst", str(stage)]
         for name, value in confine.rlimits(self.limits).items():
             enter += ["--rlimit", f"{name}={value}"]
@@ -300,12 +314,14 @@ class SandboxSession:
         if self._private is not None:
             args += ["--ro-bind", str(self._private / "passwd"), "/etc/passwd"]
             args += ["--ro-bind", str(self._private / "group"), "/etc/group"]
-        for d in python_paths():
-            args += ["--ro-bind", str(d), str(d)]
+        args += python_binds()
         for d in self.extra_ro_binds:
             args += ["--ro-bind", self._staged(d), str(d)]
         for d in (self.scratch, self.outbox, self._runtime()):
             args += ["--bind", self._staged(d), str(d)]
+        # After the scratch's bind, so each lies over its placeholder in the scratch.
+        for src, dst in self.provided:
+            args += ["--ro-bind", self._staged(src), str(dst)]
         args += ["--chdir", str(self.scratch), "--remount-ro", "/"]
         return args
 
@@ -313,7 +329,13 @@ class SandboxSession:
         """(source, stage) for every directory bound into the sandbox by name."""
         if self._private is None or not self.protections.unprivileged_uid:
             return []
-        dirs = (self.scratch, self.outbox, self._runtime(), *self.extra_ro_binds)
+        dirs = (
+            self.scratch,
+            self.outbox,
+            self._runtime(),
+            *self.extra_ro_binds,
+            *(src for src, _ in self.provided),
+        )
         # Only directories behind an ancestor that uid 65534 cannot search need a stage
         # (staging costs a mount namespace and a few milliseconds per start).
         return [

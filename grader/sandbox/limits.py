@@ -28,6 +28,7 @@ class LimitSettings(BaseModel):
     import_timeout: float = Field(default=20.0, gt=0)  # importing the student's module
     call_timeout: float = Field(default=10.0, gt=0)  # one call of a module function
     module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module
+    provided_mb: int = Field(default=2048, ge=1)  # the rubric's `files:`, all together
 
 
 class ExecutionLimits(LimitSettings):

@@ -4,12 +4,14 @@
 flags, a writable cgroup, root for the uid switch and the tmpfs quotas);
 :meth:`Protections.missing` words what is off, for the console and every report. The
 read-only system and Python directories every sandbox binds (cold and warm) are listed
-here too.
+here too, with what is masked inside them (:func:`concealed_paths`: the grader's own
+package and the shipped ``reference/``, which a non-editable install puts there).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import site
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from grader.sandbox import cgroups
@@ -95,7 +98,11 @@ def python_paths() -> list[Path]:
     """Directories the interpreter and its packages live in (bound read-only).
 
     ``/usr`` (Debian's interpreter and the standard library) is always bound; this adds
-    the virtualenv (``sys.prefix``) and any interpreter installed elsewhere.
+    the virtualenv (``sys.prefix``), any interpreter installed elsewhere, and the
+    directories a site-packages ``.pth`` file puts on the path (a venv extended with
+    another one's packages). A ``.pth`` directory that holds the grader's own source
+    tree (an old-style editable install) is never bound: nothing of the course or the
+    grader may be readable inside (see :func:`concealed_paths`).
     """
     cands = {
         Path(sys.prefix),
@@ -105,6 +112,7 @@ def python_paths() -> list[Path]:
         Path(os.path.realpath(sys.executable)).parent.parent,
         *(Path(p) for p in site.getsitepackages()),
         Path(sysconfig.get_paths()["stdlib"]),
+        *_pth_dirs(),
     }
     out: list[Path] = []
     for c in sorted(cands, key=lambda x: len(str(x))):
@@ -116,6 +124,101 @@ def python_paths() -> list[Path]:
             continue
         out.append(c)
     return out
+
+
+def _pth_dirs() -> list[Path]:
+    """Directories named by path lines of the site-packages ``.pth`` files, except one
+    that holds the grader's source tree (an editable install's project folder)."""
+    sources = [_package_dir("grader"), _package_dir("reference")]
+    found: list[Path] = []
+    for sp in site.getsitepackages():
+        for pth in sorted(Path(sp).glob("*.pth")):
+            try:
+                lines = pth.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in lines:
+                line = line.strip()
+                if not line or line.startswith(("#", "import ", "import\t")):
+                    continue
+                d = Path(os.path.realpath(Path(sp) / line))
+                if not d.is_dir():
+                    continue
+                if any(s is not None and (s == d or d in s.parents) for s in sources):
+                    continue
+                found.append(d)
+    return found
+
+
+def _package_dir(name: str) -> Path | None:
+    """Where the top-level package ``name`` is imported from here, without importing it."""
+    if name == "grader":
+        return Path(os.path.realpath(__file__)).parent.parent
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(os.path.realpath(next(iter(spec.submodule_search_locations))))
+    # The reference package ships beside the grader's (in the source tree and in a wheel).
+    sibling = Path(os.path.realpath(__file__)).parent.parent.parent / name
+    return sibling if sibling.is_dir() else None
+
+
+@functools.cache
+def concealed_paths() -> tuple[Path, ...]:
+    """What no sandbox may show although it lies in a bound directory: the grader's own
+    package and the shipped ``reference/`` package (the answers), wherever they are
+    installed, and every top-level entry the ``grader`` distribution installed in
+    site-packages (its ``.dist-info``, an editable install's ``.pth`` and finder).
+
+    A non-editable install puts ``grader/`` and ``reference/`` into the site-packages
+    that every sandbox binds to run Python; each of these is masked there (an empty
+    read-only directory, or ``/dev/null`` for a file). Nothing inside the sandbox needs
+    them: the kernel harness and the module worker are sent in as source text.
+    """
+    found: set[Path] = set()
+    for name in ("grader", "reference"):
+        d = _package_dir(name)
+        if d is not None:
+            found.add(d)
+    try:
+        dist = metadata.distribution("grader")
+        files = dist.files or []
+        roots = {Path(str(f)).parts[0] for f in files if Path(str(f)).parts}
+        for top in roots:
+            p = Path(os.path.realpath(str(dist.locate_file(top))))
+            if p.exists() and top not in ("..", "."):
+                found.add(p)
+    except metadata.PackageNotFoundError:
+        pass
+    return tuple(sorted(found))
+
+
+def bound_roots() -> list[Path]:
+    """Every host directory a sandbox binds read-only to run Python (system and Python)."""
+    roots = [Path("/usr"), *python_paths()]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.isdir(top) and not os.path.islink(top):
+            roots.append(Path(top))
+    return roots
+
+
+def python_binds() -> list[str]:
+    """bwrap arguments binding :func:`python_paths` read-only and then masking every
+    :func:`concealed_paths` entry that lies inside a bound directory (cold and warm)."""
+    args: list[str] = []
+    for d in python_paths():
+        args += ["--ro-bind", str(d), str(d)]
+    roots = bound_roots()
+    for hidden in concealed_paths():
+        if not any(r == hidden or r in hidden.parents for r in roots):
+            continue  # not bound: invisible anyway (an editable install's source tree)
+        if hidden.is_dir():
+            args += ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
+        else:
+            args += ["--ro-bind", "/dev/null", str(hidden)]
+    return args
 
 
 def check_readable_by_other() -> str | None:

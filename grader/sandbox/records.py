@@ -51,10 +51,18 @@ class SubmissionFiles:
 
 @dataclass(frozen=True)
 class ProvidedFile:
-    """An instructor's file put next to the submission, read-only (later)."""
+    """An instructor's file or folder, read-only in every sandbox at ``target``.
+
+    ``source``: an absolute path on the grader's machine. ``target``: a relative POSIX
+    path, relative to the folder of the notebook or module being run (where the student
+    has it). A student's own file of that name is not used (a warning says so) unless
+    ``replaceable``: then the student's file is used instead. See
+    :mod:`grader.sandbox.provided`.
+    """
 
     source: Path  # read by the grader
-    target: str  # POSIX path relative to the submission root
+    target: str  # POSIX path relative to the notebook's or module's folder
+    replaceable: bool = False
 
 
 @dataclass(frozen=True)

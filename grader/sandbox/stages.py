@@ -15,10 +15,12 @@ from pathlib import Path
 
 from grader.models import AnswerRequest, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox import confine
-from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.limits import MIB, ExecutionLimits
 from grader.sandbox.module import run_module
 from grader.sandbox.nbfile import NotebookFormatError
 from grader.sandbox.notebook import run_notebook
+from grader.sandbox.protections import OFF, detect_protections
+from grader.sandbox.provided import Bind, Placed, place_provided
 from grader.sandbox.records import ExecutionRequest, Mode
 from grader.sandbox.scratch import copy_to_scratch, locate_module, locate_notebook
 from grader.sandbox.warm_or_cold import open_session
@@ -36,10 +38,12 @@ def notebook_in_session(
     seed: int = 0,
     budgets: Mapping[int | str, float] | None = None,
     warm: bool | None = None,
+    provided: Sequence[Bind] = (),
 ) -> tuple[NotebookRun, str | None]:
     """Run ``notebook`` (in ``work``) with its kernel in one session; the run and the
-    sandbox limit that stopped it, if any (``warm`` as in ``open_session``)."""
-    with open_session(work, outbox, limits, mode, frameworks, warm=warm) as box:
+    sandbox limit that stopped it, if any (``warm`` as in ``open_session``; ``provided``:
+    read-only binds, :func:`grader.sandbox.provided.place_provided`)."""
+    with open_session(work, outbox, limits, mode, frameworks, warm=warm, provided=provided) as box:
         run = run_notebook(
             notebook,
             work,
@@ -71,6 +75,8 @@ def notebook_stage(
     run: NotebookRun | None = None
     problem = located.problem
     if located.path is not None:
+        placed = provide(request, work, located.path.parent)
+        warnings.extend(placed.warnings)
         try:
             run, limit = notebook_in_session(
                 located.path,
@@ -82,6 +88,7 @@ def notebook_stage(
                 frameworks=request.frameworks,
                 seed=request.seed,
                 budgets=task.cell_budgets,
+                provided=placed.binds,
             )
         except NotebookFormatError as exc:
             problem = str(exc)
@@ -114,8 +121,12 @@ def module_stage(
     if located.path is None:
         missing = located.problem or f"no {task.wanted} in the submission"
         return None, missing, [*warnings, missing]
+    placed = provide(request, work, located.path.parent)
+    warnings.extend(placed.warnings)
     # Every worker of the run (restarts included) shares this session's cgroup and scratch.
-    with open_session(work, outbox, request.limits, request.mode, request.frameworks) as box:
+    with open_session(
+        work, outbox, request.limits, request.mode, request.frameworks, provided=placed.binds
+    ) as box:
         module_run = run_module(
             located.path,
             work,
@@ -131,6 +142,22 @@ def module_stage(
     if problem is not None:
         warnings.append(problem)
     return module_run, problem, [*warnings, *module_run.warnings]
+
+
+def provide(request: ExecutionRequest, work: Path, base: Path) -> Placed:
+    """Put the request's provided files into the scratch ``work``, relative to ``base``:
+    bound read-only by the session where there are mount namespaces, copied otherwise."""
+    if not request.provided:
+        return Placed()
+    protections = OFF if request.mode == "off" else detect_protections()
+    return place_provided(
+        request.provided,
+        work,
+        base,
+        copy=not protections.bubblewrap,
+        max_bytes=request.limits.provided_mb * MIB,
+        other_uid=protections.unprivileged_uid,
+    )
 
 
 def with_limit(run: NotebookRun, limit: str) -> NotebookRun:

@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from grader.sandbox import confine
@@ -63,7 +63,7 @@ from grader.sandbox.protections import (
     ISOLATION_FLAGS,
     NOBODY,
     detect_protections,
-    python_paths,
+    python_binds,
     system_binds,
 )
 from grader.sandbox.warm_session import WarmSession
@@ -270,8 +270,7 @@ class WarmTemplate:
         args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         args += ["--ro-bind", str(etc / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(etc / "group"), "/etc/group"]
-        for d in python_paths():
-            args += ["--ro-bind", str(d), str(d)]
+        args += python_binds()
         args += ["--bind", str(self.runs), str(self.runs)]
         args += ["--bind", str(self.ctl), str(self.ctl)]
         args += ["--chdir", "/tmp", "--remount-ro", "/", "--"]
@@ -322,17 +321,23 @@ class WarmTemplate:
         return not self._closed and self.proc is not None and self.proc.poll() is None
 
     def session(
-        self, work: Path, outbox: Path, limits: ExecutionLimits | None = None
+        self,
+        work: Path,
+        outbox: Path,
+        limits: ExecutionLimits | None = None,
+        *,
+        provided: Sequence[tuple[Path, Path]] = (),
     ) -> WarmSession:
         """A per-submission session (context manager) for the scratch ``work``.
 
         ``limits``: the submission's memory, process and CPU limits (its own cgroup);
-        the quotas and rlimits are the template's.
+        the quotas and rlimits are the template's. ``provided``: read-only binds of the
+        instructor's files over their placeholders in ``work``.
         """
         if not self.alive():
             raise WarmUnavailable("the warm template is not running")
         self.sessions += 1
-        return WarmSession(self, work, outbox, limits or self.limits)
+        return WarmSession(self, work, outbox, limits or self.limits, provided=provided)
 
     def close(self) -> None:
         """Kill the template and its cgroup, unmount the runs tmpfs, remove its files."""

@@ -31,6 +31,7 @@ def open_session(
     frameworks: Sequence[str] = (),
     *,
     warm: bool | None = None,
+    provided: Sequence[tuple[Path, Path]] = (),
 ) -> Iterator[Session]:
     """One submission's session, open for the ``with`` block: warm when possible.
 
@@ -39,16 +40,19 @@ def open_session(
     ``frameworks`` are what a warm template preloads. ``warm``: ``None`` follows
     ``GRADER_WARM``, ``False`` forces the cold path (the preflight kernel: a template
     belongs to a grading thread), ``True`` asks for warm even when ``GRADER_WARM=0``
-    (still cold where warm starts cannot be had).
+    (still cold where warm starts cannot be had). ``provided``: (instructor's file,
+    placeholder in ``work``) pairs, bound read-only over the placeholders.
     """
     env = confine.extra_env()
     if _wants_warm(mode, warm) and usable_paths(work, outbox):
         template = warm_starts.thread_template(warm_starts.preload(frameworks), limits, env)
         if template is not None:
-            with template.session(work, outbox, limits) as box:
+            with template.session(work, outbox, limits, provided=provided) as box:
                 yield box
             return
-    with SandboxSession(work, outbox, None, limits, mode, extra_env=env) as cold:
+    with SandboxSession(
+        work, outbox, None, limits, mode, extra_env=env, provided=tuple(provided)
+    ) as cold:
         yield cold
 
 

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 CLIENT_PY = Path(__file__).with_name("warm_client.py")
 _MS_BIND = 4096
+_MS_RDONLY = 1
+_MS_REMOUNT = 32
+_MS_REC = 0x4000
 
 
 class WarmSession:
@@ -48,9 +52,16 @@ class WarmSession:
     """
 
     def __init__(
-        self, template: WarmTemplate, work: Path, outbox: Path, limits: ExecutionLimits
+        self,
+        template: WarmTemplate,
+        work: Path,
+        outbox: Path,
+        limits: ExecutionLimits,
+        *,
+        provided: Sequence[tuple[Path, Path]] = (),
     ) -> None:
         self.template = template
+        self.provided = tuple((Path(src), Path(dst)) for src, dst in provided)
         self.limits = limits
         self.work = Path(os.path.abspath(work))
         self.outbox = Path(os.path.abspath(outbox))
@@ -60,6 +71,7 @@ class WarmSession:
         self.cgroup: Cgroup | None = None
         self._mounted: list[Path] = []
         self._bound: list[Path] = []
+        self._provided_mounts: list[Path] = []
         self._closed = False
         self.probe = False  # the child stops once confined (WarmTemplate's check)
 
@@ -88,15 +100,33 @@ class WarmSession:
             mount_quota(d, size, t.uid, t.gid)
             self._mounted.append(d)
             _chown_tree(str(d), t.uid, t.gid)
+            if d == self.work:
+                self._bind_provided()
             target = self.run_dir / d.name
             target.mkdir()
-            if libc().mount(str(d).encode(), str(target).encode(), None, _MS_BIND, None) != 0:
+            # Recursive: the provided files' read-only mounts inside the scratch come along.
+            flags = _MS_BIND | _MS_REC
+            if libc().mount(str(d).encode(), str(target).encode(), None, flags, None) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"bind {d} on {target}: {os.strerror(err)}")
             self._bound.append(target)
         self.runtime_dir.mkdir(mode=0o700)
         os.chown(self.run_dir, t.uid, t.gid)
         self.cgroup = confine.new_cgroup(self.limits, f"grader-{self.token}")
+
+    def _bind_provided(self) -> None:
+        """Bind each provided file read-only over its placeholder in the scratch tmpfs (as
+        root, on the host; the scratch's recursive bind carries them to the child, and a
+        copied mount keeps its read-only flag)."""
+        for src, dst in self.provided:
+            if libc().mount(str(src).encode(), str(dst).encode(), None, _MS_BIND, None) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"bind {src} on {dst}: {os.strerror(err)}")
+            self._provided_mounts.append(dst)
+            ro = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+            if libc().mount(None, str(dst).encode(), None, ro, None) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"make {dst} read-only: {os.strerror(err)}")
 
     @property
     def runtime(self) -> Path:
@@ -176,7 +206,11 @@ class WarmSession:
                 self.cgroup.remove()
             except CgroupError as exc:
                 errors.append(str(exc))
-        for d in [*reversed(self._bound), *reversed(self._mounted)]:
+        for d in [
+            *reversed(self._bound),
+            *reversed(self._provided_mounts),
+            *reversed(self._mounted),
+        ]:
             try:
                 if d == self.outbox:
                     unmount_keep(d)
@@ -185,6 +219,7 @@ class WarmSession:
             except OSError as exc:
                 errors.append(str(exc))
         self._bound.clear()
+        self._provided_mounts.clear()
         self._mounted.clear()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         if errors:

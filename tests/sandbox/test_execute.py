@@ -25,7 +25,6 @@ from grader.sandbox import (
     ExecutionRequest,
     ModuleTask,
     NotebookTask,
-    ProvidedFile,
     SubmissionFiles,
     UnsupportedRequest,
     execute,
@@ -226,7 +225,6 @@ def test_a_missing_module_is_the_students_problem(tmp_path: Path) -> None:
     ("change", "words"),
     [
         ({"devices": DeviceRequest(gpus=1)}, "CPU only"),
-        ({"provided": (ProvidedFile(Path("/etc/hostname"), "data.txt"),)}, "provided files"),
         (
             {"notebook": NotebookTask("hw.ipynb", calls=(Call("c", "f"),))},
             "notebook-defined functions",

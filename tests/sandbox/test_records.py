@@ -75,6 +75,7 @@ def test_every_rubric_limit_reaches_the_execution_limits(tmp_path: Path) -> None
         "import_timeout": 3.0,
         "call_timeout": 2.0,
         "module_timeout": 40.0,
+        "provided_mb": 100,
     }
     assert set(values) == set(LimitSettings.model_fields)  # a new setting needs a line here
     listed = ", ".join(f"{k}: {v}" for k, v in values.items())
