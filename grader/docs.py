@@ -24,6 +24,7 @@ import argparse
 import ast
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -64,6 +65,7 @@ def attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+@functools.cache  # reading a class's source is slow, and every field of it asks
 def _own_attribute_docs(klass: type) -> dict[str, str]:
     try:
         lines, _ = inspect.getsourcelines(klass)
@@ -262,11 +264,14 @@ def rubric_page() -> str:
     """``rubric.md``: every key of a rubric file, with each registered check type's."""
     from grader.checks import REGISTRY
     from grader.checks.base import CheckSpec
-    from grader.late import LatePolicy
     from grader.rubric import QuestionSpec, RubricFile
     from grader.sandbox.limits import LimitSettings
 
-    links: dict[type, str] = {LimitSettings: "limits.md#limitsettings", LatePolicy: "#latepolicy"}
+    links: dict[type, str] = {LimitSettings: "limits.md#limitsettings", QuestionSpec: "#question"}
+    # Every other model the top level uses (late:, the long form of an entry, …) gets a
+    # section of its own, so a new nested model is documented without touching this.
+    sections = [m for m in nested_models(RubricFile) if m not in links]
+    links.update({m: f"#{m.__name__.lower()}" for m in sections})
     out = _header("Rubric reference", "grader/rubric.py and grader/checks/")
     out += [
         "A rubric is a YAML file, `NAME.yaml`; paths in it are relative to its folder. "
@@ -284,9 +289,8 @@ def rubric_page() -> str:
         ),
         "",
     ]
-    for model in nested_models(RubricFile):
-        if model in links and links[model].startswith("#"):
-            out += [f"## {model.__name__}", "", _doc(model), "", *fields_table(model, links), ""]
+    for model in sections:
+        out += [f"## {model.__name__}", "", _doc(model), "", *fields_table(model, links), ""]
     out += [
         "## Question",
         "",

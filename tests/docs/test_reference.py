@@ -51,6 +51,18 @@ def test_the_rubric_page_has_every_check_type_and_key() -> None:
             assert f"| `{key}` |" in page
 
 
+def test_the_rubric_page_has_every_model_the_top_level_uses() -> None:
+    from grader.rubric import RubricFile
+    from grader.sandbox.limits import LimitSettings
+
+    page = docs.rubric_page()
+    for model in docs.nested_models(RubricFile):
+        if model is LimitSettings:  # on the limits page
+            continue
+        for key in model.model_fields:
+            assert f"| `{key}` |" in page, f"{model.__name__}.{key}"
+
+
 def test_the_cli_page_has_every_verb_and_no_machine_dependent_default() -> None:
     from grader.cli import VERBS
 
