@@ -28,6 +28,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import textwrap
 import types
@@ -189,7 +190,7 @@ def default_text(info: FieldInfo) -> str:
     if value is PydanticUndefined:
         return "*required*"
     if isinstance(value, BaseModel):
-        return "see below"
+        return "each key's default"
     return f"`{json.dumps(_plainish(value))}`"
 
 
@@ -243,7 +244,9 @@ def nested_models(model: type[BaseModel]) -> list[type[BaseModel]]:
 
 
 def _doc(obj: Any) -> str:
-    return inspect.cleandoc(obj.__doc__ or "")
+    """A class's docstring as Markdown: Sphinx roles (``:mod:`x```) become code spans."""
+    text = inspect.cleandoc(obj.__doc__ or "")
+    return re.sub(r":(?:mod|func|class|meth|data|attr):`~?([^`]+)`", r"`\1`", text)
 
 
 def _header(title: str, source: str) -> list[str]:
