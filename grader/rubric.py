@@ -51,7 +51,7 @@ class RubricFile(StrictModel):
     reference: str = Field(min_length=1)
     """The reference module whose compute() gives the expected values: a name in the grader's
     reference/ folder (hw3), or a path ending in .py, relative to the rubric's folder
-    (hw5_ref.py), for a course kept outside the grader."""
+    (hw5_reference.py), for a course kept outside the grader."""
     solution: str | None = None
     """A folder holding the instructor's own solution, relative to the rubric's folder: `grade
     validate` grades it and fails unless it runs without a failed cell and earns full marks."""

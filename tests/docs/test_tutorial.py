@@ -67,7 +67,7 @@ def test_the_tutorial_has_its_steps() -> None:
     """Runs always: the page parses into the steps the walk-through below follows."""
     found = steps(TUTORIAL.read_text(encoding="utf-8"))
     files = {s.path for s in found if s.kind == "file"}
-    assert {"hw5/hw5.yaml", "hw5/hw5_ref.py", "hw5/graded/overrides.yaml"} <= files
+    assert {"hw5/hw5.yaml", "hw5/hw5_reference.py", "hw5/graded/overrides.yaml"} <= files
     cells = [s for s in found if s.kind == "cell"]
     assert {c.path for c in cells} == {"hw5/solution/hw5.ipynb"}
     assert any("solution" in c.tags for c in cells)
