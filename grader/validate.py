@@ -100,11 +100,12 @@ def expected_problems(rubric: Rubric, error: ReferenceComputationError) -> list[
     """Which expected values cannot be computed, found after ``error`` stopped
     :func:`grader.reference.load_expected`: the reference's ``compute()`` itself, or
     each check whose own computation (its case generator and reference function, say)
-    fails, named with the reference functions it uses and the error. Each is computed
+    fails, named with the reference functions it uses and the error; or a check whose
+    value ``compute()`` does not return. Each is computed
     anew in the pinned child process, so this costs time only when something failed."""
     path = reference_path(rubric)
     try:
-        compute_values(path, dataclasses.replace(rubric, questions=()))
+        values = compute_values(path, dataclasses.replace(rubric, questions=()))
     except ReferenceComputationError as exc:
         users = [c.id for c in rubric.checks() if c.needs_expected]
         return [
@@ -115,7 +116,13 @@ def expected_problems(rubric: Rubric, error: ReferenceComputationError) -> list[
     problems = []
     for spec in rubric.checks():
         if type(spec).compute_expected is CheckSpec.compute_expected:
-            continue  # its value comes from compute(), which ran
+            if spec.needs_expected and spec.reference_key not in values:
+                problems.append(
+                    f"{spec.id}: compute() in {path} returns no value under "
+                    f"{spec.reference_key!r}; add it to the dict compute() returns, or set "
+                    "the check's `expected:` to the key that holds its value"
+                )
+            continue
         alone = dataclasses.replace(rubric, questions=(Question("_", "", "", (spec,)),))
         try:
             compute_values(path, alone)

@@ -200,3 +200,11 @@ def test_a_failing_compute_names_the_checks_that_need_it() -> None:
         "no expected value can be computed (checks a compare with its values); fix compute() "
         "and run `grade validate` again"
     ]
+
+
+def test_a_value_compute_does_not_return_names_the_check_and_the_key() -> None:
+    problems = validate_rubric(str(DATA / "missing_value.yaml"), log=lambda _: None)
+    assert problems == [
+        f"b: compute() in {DATA / 'tiny_ref.py'} returns no value under 'b'; add it to the "
+        "dict compute() returns, or set the check's `expected:` to the key that holds its value"
+    ]
