@@ -119,14 +119,25 @@ def _report_parser() -> argparse.ArgumentParser:
         description="Re-render reports from results on disk (runs no student code).",
     )
     parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
-    parser.add_argument("--jobs", type=_positive, default=default_jobs())
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=default_jobs(),
+        help=f"reports rendered at once (default: this machine's cores, {default_jobs()})",
+    )
     return parser
 
 
 def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade export", description="Write an LMS gradebook.")
     parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
-    parser.add_argument("--format", choices=list(EXPORTS), required=True)
+    parser.add_argument(
+        "--format",
+        choices=list(EXPORTS),
+        required=True,
+        help="what to write: an LMS gradebook (canvas, moodle), every check's points (csv), "
+        "or the PDF reports as the LMS takes feedback files (moodle-feedback, canvas-feedback)",
+    )
     parser.add_argument(
         "--output",
         type=Path,

@@ -38,11 +38,17 @@ class LatePolicy(StrictModel):
     """The rubric's ``late:`` section."""
 
     due: datetime
+    """The due time, with a time zone (2026-09-15T23:59:00-04:00); a roster extension moves it."""
     grace_minutes: float = Field(default=0, ge=0)
+    """Minutes after the due time that still count as on time."""
     penalty_percent: float = Field(default=0, ge=0, le=100)
+    """Percent of the maximum score taken off per started unit (day or hour) late."""
     per: Literal["day", "hour"] = "day"
+    """The unit the penalty counts: each started day or each started hour past due plus grace."""
     cap_percent: float = Field(default=100, ge=0, le=100)
+    """The most the penalty may take off, in percent of the maximum score."""
     cutoff: datetime | None = None
+    """Hand-ins after this time (with a time zone) score 0; a roster extension moves it too."""
 
     @field_validator("due", "cutoff")
     @classmethod

@@ -49,12 +49,20 @@ class Override:
     """One instructor mark for one student's check."""
 
     student: str
+    """The student's id, as in results/<student>.json (the LMS id for an LMS download)."""
     check: str
+    """The check's id in the rubric, or late for the late penalty."""
     points: float
+    """The check's new score (a number ≥ 0, at most the check's maximum), or the late penalty
+    in points (0 waives it; at most what the policy gave)."""
     comment: str = ""
-    source: str = ""  # file the entry came from
-    line: int = 0  # 1-based line of the entry in that file
-    index: int = 0  # 1-based position of the entry in the list
+    """Why, shown to the student in the report beside the grader's own mark."""
+    source: str = ""
+    """The file the entry came from (set by the grader, not a key of the file)."""
+    line: int = 0
+    """The entry's 1-based line in that file (set by the grader)."""
+    index: int = 0
+    """The entry's 1-based position in the list (set by the grader)."""
 
     def where(self) -> str:
         """``overrides.yaml:12 (entry 3: student 'alice', check 'Q1a')``."""

@@ -34,8 +34,11 @@ class QuestionSpec(StrictModel):
     """A question: its id (a gradebook column), title and checks."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The question's id: a gradebook column and the name reports use (q1)."""
     title: str = ""
+    """The question's title in reports."""
     prompt: str = ""
+    """The question's text, shown in reports above its checks (optional)."""
     checks: list[Any] = Field(min_length=1)
 
 
@@ -56,21 +59,38 @@ class RubricFile(StrictModel):
     """The top level of a rubric file."""
 
     assignment: str = Field(min_length=1)
+    """A short name of the assignment (hw3), written into every result and the gradebook."""
     title: str = Field(min_length=1)
+    """The assignment's title, shown at the top of every report."""
     course: str = ""
+    """The course's name, shown in the reports (optional)."""
     reference: str = Field(min_length=1)
+    """The reference module whose compute() gives the expected values: a name in the grader's
+    reference/ folder (hw3), or a path ending in .py, relative to the rubric's folder
+    (hw5_reference.py), for a course kept outside the grader."""
     solution: str | None = None
+    """A folder holding the instructor's own solution, relative to the rubric's folder: `grade
+    validate` grades it and fails unless it runs without a failed cell and earns full marks."""
     notebook: str | None = Field(default=None, min_length=1)
+    """The notebook file name the students hand in (hw3.ipynb); it runs cell by cell in its own
+    sandboxed kernel. At least one of notebook and module is required."""
     module: str | None = Field(default=None, min_length=1)
+    """A Python file the students hand in (layers.py), imported in a sandboxed worker whose
+    functions `function` and `statistical` checks call on grader-made inputs."""
     # What a warm kernel or worker has imported before the student's code starts.
     frameworks: tuple[Framework, ...] = ()
+    """What the students' code imports, imported once by each warm template before any student
+    code runs; changes speed only, never a result."""
     limits: Limits = Limits()
+    """Limits of one submission's run (timeouts, memory, processes); see the limits page."""
     # due time, grace, penalty per day or hour, cap, cut-off (grader/late.py)
     late: LatePolicy | None = None
-    # Instructor-provided files and folders, bound read-only into every sandbox at their
-    # target path relative to the notebook or module: a path (same source and target) or
-    # {source, target, replaceable}.
+    """The late policy (due time, grace, penalty per day or hour, cap, cut-off); none: no
+    penalty."""
     files: tuple[ProvidedSpec, ...] = ()
+    """Instructor-provided files and folders, bound read-only into every sandbox at their
+    target path relative to the notebook or module: a path (same source and target) or
+    {source, target, replaceable}."""
     questions: list[QuestionSpec] = Field(min_length=1)
 
     @field_validator("files", mode="before")

@@ -1,14 +1,22 @@
-"""``grade validate``: a rubric is usable and its own solution earns full marks."""
+"""``grade validate``: a rubric is usable and its own solution earns full marks.
+
+Each kind of problem is found by one function returning sentences (empty when sound),
+and :func:`validate_rubric` runs them in order; a problem says what is wrong, where
+(the file, the cell, the check) and what to do.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+from grader.checks.base import CheckSpec
 from grader.discover import files_under
-from grader.models import GradeRecord, Submission
+from grader.errors import ReferenceComputationError
+from grader.models import ExecutionReport, GradeRecord, Submission
 from grader.pipeline import grade_submission
-from grader.reference import load_expected, reference_path
-from grader.rubric import Rubric, load_rubric
+from grader.reference import compute_values, load_expected, reference_path
+from grader.rubric import Question, Rubric, load_rubric
 from grader.sandbox import Mode, sandbox_warnings
 
 
@@ -19,9 +27,11 @@ def validate_rubric(
 
     Schema errors raise RubricError (the CLI prints them with file and line); no provided
     file may show the reference (:func:`provided_leaks`); the reference must compute
-    every expected value; the solution folder named by ``solution:`` must earn full
-    marks on every automatically graded check (a check that ``needs_review`` is marked
-    by an instructor, so it only needs to find its answer: see
+    every expected value (:func:`expected_problems` names the check and the reference
+    function that failed); the solution folder named by ``solution:`` must run without a
+    failed cell (:func:`execution_problems`) and earn full marks on every automatically
+    graded check (a check that ``needs_review`` is marked by an instructor, so it only
+    needs to find its answer: see
     :func:`solution_problems`).
     """
     rubric = load_rubric(name_or_path)
@@ -31,7 +41,10 @@ def validate_rubric(
         return leaks
     for line in rules_listing(rubric):
         log(line)
-    expected = load_expected(rubric, use_cache=False)
+    try:
+        expected = load_expected(rubric, use_cache=False)
+    except ReferenceComputationError as exc:
+        return expected_problems(rubric, exc)
     log(f"reference computed {len(expected.values)} values (sha256 {expected.sha256[:12]})")
     log(f"total points: {rubric.max_score(expected.values):g}")
     if rubric.solution is None:
@@ -44,7 +57,117 @@ def validate_rubric(
     sandbox_warnings(sandbox)
     record = grade_submission(sub, rubric, expected, sandbox=sandbox)
     log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
-    return solution_problems(rubric, record)
+    problems: list[str] = []
+    problems += execution_problems(rubric, record.execution)
+    problems += solution_problems(rubric, record)
+    return problems
+
+
+def execution_problems(rubric: Rubric, execution: ExecutionReport) -> list[str]:
+    """Why the solution did not run cleanly: each failed cell (an exception, a timeout, a
+    dead kernel, a limit) and a module that could not be imported.
+
+    A failed cell is a problem even when every check still passes: a student's notebook
+    runs on after a failed cell, so a later answer may be found while the failed cell's
+    own answers are not, and the students' copy fails the same way (a data file missing
+    from ``files:``, a path that exists only on the instructor's machine).
+    """
+    where = rubric.solution if rubric.solution is not None else rubric.path.parent
+    notebook = where / (execution.notebook or rubric.notebook or "")
+    problems = []
+    for failure in execution.failures:
+        what = {
+            "error": f"raised {failure.ename}: {failure.evalue}",
+            "timeout": f"timed out ({failure.evalue})",
+            "kernel_died": f"killed the kernel ({failure.evalue})",
+            "limit": f"hit a limit ({failure.evalue})",
+        }[failure.kind]
+        advice = (
+            "the solution must run from top to bottom without errors: fix the cell, or "
+            "provide what it reads (a data file it opens belongs under the rubric's "
+            "`files:`, with a path relative to the notebook)"
+            if failure.kind == "error"
+            else "the solution must run within the rubric's `limits:`: make the cell "
+            "faster or smaller, or raise the limit"
+        )
+        problems.append(f"solution notebook {notebook}: cell {failure.cell} {what}; {advice}")
+    if execution.module_problem is not None:
+        module = where / (execution.module or rubric.module or "")
+        problems.append(
+            f"solution module {module}: {execution.module_problem}; the solution's module "
+            "must import cleanly"
+        )
+    return problems
+
+
+def expected_problems(rubric: Rubric, error: ReferenceComputationError) -> list[str]:
+    """Which expected values cannot be computed, found after ``error`` stopped
+    :func:`grader.reference.load_expected`: the reference's ``compute()`` itself, or
+    each check whose own computation (its case generator and reference function, say)
+    fails, named with the reference functions it uses and the error; or a check whose
+    value ``compute()`` does not return. Each is computed
+    anew in the pinned child process, so this costs time only when something failed."""
+    path = reference_path(rubric)
+    try:
+        values = compute_values(path, dataclasses.replace(rubric, questions=()))
+    except ReferenceComputationError as exc:
+        users = [c.id for c in rubric.checks() if c.needs_expected]
+        return [
+            f"reference {path}: compute() raised {_error_of(exc)}, so no expected value can "
+            f"be computed (checks {', '.join(users) or 'none'} compare with its values); "
+            "fix compute() and run `grade validate` again"
+        ]
+    problems = []
+    for spec in rubric.checks():
+        if type(spec).compute_expected is CheckSpec.compute_expected:
+            if spec.needs_expected and spec.reference_key not in values:
+                problems.append(
+                    f"{spec.id}: compute() in {path} returns no value under "
+                    f"{spec.reference_key!r}; add it to the dict compute() returns, or set "
+                    "the check's `expected:` to the key that holds its value"
+                )
+            continue
+        alone = dataclasses.replace(rubric, questions=(Question("_", "", "", (spec,)),))
+        try:
+            compute_values(path, alone)
+        except ReferenceComputationError as exc:
+            used = ", ".join(f"{key} {name}" for key, name in reference_functions(spec))
+            problems.append(
+                f"{spec.id}: its expected value cannot be computed "
+                f"({used + ' in ' if used else ''}{path}): {_error_of(exc)}; fix the "
+                "reference so it runs on its own cases, then run `grade validate` again"
+            )
+    return problems or [str(error)]
+
+
+#: Spec keys that name a function of the reference module, in words.
+_REFERENCE_KEYS = {
+    "cases": "case generator",
+    "reference": "reference function",
+    "public_cases": "public case generator",
+    "search": "search function",
+}
+
+
+def reference_functions(spec: object) -> list[tuple[str, str]]:
+    """``(role, name)`` of every reference function a check's spec names."""
+    found = []
+    for key, role in _REFERENCE_KEYS.items():
+        name = getattr(spec, key, None)
+        if isinstance(name, str):
+            found.append((role, f"{name}()"))
+    return found
+
+
+def _error_of(exc: ReferenceComputationError) -> str:
+    """The error the reference raised (``ValueError: …``), without the path and the
+    words the computing child puts before it (:mod:`grader.reference_child`)."""
+    text = str(exc)
+    for marker in ("compute() failed: ", " failed: "):
+        _head, sep, tail = text.partition(marker)
+        if sep:
+            return tail
+    return text
 
 
 def provided_leaks(rubric: Rubric) -> list[str]:

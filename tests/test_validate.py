@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.models import CheckResult, ExecutionReport, GradeRecord, Provenance, QuestionResult
+import pytest
+
+from grader.cli import main
+from grader.models import (
+    CellFailure,
+    CheckResult,
+    ExecutionReport,
+    GradeRecord,
+    Provenance,
+    QuestionResult,
+)
 from grader.reference import missing_expected
 from grader.rubric import Rubric, load_rubric
-from grader.validate import rules_listing, solution_problems
+from grader.validate import execution_problems, rules_listing, solution_problems, validate_rubric
 
 
 def _checks_with(rubric: str, words: str) -> set[str]:
@@ -122,3 +132,79 @@ def test_only_checks_needing_an_expected_value_need_the_reference(tmp_path: Path
     r = rubric(tmp_path)
     assert missing_expected(r, {}) == ["a"]  # text and figure say everything in the rubric
     assert missing_expected(r, {"a": 1.0}) == []
+
+
+# --- a failed cell, an expected value that cannot be computed ------------------------
+
+DATA = Path(__file__).parent / "data" / "validate"
+
+
+def failure(cell: int, ename: str, evalue: str) -> ExecutionReport:
+    return ExecutionReport(
+        notebook="x.ipynb",
+        cells_total=3,
+        cells_run=3,
+        cells_not_run=(),
+        failures=(CellFailure(cell, "error", ename, evalue, "Traceback …"),),
+        timed_out=False,
+        kernel_died=False,
+        limit_hit=None,
+        warnings=(),
+        duration_s=0.1,
+    )
+
+
+def test_a_failed_cell_is_a_problem_naming_notebook_cell_and_error(tmp_path: Path) -> None:
+    r = rubric(tmp_path)
+    problems = execution_problems(r, failure(2, "FileNotFoundError", "data/tokens.npy"))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"solution notebook {tmp_path / 'x.ipynb'}: cell 2 raised ")
+    assert "FileNotFoundError: data/tokens.npy" in problems[0]
+    assert "`files:`" in problems[0]  # what to do
+
+
+def test_a_clean_run_is_no_problem(tmp_path: Path) -> None:
+    assert execution_problems(rubric(tmp_path), record().execution) == []
+
+
+def test_validate_fails_a_full_marks_solution_with_a_failed_cell() -> None:
+    # Issue 13: a solution whose data cell raised FileNotFoundError passed validate.
+    lines: list[str] = []
+    problems = validate_rubric(str(DATA / "failed_cell.yaml"), log=lines.append)
+    assert "solution solution: 1/1" in lines  # the check itself passes
+    notebook = DATA / "solution" / "tiny.ipynb"
+    assert len(problems) == 1
+    assert problems[0].startswith(f"solution notebook {notebook}: cell 2 raised FileNotFoundError")
+
+
+def test_the_cli_exits_non_zero_and_prints_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(DATA / "failed_cell.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL solution notebook" in out and "cell 2 raised FileNotFoundError" in out
+
+
+def test_a_failing_case_generator_names_check_function_and_error() -> None:
+    problems = validate_rubric(str(DATA / "failing_cases.yaml"), log=lambda _: None)
+    assert problems == [
+        f"double: its expected value cannot be computed (case generator broken_cases(), "
+        f"reference function double() in {DATA / 'tiny_ref.py'}): ValueError: no case of "
+        "size 0 can be made; fix the reference so it runs on its own cases, then run "
+        "`grade validate` again"
+    ]
+
+
+def test_a_failing_compute_names_the_checks_that_need_it() -> None:
+    problems = validate_rubric(str(DATA / "failing_compute.yaml"), log=lambda _: None)
+    assert problems == [
+        f"reference {DATA / 'broken_ref.py'}: compute() raised KeyError: 'learning_rate', so "
+        "no expected value can be computed (checks a compare with its values); fix compute() "
+        "and run `grade validate` again"
+    ]
+
+
+def test_a_value_compute_does_not_return_names_the_check_and_the_key() -> None:
+    problems = validate_rubric(str(DATA / "missing_value.yaml"), log=lambda _: None)
+    assert problems == [
+        f"b: compute() in {DATA / 'tiny_ref.py'} returns no value under 'b'; add it to the "
+        "dict compute() returns, or set the check's `expected:` to the key that holds its value"
+    ]

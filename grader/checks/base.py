@@ -76,10 +76,18 @@ class CheckSpec(StrictModel):
     """Keys every check accepts."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The check's id, unique in the rubric: reports, overrides.yaml and gradebook exports name
+    the check by it; also the default reference key."""
     type: str
+    """The check type: which registered check grades this entry."""
     prompt: str = ""
+    """The task in words, shown in the student's report above the result (optional)."""
     show_expected: bool = True
-    expected: str | None = None  # reference key; defaults to the check id
+    """Whether reports show students the expected value; false keeps it out of the result file
+    too."""
+    expected: str | None = None
+    """The key of the reference's compute() values this check compares with; default: the
+    check's id."""
 
     #: The check calls functions of the student's module (the rubric must name ``module:``).
     needs_module: ClassVar[bool] = False

@@ -84,7 +84,10 @@ class ChoiceSpec(CheckSpec):
 
     type: Literal["choice"]
     answer: str = Field(min_length=1)
+    """The name the notebook assigns its list of choices to; the reference's value is the list
+    of expected choices."""
     points_each: float = Field(gt=0)
+    """Points for each item that names the expected choice."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """``points_each`` per expected item."""

@@ -51,18 +51,35 @@ class ClaimSpec(CheckSpec):
     """A figure re-measured by a reference function, against a threshold or a claim."""
 
     type: Literal["claim"]
-    answer: str | None = Field(default=None, min_length=1)  # handed to the measure
-    measure: str | None = Field(default=None, pattern=rf"^{_IDENT}\.{_IDENT}$")  # "<module>.<fn>"
-    options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the measure
-    quantity: str = Field(default="score", min_length=1)  # what the measure gives, for messages
+    answer: str | None = Field(default=None, min_length=1)
+    """The name of the plain data the notebook leaves (trained weights, predictions) handed to
+    the measure."""
+    measure: str | None = Field(default=None, pattern=rf"^{_IDENT}\.{_IDENT}$")
+    """The function that measures the figure from the answer, as <module>.<function> of the
+    grader's reference/ folder (hw1.evaluate_accuracy: reference/hw1.py); it runs in the
+    grader, never in the sandbox."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments passed to the measure."""
+    quantity: str = Field(default="score", min_length=1)
+    """What the measured figure is, for messages (accuracy, loss)."""
     points: float = Field(ge=0)
-    min: float | None = None  # the measured figure must be at least this
-    max: float | None = None  # … at most this (a loss, an error)
-    claim: str | None = None  # harvested number the student reports
-    tolerance: float | None = Field(default=None, ge=0)  # |claim − measured| ≤ tolerance
+    """Points when every condition set (min, max, claim) holds."""
+    min: float | None = None
+    """The measured figure must be at least this."""
+    max: float | None = None
+    """The measured figure must be at most this (a loss, an error)."""
+    claim: str | None = None
+    """The name of the number the student reports; it must agree with the measured figure
+    within tolerance, or, in band mode, lie in the band."""
+    tolerance: float | None = Field(default=None, ge=0)
+    """How far the reported number may be from the measured one: |claim − measured| ≤
+    tolerance."""
     # Band mode: the claim against the reference's own runs (expected value), no measure.
     k: float | None = Field(default=None, gt=0, le=3.0)
+    """Band mode (no measure): the claim must lie in mean ± max(k·std, min_half_width) of the
+    reference's own re-trainings, its expected value."""
     min_half_width: float = Field(default=0.0, ge=0)
+    """Band mode: the band's smallest half-width."""
 
     @field_validator("measure")
     @classmethod

@@ -28,8 +28,12 @@ class FigureSpec(CheckSpec):
 
     type: Literal["figure"]
     heading: str = Field(min_length=1)
+    """The start of the Markdown heading (Q2, Q1a) under which a cell must display the figure,
+    when the grader runs the notebook."""
     points: float = Field(ge=0)
+    """Points when the figures are there (an instructor may still override)."""
     min_figures: int = Field(default=1, ge=1)
+    """How many images must be displayed under the heading."""
 
     needs_notebook: ClassVar[bool] = True  # reads the run's record of image outputs
     needs_expected: ClassVar[bool] = False  # the expectation is the rubric's own (heading, count)

@@ -67,23 +67,50 @@ class FunctionSpec(CheckSpec):
 
     type: Literal["function"]
     function: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The student's function to call; default: the check's id."""
     reference: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The reference module's function run on each case (on a deep copy of its arguments) to
+    give the expected outputs; none where the grading needs no reference outputs (dropout)."""
     cases: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The reference module's case generator: a function returning a list of case dicts (name,
+    args, kwargs, dout, seed, families), computed once with the expected values. The
+    students never see them (hidden cases)."""
     points: float = Field(ge=0)
+    """Points when every case passes (all or nothing)."""
     forward: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """For a backward function: the student's forward function, called first on each case; the
+    backward is then called on (dout, cache), so it is judged with the student's own cache."""
     cache_index: int = Field(default=1, ge=0)
-    outputs: list[int] | None = None  # elements of a returned tuple compared; None: all
-    output_names: list[str] = Field(default_factory=list)  # "dx", "dw", … for messages
+    """Which element of the forward's return value is the cache (1: the second, as in (out,
+    cache))."""
+    outputs: list[int] | None = None
+    """The elements of a returned tuple that are compared (0-based); none: all of them."""
+    output_names: list[str] = Field(default_factory=list)
+    """What to call the returned values in messages (dx, dw, db)."""
     rel_error: float | None = Field(default=None, gt=0)
+    """Each output passes when max |a − b| / max(1e-8, |a| + |b|) ≤ rel_error (default 1e-6
+    when no tolerance is given). Give either rel_error or rtol/atol."""
     rtol: float | None = Field(default=None, ge=0)
+    """Relative tolerance: each element passes when |got − expected| ≤ atol + rtol·|expected|."""
     atol: float | None = Field(default=None, ge=0)
+    """Absolute tolerance (see rtol)."""
     squeeze_size1: bool = False
+    """Accept outputs whose shape differs from the reference's only by axes of size 1 ((N, 1)
+    for (N,))."""
     # Off unless the handout forbids changing the inputs: a check enforces only what its
     # handout states (HW2 says nothing of it; HW1's dropout and HW4 do).
     check_inplace: bool = False
+    """The function must not modify its input arrays: turn it on only where the handout says
+    so."""
     return_args: list[int] = Field(default_factory=list)
-    grading: str = "values"  # a name in GRADINGS
+    """Positions of arguments (0-based) that must hold the reference's values after the call:
+    state the function writes back, such as running statistics in bn_param."""
+    grading: str = "values"
+    """How each case is judged, a name registered in grader/checks/function_grading.py: values
+    (compare with the reference's outputs), dropout_forward, dropout_backward."""
     false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
+    """For statistical gradings (dropout): the largest probability that a correct function
+    fails."""
 
     needs_module: ClassVar[bool] = True
 

@@ -41,35 +41,50 @@ class Probe(StrictModel):
     """The grader-made input batch: its full shape (batch first) and value range."""
 
     input_shape: list[int] = Field(min_length=1)
+    """The full shape of the input batch, batch axis first ([8, 3, 32, 32])."""
     low: float = 0.0
+    """Inputs are drawn uniformly from [low, high)."""
     high: float = 1.0
+    """See low."""
     seed: int = 0
+    """Seed of the input batch, so every student's model sees the same inputs."""
 
 
 class RangePart(StrictModel):
     """Points for every output value lying in [min, max]."""
 
     points: float = Field(ge=0)
+    """Points when every output value lies in [min, max]."""
     min: float
+    """The smallest output value allowed."""
     max: float
+    """The largest output value allowed."""
 
 
 class ConcatPart(StrictModel):
     """Points for a ``torch.cat`` of at least ``min_inputs`` tensors along ``dim``."""
 
     points: float = Field(ge=0)
+    """Points when the forward pass concatenates tensors with torch.cat as described."""
     min_inputs: int = Field(default=2, ge=2)
+    """How many tensors one torch.cat call must join, at least."""
     dim: int = 1
+    """The axis they are joined along (1: channels, batch first)."""
 
 
 class Parts(StrictModel):
     """The graded parts of a model and their points."""
 
     runs: float = Field(default=0, ge=0)
+    """Points when a forward pass on the probe batch runs (in eval mode)."""
     output_shape: float = Field(default=0, ge=0)
+    """Points when the output's shape is the reference model's."""
     output_range: RangePart | None = None
+    """Points when every output value lies in a range (probabilities in [0, 1], say)."""
     param_count: float = Field(default=0, ge=0)
+    """Points when the trainable parameter count is the reference model's."""
     concat: ConcatPart | None = None
+    """Points for parallel branches joined by torch.cat, observed during the forward pass."""
 
 
 class ModelSpec(CheckSpec):
@@ -77,8 +92,11 @@ class ModelSpec(CheckSpec):
 
     type: Literal["model"]
     answer: str = Field(min_length=1)
+    """The name of the student's torch.nn.Module instance in the notebook."""
     probe: Probe
+    """The input batch the grader makes and runs the model on."""
     parts: Parts
+    """The graded parts and their points."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The sum of the parts' points."""

@@ -51,21 +51,35 @@ class SearchPoints(StrictModel):
     """Points of each part."""
 
     space: float = Field(default=0, ge=0)
+    """Points when every trial uses exactly the space's hyper-parameters, each at a declared
+    value, with a finite score."""
     trials: float = Field(default=0, ge=0)
+    """Points when there are exactly the declared number of trials."""
     best: float = Field(default=0, ge=0)
+    """Points when the reported best is the trial with the largest score."""
     retrain: float = Field(default=0, ge=0)
+    """Points when the best configuration's claimed score lies in the band of the reference's
+    own re-trainings."""
 
 
 class SearchSpec(CheckSpec):
     """Trials inside the space, their number, the arg-max, the best re-trained."""
 
     type: Literal["search"]
-    answer: str = Field(min_length=1)  # the list of trials
-    best: str = Field(min_length=1)  # the best trial the student reports
-    search: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # reference function
+    answer: str = Field(min_length=1)
+    """The name of the student's list of trials (dicts of hyper-parameters and score)."""
+    best: str = Field(min_length=1)
+    """The name of the trial the student reports as best (a dict of the same keys)."""
+    search: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The reference function that declares the space, the number of trials and the score key,
+    and re-trains every configuration over several seeds."""
     points: SearchPoints
+    """Points of each of the four parts."""
     k: float = Field(default=3.0, gt=0, le=3.0)
+    """Half-width of the re-training band in sample standard deviations: mean ± max(k·std,
+    min_half_width)."""
     min_half_width: float = Field(default=0.0, ge=0)
+    """The band's smallest half-width, for configurations whose runs barely differ."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The four parts."""

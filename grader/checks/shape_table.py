@@ -39,12 +39,19 @@ class ShapeTableSpec(CheckSpec):
 
     type: Literal["shape_table"]
     answer: str = Field(min_length=1)
+    """The name of the student's table: a list of rows [layer_name, output_shape,
+    trainable_params]."""
     convention: Literal["steps_channels", "height_width_channels", "channels_first"] = (
         "steps_channels"
     )
+    """How an output shape is written without the batch axis: (steps, channels), (height,
+    width, channels) or channels first."""
     skip_rows: int = Field(default=1, ge=0)
+    """Leading rows not graded (the input row, whose values the handout gives)."""
     shape_points: float = Field(default=1.0, ge=0)
+    """Points for each row whose output shape matches the reference's."""
     param_points: float = Field(default=1.0, ge=0)
+    """Points for each row whose parameter count matches the reference's."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """Shape and parameter points for every graded reference row."""

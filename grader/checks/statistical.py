@@ -65,8 +65,12 @@ class IdentityCase(StrictModel):
     """A call whose output must equal the input unchanged (``p = 0``; test mode)."""
 
     p: float = Field(ge=0, le=1)
-    args: list[Any] | None = None  # a different call template, e.g. with mode: test
+    """The rate of this call (0: nothing dropped)."""
+    args: list[Any] | None = None
+    """Positional arguments of this call, if other than the check's (with $x for the input, $p
+    for the rate), e.g. with mode test."""
     kwargs: dict[str, Any] | None = None
+    """Keyword arguments of this call, if other than the check's."""
 
 
 class StatisticalSpec(CheckSpec):
@@ -74,22 +78,42 @@ class StatisticalSpec(CheckSpec):
 
     type: Literal["statistical"]
     function: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The student's randomised function (dropout_forward)."""
     points: float = Field(ge=0)
-    p_means: Literal["drop", "keep"] = "drop"  # what the function's p is the probability of
-    scale: Literal["inverted", "none"] = "inverted"  # survivors × 1/P(keep), or unchanged
-    rates: list[float] = Field(min_length=1)  # values of p tried
-    draws: int = Field(default=10, ge=1)  # calls per rate, each with its own seed
+    """Points when every property holds (all or nothing)."""
+    p_means: Literal["drop", "keep"] = "drop"
+    """What the function's p is the probability of: dropping a unit or keeping it."""
+    scale: Literal["inverted", "none"] = "inverted"
+    """What survivors are multiplied by: 1/P(keep) (inverted dropout) or nothing."""
+    rates: list[float] = Field(min_length=1)
+    """The values of p tried, each strictly between 0 and 1."""
+    draws: int = Field(default=10, ge=1)
+    """Calls per rate, each with its own seed."""
     shape: list[int] = Field(default_factory=lambda: [40, 50], min_length=1)
+    """The shape of the grader-made input (no exact zeros in it)."""
     args: list[Any] = Field(default_factory=lambda: [P_TOKEN, X_TOKEN])
+    """The call's positional arguments: $x stands for the input, $p for the rate; other values
+    are passed as written."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    output: int | None = None  # index into a returned tuple, e.g. 0 for (out, cache)
+    """The call's keyword arguments ($x and $p as in args)."""
+    output: int | None = None
+    """Which element of a returned tuple is the output (0 for (out, cache)); none: the return
+    value itself."""
     identity: list[IdentityCase] = Field(default_factory=list)
+    """Calls whose output must equal the input unchanged (p = 0, test mode)."""
     false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
+    """The largest probability that a correct function fails; the accepted intervals of zero
+    counts are derived from it, and a design under which a usual mistake passes more often
+    is refused."""
     rtol: float = Field(default=1e-6, ge=0)
+    """Relative tolerance of kept values against input × scale."""
     atol: float = Field(default=1e-9, ge=0)
+    """Absolute tolerance of kept values against input × scale."""
     seed: int = Field(default=0, ge=0)
+    """Base seed of the inputs and of the calls."""
     # Off unless the handout forbids changing the input (HW1's dropout does).
     check_inplace: bool = False
+    """The function must not modify its input: turn it on only where the handout says so."""
 
     needs_module: ClassVar[bool] = True
 

@@ -34,7 +34,10 @@ class Concept(StrictModel):
     """An idea the answer should contain, recognised by any of its phrases."""
 
     name: str = Field(min_length=1)
+    """The idea, in words, as the report lists it."""
     any: list[str] = Field(min_length=1)
+    """Phrases that show the idea (case-insensitive, matched from a word start); any one
+    counts."""
 
 
 class TextSpec(CheckSpec):
@@ -42,9 +45,15 @@ class TextSpec(CheckSpec):
 
     type: Literal["text"]
     heading: str = Field(min_length=1)
+    """The start of the Markdown heading (Q3) whose section holds the written answer."""
     points: float = Field(ge=0)
+    """Points of the answer; the suggested mark is the share of concepts found, reduced when
+    the answer is shorter than min_words."""
     min_words: int = Field(default=0, ge=0)
+    """Answers shorter than this get a proportionally lower suggested mark (0: no minimum)."""
     concepts: list[Concept] = Field(default_factory=list)
+    """The ideas a full answer contains; none: the suggested mark is full when an answer is
+    found."""
 
     needs_notebook: ClassVar[bool] = True  # the answer is Markdown in the notebook
     needs_expected: ClassVar[bool] = False  # the concepts are the rubric's own

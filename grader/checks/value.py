@@ -34,9 +34,14 @@ class ValueSpec(CheckSpec):
 
     type: Literal["value"]
     answer: str = Field(min_length=1)
+    """The name the notebook assigns the answer to (a top-level variable), harvested after the
+    notebook ran."""
     points: float = Field(ge=0)
+    """Points for a correct answer (all or nothing)."""
     atol: float = Field(default=1e-6, ge=0)
+    """Absolute tolerance: each element passes when |got − expected| ≤ atol + rtol·|expected|."""
     rtol: float = Field(default=0.0, ge=0)
+    """Relative tolerance (see atol)."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""

@@ -21,14 +21,26 @@ class LimitSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cell_timeout: float = Field(default=60.0, gt=0)  # one notebook cell
-    notebook_timeout: float = Field(default=900.0, gt=0)  # all cells of the notebook
-    memory_mb: int = Field(default=2048, ge=256)  # the submission's whole process tree
-    processes: int = Field(default=256, ge=8)  # processes and threads at once
-    import_timeout: float = Field(default=20.0, gt=0)  # importing the student's module
-    call_timeout: float = Field(default=10.0, gt=0)  # one call of a module function
-    module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module
-    provided_mb: int = Field(default=2048, ge=1)  # the rubric's `files:`, all together
+    cell_timeout: float = Field(default=60.0, gt=0)
+    """Seconds one notebook cell may run; it is then interrupted and recorded as timed out,
+    and the notebook runs on (a kernel that does not stop is shut down instead)."""
+    notebook_timeout: float = Field(default=900.0, gt=0)
+    """Seconds all cells of a notebook may run together; cells not started by then do not run."""
+    memory_mb: int = Field(default=2048, ge=256)
+    """MiB of memory for the submission's whole process tree (kernel or worker and its
+    children)."""
+    processes: int = Field(default=256, ge=8)
+    """Processes and threads the submission may have at once."""
+    import_timeout: float = Field(default=20.0, gt=0)
+    """Seconds importing the student's module may take."""
+    call_timeout: float = Field(default=10.0, gt=0)
+    """Seconds one call of a module function may take; the worker is then restarted for the
+    next call."""
+    module_timeout: float = Field(default=300.0, gt=0)
+    """Seconds all calls of the module may take together."""
+    provided_mb: int = Field(default=2048, ge=1)
+    """MiB of the rubric's `files:`, all together; a larger set is refused when the rubric
+    is loaded."""
 
 
 class ExecutionLimits(LimitSettings):
@@ -40,19 +52,32 @@ class ExecutionLimits(LimitSettings):
     runner (:mod:`grader.sandbox.module`).
     """
 
-    cpu_cores: float = Field(default=1.0, gt=0)  # CPU quota; also the kernel's BLAS threads
-    interrupt_grace: float = Field(default=5.0, gt=0)  # after an interrupt, then kill
-    harvest_timeout: float = Field(default=60.0, gt=0)  # one harvest (a probe's forward pass)
-    kernel_start_timeout: float = Field(default=60.0, gt=0)  # kernel ready, harness set up
-    worker_start_timeout: float = Field(default=30.0, gt=0)  # worker and NumPy start
-    max_answer_bytes: int = Field(default=64 * MIB, gt=0)  # one harvested answer, encoded
-    max_call_bytes: int = Field(default=64 * MIB, gt=0)  # one call's JSON record and arrays
-    max_restarts: int = Field(default=3, ge=0)  # new module workers after a hung call
-    file_size_bytes: int = Field(default=256 * MIB, gt=0)  # RLIMIT_FSIZE
-    open_files: int = Field(default=256, gt=0)  # RLIMIT_NOFILE
-    scratch_bytes: int = Field(default=1024 * MIB, gt=0)  # tmpfs quota of the scratch copy
-    outbox_bytes: int = Field(default=256 * MIB, gt=0)  # tmpfs quota of the outbox
-    tmp_bytes: int = Field(default=256 * MIB, gt=0)  # the sandbox's private /tmp and /dev/shm
+    cpu_cores: float = Field(default=1.0, gt=0)
+    """CPU quota in cores; also the number of BLAS threads of the kernel."""
+    interrupt_grace: float = Field(default=5.0, gt=0)
+    """Seconds a kernel has to stop after an interrupt before it is killed."""
+    harvest_timeout: float = Field(default=60.0, gt=0)
+    """Seconds one harvest of an answer may take (a model probe's forward pass)."""
+    kernel_start_timeout: float = Field(default=60.0, gt=0)
+    """Seconds until the kernel is ready and the harness is set up."""
+    worker_start_timeout: float = Field(default=30.0, gt=0)
+    """Seconds until a module worker and NumPy have started."""
+    max_answer_bytes: int = Field(default=64 * MIB, gt=0)
+    """Bytes one harvested answer may take, encoded; larger answers are too large to grade."""
+    max_call_bytes: int = Field(default=64 * MIB, gt=0)
+    """Bytes one module call's JSON record and arrays may take."""
+    max_restarts: int = Field(default=3, ge=0)
+    """New module workers started after hung calls, at most."""
+    file_size_bytes: int = Field(default=256 * MIB, gt=0)
+    """The largest file the submission may write (RLIMIT_FSIZE)."""
+    open_files: int = Field(default=256, gt=0)
+    """Files the submission may hold open at once (RLIMIT_NOFILE)."""
+    scratch_bytes: int = Field(default=1024 * MIB, gt=0)
+    """Bytes of the scratch copy of the submission (a tmpfs quota)."""
+    outbox_bytes: int = Field(default=256 * MIB, gt=0)
+    """Bytes of the outbox the harness writes answers to (a tmpfs quota)."""
+    tmp_bytes: int = Field(default=256 * MIB, gt=0)
+    """Bytes of the sandbox's private /tmp and /dev/shm."""
 
     @property
     def memory_bytes(self) -> int:

@@ -1,0 +1,5 @@
+"""A reference whose compute() raises."""
+
+
+def compute():
+    raise KeyError("learning_rate")
