@@ -77,7 +77,20 @@ def _grade_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final line and errors")
     _sandbox_option(parser)
+    _compare_option(parser)
     return parser
+
+
+def _compare_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare-with",
+        metavar="OLD_OUT",
+        type=Path,
+        action="append",
+        default=[],
+        help="also compare with an earlier batch's output folder (its similarity-index.json); "
+        "its students appear as <batch>/<id> in similarity.csv (repeatable)",
+    )
 
 
 def default_jobs() -> int:
@@ -120,6 +133,7 @@ def _report_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dir", type=Path, help="an output folder of `grade` (holding results/)")
     parser.add_argument("--jobs", type=_positive, default=default_jobs())
+    _compare_option(parser)
     return parser
 
 
@@ -165,6 +179,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
+    _check_compare_with(args.compare_with)
     roster = None
     if args.roster is not None:
         from grader.roster import load_roster
@@ -188,6 +203,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             on_result=live,
             layout=args.layout,
             roster=roster,
+            compare_with=args.compare_with,
         )
     finally:
         if live is not None:
@@ -230,6 +246,18 @@ def _totals_line(records: list[GradeRecord], graded: list[GradeRecord]) -> str:
     return " ".join(parts) + tail
 
 
+def _check_compare_with(folders: Sequence[Path]) -> None:
+    """Each ``--compare-with`` folder holds a fingerprint index, before any work starts."""
+    from grader.integrity.similarity import INDEX_FILE
+
+    for folder in folders:
+        if not (folder / INDEX_FILE).is_file():
+            raise GraderError(
+                f"--compare-with {folder}: no {INDEX_FILE} there; give an output folder of "
+                "`grade` run with this grader (or run `grade` on that batch again)"
+            )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Schema, reference computable, solution earns full marks on automatic checks."""
     from grader.validate import validate_rubric
@@ -263,6 +291,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from grader.results import batch_warnings
 
     records = _load_records(args.dir)
+    _check_compare_with(args.compare_with)
+    from grader.integrity.run import similarity_from_index
+
+    similarity_from_index(args.dir, args.compare_with)  # the summary shows it
     warning = "; ".join(batch_warnings(args.dir, records)) or None
     paths = render_all(records, args.dir, jobs=args.jobs, show_sandbox_warning=warning)
     write_gradebook(records, args.dir / "gradebook.csv")

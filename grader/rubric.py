@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
+from grader.integrity.settings import SimilaritySettings
 from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
 from grader.sandbox import Framework, LimitSettings, ProvidedFile, provided_size, provided_target
@@ -71,6 +72,8 @@ class RubricFile(StrictModel):
     # target path relative to the notebook or module: a path (same source and target) or
     # {source, target, replaceable}.
     files: tuple[ProvidedSpec, ...] = ()
+    # similarity across the batch and given cells (grader/integrity/settings.py)
+    similarity: SimilaritySettings = SimilaritySettings()
     questions: list[QuestionSpec] = Field(min_length=1)
 
     @field_validator("files", mode="before")
@@ -135,6 +138,7 @@ class Rubric:
     frameworks: tuple[Framework, ...] = ()
     late: LatePolicy | None = None
     provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
+    similarity: SimilaritySettings = SimilaritySettings()
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -252,6 +256,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         frameworks=top.frameworks,
         late=top.late,
         provided=provided,
+        similarity=top.similarity,
     )
 
 
