@@ -297,7 +297,9 @@ def _dispatch(
     def finish(p: _Plan, record: GradeRecord, how: How) -> None:
         integrity = given.section(p.sub) if given is not None else None
         if integrity is not None:
-            record = dataclasses.replace(record, integrity={**(record.integrity or {}), **integrity})
+            record = dataclasses.replace(
+                record, integrity={**(record.integrity or {}), **integrity}
+            )
         record = finalize(record)
         path = write_result(results_dir, record)
         failed = record.student in crashed

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ class Rubric:
     frameworks: tuple[Framework, ...] = ()
     late: LatePolicy | None = None
     provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
-    similarity: SimilaritySettings = SimilaritySettings()
+    similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""

@@ -1,10 +1,12 @@
 """Fingerprints of code (winnowed k-grams of normalised tokens) and of written answers
 (word shingles, or character shingles for scripts written without spaces).
 
-Code is normalised by copydetect's tokenizer (``copydetect.utils.filter_code``: pygments
-tokens, with comments and whitespace dropped, every variable, attribute and function
-name replaced by one letter and string contents by another), so renaming variables or
-rewriting comments leaves the fingerprints unchanged. copydetect's winnowing
+Code is normalised as copydetect's tokenizer does (``copydetect.utils.filter_code``:
+comments and whitespace dropped, every variable, attribute and function name replaced by
+one letter and string contents by another), so renaming variables or rewriting comments
+leaves the fingerprints unchanged; the standard library's tokenizer does it here, as
+copydetect's pygments lexer took most of a 500-student batch's time, and copydetect's
+own lexer reads what the standard one cannot (IPython magics). copydetect's winnowing
 (``copydetect.utils.winnow``, the robust winnowing of Schleimer et al. 2003) selects the
 fingerprints. Its own k-gram hash is Python's ``hash()``, which is salted per process;
 the fingerprints here are kept in ``OUT`` and compared with an earlier batch's
@@ -13,7 +15,12 @@ the fingerprints here are kept in ``OUT`` and compared with an earlier batch's
 
 from __future__ import annotations
 
+import builtins
+import functools
+import io
+import keyword
 import re
+import tokenize
 import warnings
 from dataclasses import dataclass
 
@@ -70,37 +77,112 @@ def _line_starts(text: str) -> np.ndarray:
     return np.array([0] + [m.end() for m in re.finditer("\n", text)], dtype=np.int64)
 
 
-def code_fingerprints(source: str) -> Fingerprints:
-    """Winnowed fingerprints of Python source, normalised by copydetect's tokenizer."""
-    from copydetect.utils import filter_code, winnow  # imports matplotlib: only when used
+_KEEP = frozenset(keyword.kwlist) | frozenset(dir(builtins))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        filtered, offsets = filter_code(source, "cell.py", "python")
+
+def normalise_python(source: str) -> tuple[str, list[int]] | None:
+    """Python source as copydetect's tokenizer normalises it - comments and whitespace
+    dropped, a variable or attribute name → ``V``, a function being defined → ``F``, a
+    class → ``O``, a string → ``"S"``; keywords, builtins, the names of an import
+    statement, numbers and operators kept - with the 1-based source line of every
+    character. Uses the standard library's tokenizer, several times faster than
+    copydetect's pygments lexer over a batch; None when it cannot read the source
+    (IPython magics, unfinished code), which copydetect's lexer then handles."""
+    out: list[str] = []
+    lines: list[int] = []
+    previous = ""
+    importing = False
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            kind, text = tok.type, tok.string
+            if kind in _SKIPPED:
+                if kind == tokenize.NEWLINE:
+                    importing = False
+                continue
+            if kind == tokenize.ERRORTOKEN and not text.strip():
+                continue
+            if kind == tokenize.NAME:
+                if text in ("import", "from"):
+                    importing = True
+                if importing or (text in _KEEP and previous != "."):
+                    piece = text
+                elif previous == "def":
+                    piece = "F"
+                elif previous == "class":
+                    piece = "O"
+                else:
+                    piece = "V"
+            elif kind == tokenize.STRING:
+                piece = '"S"'
+            else:
+                piece = text
+            previous = text
+            out.append(piece)
+            lines.extend([tok.start[0]] * len(piece))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return "".join(out), lines
+
+
+_SKIPPED = frozenset(
+    {
+        tokenize.COMMENT,
+        tokenize.NL,
+        tokenize.NEWLINE,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENDMARKER,
+        tokenize.ENCODING,
+    }
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def code_fingerprints(source: str) -> Fingerprints:
+    """Winnowed fingerprints of Python source, normalised (:func:`normalise_python`, or
+    copydetect's ``filter_code`` where the standard tokenizer gives up). Cached by text:
+    every student has the same given cells."""
+    from copydetect.utils import winnow  # imports matplotlib: only when used
+
+    read = normalise_python(source)
+    if read is not None:
+        filtered, char_lines = read
+        line_of = np.array(char_lines, dtype=np.int64)
+    else:
+        filtered, line_of = _copydetect_normalised(source)
     if len(filtered) < CODE_K:
         return Fingerprints((), (), (), len(filtered))
     codes = np.frombuffer(filtered.encode("utf-32-le"), dtype=np.uint32)
     hashes = _kgram_hashes(codes, CODE_K, "code")
     selected, idx = winnow(hashes, CODE_WINDOW, remove_duplicates=False)
     idx = np.asarray(idx, dtype=np.int64)
-    # copydetect's own mapping from a normalised position back to the source's
-    original = idx.copy()
-    if len(offsets) > 0:
-        at = np.clip(np.searchsorted(offsets[:, 0], idx), 0, offsets.shape[0] - 1)
-        original = idx + offsets[:, 1][at]
-    lines = np.searchsorted(_line_starts(source), original, side="right")
     return Fingerprints(
         tuple(int(h) for h in selected),
         tuple(int(i) for i in idx),
-        tuple(int(line) for line in lines),
+        tuple(int(line) for line in line_of[idx]),
         len(filtered),
     )
 
 
+def _copydetect_normalised(source: str) -> tuple[str, np.ndarray]:
+    """copydetect's own normalisation, with each character's source line through its
+    offsets (as copydetect maps highlights back)."""
+    from copydetect.utils import filter_code
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filtered, offsets = filter_code(source, "cell.py", "python")
+    idx = np.arange(len(filtered), dtype=np.int64)
+    original = idx.copy()
+    if len(offsets) > 0:
+        at = np.clip(np.searchsorted(offsets[:, 0], idx), 0, offsets.shape[0] - 1)
+        original = idx + offsets[:, 1][at]
+    return filtered, np.searchsorted(_line_starts(source), original, side="right")
+
+
 #: Scripts written without spaces between words: their letters are tokens of their own.
 _UNSPACED = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff]"
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 )
 _WORD = re.compile(r"\w+")
 

@@ -144,8 +144,9 @@ class GivenCheck:
         self.cells = given_cells(student_version) if student_version is not None else []
 
     @classmethod
-    def for_rubric(cls, rubric_path: Path, starter: Sequence[str], policy: str,
-                   notebook: str | None) -> GivenCheck:
+    def for_rubric(
+        cls, rubric_path: Path, starter: Sequence[str], policy: str, notebook: str | None
+    ) -> GivenCheck:
         """From the rubric's ``similarity`` settings: the first ``.ipynb`` starter is the
         student version (none: nothing is checked)."""
         names = [s for s in starter if s.lower().endswith(".ipynb")]
@@ -186,9 +187,7 @@ class GivenCheck:
                 "policy": self.policy,
                 "ran_original": restored,
                 "student_version": self.path.name if self.path else "",
-                "cells": [
-                    {"given": c.given, "cell": c.cell, "change": c.change} for c in changes
-                ],
+                "cells": [{"given": c.given, "cell": c.cell, "change": c.change} for c in changes],
                 "message": _describe(changes, restored),
             }
         }

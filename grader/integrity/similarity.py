@@ -90,7 +90,7 @@ def index_dict(
     return {
         "version": INDEX_VERSION,
         "batch": batch,
-        "k": {"code": CODE_K, "code_window": CODE_WINDOW, "text": TEXT_K},
+        "k": {"code": CODE_K, "code_window": CODE_WINDOW, "text": TEXT_K, "normaliser": 1},
         "settings": {
             "threshold": settings.threshold,
             "floor": settings.floor,
@@ -130,7 +130,12 @@ def read_index(path: Path) -> dict[str, Any]:
             "that batch with this grader to write one)"
         )
     k = data.get("k", {})
-    if (k.get("code"), k.get("code_window"), k.get("text")) != (CODE_K, CODE_WINDOW, TEXT_K):
+    if (k.get("code"), k.get("code_window"), k.get("text"), k.get("normaliser")) != (
+        CODE_K,
+        CODE_WINDOW,
+        TEXT_K,
+        1,
+    ):
         raise GraderError(
             f"{path}: fingerprinted with other k-gram sizes ({k}); re-run `grade` on that batch "
             "with this grader"
@@ -292,9 +297,7 @@ def _matches(a: _Student, b: _Student, kind: str, shared: np.ndarray) -> list[Un
     first_b: dict[int, int] = {}
     for h, u in zip(b.hashes[kind].tolist(), b.unit_of[kind].tolist(), strict=True):
         first_b.setdefault(h, u)
-    counts: Counter[tuple[int, int]] = Counter(
-        (first_a[h], first_b[h]) for h in shared.tolist()
-    )
+    counts: Counter[tuple[int, int]] = Counter((first_a[h], first_b[h]) for h in shared.tolist())
     out = []
     for (ua, ub), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:EVIDENCE_UNITS]:
         hashes_ab = [h for h in shared.tolist() if first_a[h] == ua and first_b[h] == ub]
@@ -473,4 +476,4 @@ def similarity_section(out_dir: Path) -> dict[str, Any] | None:
 
 def write_index(out_dir: Path, index: Mapping[str, Any]) -> None:
     """Write ``similarity-index.json``."""
-    write_json_atomic(out_dir / INDEX_FILE, dict(index))
+    write_json_atomic(out_dir / INDEX_FILE, dict(index), indent=None)

@@ -133,8 +133,7 @@ SOLUTIONS: dict[str, dict[str, str]] = {
             "    return np.mean(lse - v[range(n), cls])\n"
         ),
         "accuracy": (
-            "def accuracy(v, cls):\n"
-            "    return (v.argmax(1) == cls).sum() / float(len(cls))\n"
+            "def accuracy(v, cls):\n    return (v.argmax(1) == cls).sum() / float(len(cls))\n"
         ),
         "answer": (
             "Large scores make np.exp return inf. Taking away the biggest score first is "
@@ -244,8 +243,11 @@ def submission(student: str, *, edit_setup: bool = False, reorder: bool = False)
         cells[slot] = _cell("code", parts[name])
     cells[-1] = _cell("markdown", parts["answer"])
     if edit_setup:
-        cells[1] = _cell("code", SETUP.replace("size=(8, 5)", "size=(4, 5)").replace(
-            "size=8", "size=4"), ("given",))
+        cells[1] = _cell(
+            "code",
+            SETUP.replace("size=(8, 5)", "size=(4, 5)").replace("size=8", "size=4"),
+            ("given",),
+        )
     if reorder:
         # accuracy's heading and cell before cross_entropy's
         ce, acc = slots[1], slots[2]

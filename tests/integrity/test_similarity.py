@@ -32,7 +32,9 @@ def rows(out: Path) -> list[dict[str, str]]:
 
 
 def flagged(out: Path) -> set[frozenset[str]]:
-    return {frozenset((r["student_a"], r["student_b"])) for r in rows(out) if r["flagged"] == "true"}
+    return {
+        frozenset((r["student_a"], r["student_b"])) for r in rows(out) if r["flagged"] == "true"
+    }
 
 
 @pytest.mark.parametrize("starter", [True, False], ids=["starter", "majority"])
@@ -98,9 +100,9 @@ def test_fingerprints_do_not_depend_on_the_process() -> None:
 def test_unspaced_scripts_are_compared_by_characters() -> None:
     tokens = [t for t, _ in text_tokens("减去最大值 keeps it stable")]
     assert tokens[:5] == ["减", "去", "最", "大", "值"] and tokens[5:] == ["keeps", "it", "stable"]
-    answer = "减去每一行的最大值不会改变结果，但可以避免指数溢出。"
-    reworded = "减去每一行的最大值不会改变结果，可是能避免指数溢出。"
-    other = "因为数值稳定性很重要，所以我们先做归一化处理。"
+    answer = "减去每一行的最大值不会改变结果, 但可以避免指数溢出。"
+    reworded = "减去每一行的最大值不会改变结果, 可是能避免指数溢出。"
+    other = "因为数值稳定性很重要, 所以我们先做归一化处理。"
     shared = set(text_fingerprints(answer).hashes) & set(text_fingerprints(reworded).hashes)
     assert len(shared) >= 10
     assert not set(text_fingerprints(answer).hashes) & set(text_fingerprints(other).hashes)
