@@ -290,8 +290,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from grader.report.render import render_all
     from grader.results import batch_warnings
 
-    records = _load_records(args.dir)
     _check_compare_with(args.compare_with)
+    records = _load_records(args.dir)
     from grader.integrity.run import similarity_from_index
 
     similarity_from_index(args.dir, args.compare_with)  # the summary shows it
