@@ -4,6 +4,7 @@ warned in the result and report, and with ``run_original`` the original cells ru
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 import grader.batch
 from grader.batch import grade_batch
-from grader.integrity.given import CellChange, GivenCell, compare_cells
+from grader.discover import discover
+from grader.integrity.given import CellChange, GivenCell, GivenCheck, compare_cells
 from grader.models import ExecutionReport, NotebookRun, Submission
 from grader.progress import Reporter
 from grader.reference import Expected
@@ -19,7 +21,16 @@ from grader.report.summary import summary_view
 from grader.report.view import student_view
 from grader.results import read_result, record_to_dict, validate
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import Executed
+from grader.sandbox import (
+    AnswerRequest,
+    Executed,
+    ExecutionLimits,
+    ExecutionRequest,
+    NotebookTask,
+    SubmissionFiles,
+    execute,
+)
+from grader.sandbox.protections import detect_protections
 from tests.integrity.batch import SETUP, write_batch, write_rubric
 
 GIVEN = [
@@ -135,3 +146,34 @@ def test_an_edited_given_cell_is_warned_and_with_run_original_the_original_runs(
     assert setup_cell(seen.notebooks["alice"]) == SETUP
     # grading is otherwise the same: never a score change from integrity
     assert frank.score == alice.score
+
+
+def test_with_run_original_the_sandbox_runs_the_original_given_cell(tmp_path: Path) -> None:
+    """The prepared copy goes through the sandbox's one entry like any submission: the
+    data frank's edit shrank to 4 rows has the student version's 8 again."""
+    mode = "strict" if os.geteuid() == 0 and detect_protections().complete else "off"
+    subs = {s.student: s for s in discover(write_batch(tmp_path / "subs", ("frank",)))}
+    rubric_path = write_rubric(tmp_path / "rubric", policy="run_original")
+    rubric = load_rubric(rubric_path)
+    check = GivenCheck.for_rubric(
+        rubric.path, rubric.similarity.starter, rubric.similarity.given_cells, rubric.notebook
+    )
+    rows = {}
+    for label, sub in (
+        ("student", subs["frank"]),
+        ("original", check.prepare(subs["frank"], tmp_path / "out")),
+    ):
+        executed = execute(
+            ExecutionRequest(
+                files=SubmissionFiles(
+                    root=sub.path,
+                    paths=tuple(p.relative_to(sub.path).as_posix() for p in sub.files),
+                ),
+                notebook=NotebookTask("losses.ipynb", harvest=(AnswerRequest("X"),)),
+                limits=ExecutionLimits(cell_timeout=60, harvest_timeout=60),
+                mode=mode,
+            )
+        )
+        assert executed.run is not None and not executed.execution.failures
+        rows[label] = executed.run.answers["X"].value.shape
+    assert rows == {"student": (4, 5), "original": (8, 5)}
