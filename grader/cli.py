@@ -179,7 +179,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
-    _check_compare_with(args.compare_with)
+    _check_compare_with(args.compare_with, args.out)
     roster = None
     if args.roster is not None:
         from grader.roster import load_roster
@@ -246,11 +246,17 @@ def _totals_line(records: list[GradeRecord], graded: list[GradeRecord]) -> str:
     return " ".join(parts) + tail
 
 
-def _check_compare_with(folders: Sequence[Path]) -> None:
-    """Each ``--compare-with`` folder holds a fingerprint index, before any work starts."""
+def _check_compare_with(folders: Sequence[Path], out: Path) -> None:
+    """Each ``--compare-with`` folder holds a fingerprint index and is not the output
+    folder itself, before any work starts."""
     from grader.integrity.similarity import INDEX_FILE
 
     for folder in folders:
+        if folder.resolve() == out.resolve():
+            raise GraderError(
+                f"--compare-with {folder} is the output folder itself: name an earlier "
+                "batch's output folder"
+            )
         if not (folder / INDEX_FILE).is_file():
             raise GraderError(
                 f"--compare-with {folder}: no {INDEX_FILE} there; give an output folder of "
@@ -290,7 +296,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from grader.report.render import render_all
     from grader.results import batch_warnings
 
-    _check_compare_with(args.compare_with)
+    _check_compare_with(args.compare_with, args.dir)
     records = _load_records(args.dir)
     from grader.integrity.run import similarity_from_index
 

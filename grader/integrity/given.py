@@ -149,6 +149,14 @@ class GivenCheck:
     ) -> GivenCheck:
         """From the rubric's ``similarity`` settings: the first ``.ipynb`` starter is the
         student version (none: nothing is checked)."""
+        for name in starter:  # every starter file, before any grading starts
+            if not (rubric_path.parent / name).is_file():
+                raise RubricError(
+                    rubric_path,
+                    f"similarity.starter names {name}, which does not exist (looked at "
+                    f"{(rubric_path.parent / name).resolve()}): give a path relative to the "
+                    "rubric's folder",
+                )
         names = [s for s in starter if s.lower().endswith(".ipynb")]
         if policy == "ignore" or not names:
             return cls(None, policy, notebook)

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from grader.rubric import Rubric
 
 
-def _earlier(paths: Sequence[Path]) -> dict[str, list[PrintedUnit]]:
-    """The students of earlier batches' indexes, as ``<batch>/<id>``."""
+def _earlier(paths: Sequence[Path]) -> tuple[dict[str, list[PrintedUnit]], set[int]]:
+    """The students of earlier batches' indexes, as ``<batch>/<id>``, and what those
+    batches counted as given (last year's starter is no evidence either)."""
     out: dict[str, list[PrintedUnit]] = {}
+    given: set[int] = set()
     for folder in paths:
         index_path = folder / INDEX_FILE
         if not index_path.is_file():
@@ -41,9 +43,10 @@ def _earlier(paths: Sequence[Path]) -> dict[str, list[PrintedUnit]]:
             )
         data = read_index(index_path)
         batch = str(data.get("batch") or folder.resolve().name)
+        given.update(int(h) for h in data.get("given", []))
         for student, entries in data.get("students", {}).items():
             out[f"{batch}/{student}"] = units_from_index(entries)
-    return out
+    return out, given
 
 
 def _finish(
@@ -54,8 +57,8 @@ def _finish(
     compare_with: Sequence[Path],
     given_from: str,
 ) -> list[Pair]:
-    earlier = _earlier(compare_with)
-    pairs = compare(students, given, settings, earlier)
+    earlier, given_before = _earlier(compare_with)
+    pairs = compare(students, given | given_before, settings, earlier)
     meta: dict[str, Any] = {
         "threshold": settings.threshold,
         "floor": settings.floor,

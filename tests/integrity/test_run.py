@@ -12,6 +12,7 @@ from pypdf import PdfReader
 import grader.batch
 from grader.batch import grade_batch
 from grader.cli import main
+from grader.errors import RubricError
 from grader.integrity.similarity import CSV_FILE, DETAILS_FILE, INDEX_FILE
 from grader.progress import Reporter
 from grader.rubric import load_rubric
@@ -57,3 +58,21 @@ def test_compare_with_a_folder_without_an_index_is_refused_before_any_work(
     assert main(["report", str(tmp_path), "--compare-with", str(tmp_path / "old")]) == 2
     err = capsys.readouterr().err
     assert f"--compare-with {tmp_path / 'old'}: no {INDEX_FILE} there" in err
+
+
+def test_the_output_folder_itself_is_no_earlier_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path), "--compare-with", str(tmp_path)]) == 2
+    assert "is the output folder itself" in capsys.readouterr().err
+
+
+def test_a_missing_starter_file_is_named_before_grading(tmp_path: Path) -> None:
+    rubric_path = write_rubric(tmp_path / "rubric", starter=False, extra="  starter: [nope.py]")
+    with pytest.raises(RubricError, match=r"similarity.starter names nope.py, which does not"):
+        grade_batch(
+            write_batch(tmp_path / "subs", ("alice",)),
+            load_rubric(rubric_path),
+            tmp_path / "out",
+            reporter=Reporter(lambda _: None),
+        )
