@@ -9,8 +9,9 @@ never edited), and the result says so.
 
 Matching a student's cells to the given ones: first the alignment of unchanged cells (by
 content, in order, so inserted cells do not shift anything); then each given cell left
-over is looked for among the student's unaligned code cells between its aligned
-neighbours, preferring one still tagged ``given`` and then the most similar text.
+over is looked for unchanged anywhere (moved, not changed), then among the student's
+unaligned code cells between its aligned neighbours, preferring one still tagged
+``given`` and then the most similar text.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ def compare_cells(given: Sequence[GivenCell], cells: Sequence[Any]) -> list[Cell
     changes = []
     for gi, source in enumerate(ours):
         if gi in aligned:
+            continue
+        moved = next((si for si, t in enumerate(theirs) if t == source and si not in taken), None)
+        if moved is not None:  # unchanged, only moved: nothing ran differently in it
+            taken.add(moved)
+            aligned[gi] = moved
             continue
         before = max((aligned[x] for x in aligned if x < gi), default=-1)
         after = min((aligned[x] for x in aligned if x > gi), default=len(code))

@@ -51,6 +51,9 @@ COLUMNS = ("student_a", "student_b", "similarity", "flagged", "evidence")
 EVIDENCE_UNITS = 3
 EXCERPT_LINES = 14
 _K: dict[str, int] = {"code": CODE_K, "text": TEXT_K}
+#: Below this much own (not given) code or text, in normalised characters or tokens, a
+#: student's code or text is too little to call anything copied (two one-liners alike).
+MIN_OWN: dict[str, int] = {"code": 3 * CODE_K, "text": 4 * TEXT_K}
 #: The majority rule (code most of the batch shares is given) needs a batch where a
 #: copied pair is not already "more than half".
 MAJORITY_MIN_STUDENTS = 4
@@ -273,7 +276,7 @@ def _excerpt(unit: PrintedUnit, lines: np.ndarray) -> str:
 
 
 def _kind_similarity(a: _Student, b: _Student, kind: str) -> tuple[float, np.ndarray]:
-    if a.total[kind] == 0 or b.total[kind] == 0:
+    if min(a.total[kind], b.total[kind]) < MIN_OWN[kind]:
         return 0.0, np.array([], dtype=np.int64)
     shared = np.intersect1d(a.unique[kind], b.unique[kind], assume_unique=True)
     if len(shared) == 0:

@@ -177,3 +177,8 @@ def test_with_run_original_the_sandbox_runs_the_original_given_cell(tmp_path: Pa
         assert executed.run is not None and not executed.execution.failures
         rows[label] = executed.run.answers["X"].value.shape
     assert rows == {"student": (4, 5), "original": (8, 5)}
+
+
+def test_a_moved_given_cell_is_not_a_change() -> None:
+    cells = code("X = np.ones(3)", "import numpy as np", "check(X)")
+    assert compare_cells(GIVEN, cells) == []

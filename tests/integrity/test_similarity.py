@@ -16,7 +16,9 @@ from grader.discover import discover
 from grader.integrity import similarity_section
 from grader.integrity.fingerprint import code_fingerprints, text_fingerprints, text_tokens
 from grader.integrity.run import similarity_for_batch, similarity_from_index
-from grader.integrity.similarity import COLUMNS, CSV_FILE, INDEX_FILE
+from grader.integrity.settings import SimilaritySettings
+from grader.integrity.similarity import COLUMNS, CSV_FILE, INDEX_FILE, compare, fingerprint_units
+from grader.integrity.sources import Unit
 from grader.report.summary import summary_html
 from grader.rubric import load_rubric
 from tests.integrity.batch import SOLUTIONS, submission, write_batch, write_rubric
@@ -159,3 +161,12 @@ def test_the_summary_shows_the_matching_excerpts_side_by_side(tmp_path: Path) ->
     assert "picked = probs[np.arange(len(labels)), labels]" in html
     assert "chosen = p[np.arange(len(y_idx)), y_idx]" in html
     assert summary_html([]).count("Similar submissions") == 0
+
+
+def test_two_one_liners_alike_are_too_little_to_flag() -> None:
+    line = "def softmax(x):\n    return np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)\n"
+    students = {s: fingerprint_units([Unit("code", "cell 2", line)]) for s in ("ann", "ben")}
+    assert compare(students, set(), SimilaritySettings()) == []
+    longer = line + "\n\ndef relu(x):\n    return np.maximum(x, 0.0)\n" * 2
+    students = {s: fingerprint_units([Unit("code", "cell 2", longer)]) for s in ("ann", "ben")}
+    assert [p.similarity for p in compare(students, set(), SimilaritySettings())] == [1.0]
