@@ -332,10 +332,12 @@ def majority_given(students: Mapping[str, Sequence[PrintedUnit]]) -> set[int]:
 
 
 def candidate_pairs(
-    people: Sequence[_Student], floor: float, skip: Iterable[tuple[int, int]] = ()
+    people: Sequence[_Student], floor: float, new: int | None = None
 ) -> list[tuple[int, int]]:
     """Pairs (i < j) sharing enough fingerprints to reach ``floor``, from the inverted
     index fingerprint → students (a sparse product), never comparing every pair in full.
+    With ``new``, only pairs with one of the first ``new`` people (this batch's; the rest
+    are earlier batches', never paired with each other).
 
     A pair's coverage grows with its share of the smaller student's fingerprints, so a
     pair sharing fewer than half of ``floor`` of them is not scored (a heuristic bound:
@@ -361,15 +363,12 @@ def candidate_pairs(
         (np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(people), len(column))
     )
     shared = sparse.triu(m @ m.T, k=1).tocoo()
-    skipped = set(skip)
     sizes_arr = np.array(sizes)
     need = np.maximum(1, floor / 2 * np.minimum(sizes_arr[shared.row], sizes_arr[shared.col]))
     keep = shared.data >= need
-    return [
-        (int(i), int(j))
-        for i, j in zip(shared.row[keep], shared.col[keep], strict=True)
-        if (int(i), int(j)) not in skipped
-    ]
+    if new is not None:
+        keep &= shared.row < new  # row < col: the pair has one of this batch's
+    return [(int(i), int(j)) for i, j in zip(shared.row[keep], shared.col[keep], strict=True)]
 
 
 def compare(
@@ -383,10 +382,8 @@ def compare(
     people = [_student(s, list(u), given) for s, u in sorted(students.items())]
     old = [_student(s, list(u), given) for s, u in sorted((earlier or {}).items())]
     everyone = people + old
-    n_new = len(people)
-    old_pairs = ((i, j) for i in range(n_new, len(everyone)) for j in range(i + 1, len(everyone)))
     pairs = []
-    for i, j in candidate_pairs(everyone, settings.floor, old_pairs if old else ()):
+    for i, j in candidate_pairs(everyone, settings.floor, len(people)):
         a, b = everyone[i], everyone[j]
         code, code_shared = _kind_similarity(a, b, "code")
         text, text_shared = _kind_similarity(a, b, "text")
