@@ -53,7 +53,12 @@ class GivenCell:
     @property
     def sha256(self) -> str:
         """The hash of its normalised source."""
-        return hashlib.sha256(normalised(self.source).encode("utf-8")).hexdigest()
+        return source_sha256(self.source)
+
+
+def source_sha256(source: str) -> str:
+    """The SHA-256 of a cell's normalised source (what counts as a change)."""
+    return hashlib.sha256(normalised(source).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -192,16 +197,29 @@ class GivenCheck:
 
     def section(self, sub: Submission) -> dict[str, Any] | None:
         """The result's ``integrity`` section for ``sub``; None when nothing changed."""
-        changes, _ = self.changes(sub)
+        changes, nb = self.changes(sub)
         if not changes:
             return None
         restored = self.policy == "run_original"
+        by_given = {g.position: g for g in self.cells}
+        cells = nb.get("cells", [])
         return {
             "given_cells": {
                 "policy": self.policy,
                 "ran_original": restored,
                 "student_version": self.path.name if self.path else "",
-                "cells": [{"given": c.given, "cell": c.cell, "change": c.change} for c in changes],
+                "cells": [
+                    {
+                        "given": c.given,
+                        "cell": c.cell,
+                        "change": c.change,
+                        "given_sha256": by_given[c.given].sha256,
+                        "cell_sha256": None
+                        if c.cell is None
+                        else source_sha256(cell_source(cells[c.cell - 1])),
+                    }
+                    for c in changes
+                ],
                 "message": _describe(changes, restored),
             }
         }

@@ -3,6 +3,7 @@ warned in the result and report, and with ``run_original`` the original cells ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -127,7 +128,12 @@ def test_an_edited_given_cell_is_warned_and_with_run_original_the_original_runs(
     assert alice.integrity is None
     assert frank.integrity is not None
     given = frank.integrity["given_cells"]
-    assert given["cells"] == [{"given": 2, "cell": 2, "change": "edited"}]
+    assert [{k: c[k] for k in ("given", "cell", "change")} for c in given["cells"]] == [
+        {"given": 2, "cell": 2, "change": "edited"}
+    ]
+    original = hashlib.sha256(SETUP.strip("\n").encode()).hexdigest()
+    assert given["cells"][0]["given_sha256"] == original
+    assert given["cells"][0]["cell_sha256"] not in (original, None)
     assert given["ran_original"] is (policy == "run_original")
     validate(record_to_dict(frank))
     # the report names the cell and what ran; the summary lists the student
