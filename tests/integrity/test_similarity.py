@@ -14,7 +14,12 @@ import pytest
 
 from grader.discover import discover
 from grader.integrity import similarity_section
-from grader.integrity.fingerprint import code_fingerprints, text_fingerprints, text_tokens
+from grader.integrity.fingerprint import (
+    code_fingerprints,
+    normalise_python,
+    text_fingerprints,
+    text_tokens,
+)
 from grader.integrity.run import similarity_for_batch, similarity_from_index
 from grader.integrity.settings import SimilaritySettings
 from grader.integrity.similarity import COLUMNS, CSV_FILE, INDEX_FILE, compare, fingerprint_units
@@ -170,3 +175,12 @@ def test_two_one_liners_alike_are_too_little_to_flag() -> None:
     longer = line + "\n\ndef relu(x):\n    return np.maximum(x, 0.0)\n" * 2
     students = {s: fingerprint_units([Unit("code", "cell 2", longer)]) for s in ("ann", "ben")}
     assert [p.similarity for p in compare(students, set(), SimilaritySettings())] == [1.0]
+
+
+def test_code_the_standard_tokenizer_cannot_read_is_normalised_by_copydetect() -> None:
+    broken = "def f(values):\n    total = sum(values)\n    return total / len(values)\n  '''oops"
+    assert normalise_python(broken) is None
+    prints = code_fingerprints(broken)
+    assert prints.hashes and set(prints.lines) <= {1, 2, 3, 4}
+    renamed = broken.replace("values", "xs").replace("total", "s")
+    assert set(code_fingerprints(renamed).hashes) == set(prints.hashes)
