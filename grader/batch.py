@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from grader.cache import (
 )
 from grader.errors import GraderError
 from grader.intake import Handin, Intake, Layout, read_submissions
+from grader.integrity.given import GivenCheck
 from grader.lms import finalize, no_submission
 from grader.models import Batch, GradeRecord, Submission
 from grader.overrides import OVERRIDES_FILE, with_overrides
@@ -84,6 +85,7 @@ class _Plan:
     result_key: str | None
     finished: GradeRecord | None  # a still-valid result on disk
     cached: bool  # an execution is in the cache
+    run: Submission | None = None  # what executes, when not ``sub`` (given cells restored)
 
 
 def grade_batch(
@@ -100,6 +102,7 @@ def grade_batch(
     on_result: OnResult | None = None,
     layout: Layout | None = None,
     roster: Roster | None = None,
+    compare_with: Sequence[Path] = (),
 ) -> BatchResult:
     """Grade every submission under ``submissions_dir`` (a folder or an LMS ``.zip``,
     read by :mod:`grader.intake` as ``layout``, detected when None); write ``OUT/batch.json``, the
@@ -124,6 +127,11 @@ def grade_batch(
     Every record gets the LMS's facts (:func:`grader.lms.finalize`: display name, roster
     entry, late penalty); with a ``roster``, each roster student with no hand-in gets a
     zero result marked "no submission", and hand-ins not on it are graded and flagged.
+
+    Then the integrity stage (:mod:`grader.integrity`), which changes no score: changed
+    given cells are noted in each result (and restored before execution when the rubric
+    asks), and the batch's similarity (with the ``compare_with`` earlier output folders'
+    students too) is written to ``OUT/similarity.csv``.
     """
     report = reporter if reporter is not None else Reporter(log)
     intake = read_submissions(submissions_dir, out_dir, layout)
@@ -136,6 +144,9 @@ def grade_batch(
     for warning in warnings:
         report.warning(warning)
     expected = load_expected(rubric)
+    given = GivenCheck.for_rubric(
+        rubric.path, rubric.similarity.starter, rubric.similarity.given_cells, rubric.notebook
+    )
     results_dir = out_dir / RESULTS_DIR
     results_dir.mkdir(parents=True, exist_ok=True)
     cache = GradeCache(out_dir)
@@ -197,9 +208,11 @@ def grade_batch(
             remote=remote,
             on_result=on_result,
             finalize=finish_record,
+            given=given,
         )
         if roster is not None:
             result = _add_missing(result, intake, rubric, expected, roster, batch, on_result)
+        _similarity(subs, rubric, out_dir, compare_with, report)
         return result
     finally:
         if remote is not None:
@@ -222,6 +235,7 @@ def _dispatch(
     remote: ClusterRun | None,
     on_result: OnResult | None,
     finalize: Finalize = lambda r: r,
+    given: GivenCheck | None = None,
 ) -> BatchResult:
     """Plan, then grade what is not finished on local threads or on the cluster, writing
     each result, the cache entries and the progress as each one finishes."""
@@ -230,13 +244,14 @@ def _dispatch(
 
     def plan(sub: Submission) -> _Plan:
         try:
-            ekey = execution_key(submission_hash(sub), fingerprint)
+            run = given.prepare(sub, out_dir) if given is not None else sub
+            ekey = execution_key(submission_hash(run), fingerprint)
         except OSError:
             return _Plan(sub, None, None, None, False)
         rkey = result_key(ekey, rubric.sha256, expected.sha256, warnings)
         finished = None if force else cache.finished_result(sub.student, rkey, results_dir)
         cached = not force and finished is None and cache.execution_path(ekey).is_file()
-        return _Plan(sub, ekey, rkey, finished, cached)
+        return _Plan(sub, ekey, rkey, finished, cached, None if run is sub else run)
 
     plans = [plan(sub) for sub in subs]
     if any(p.finished is None and not p.cached for p in plans):
@@ -268,7 +283,7 @@ def _dispatch(
                 executed = cache.load_execution(p.exec_key)
             if executed is None:
                 how = "executed"
-                executed = execute_submission(p.sub, rubric, expected, sandbox=sandbox)
+                executed = execute_submission(p.run or p.sub, rubric, expected, sandbox=sandbox)
                 store(p, executed)
             record = score_execution(p.sub, rubric, expected, executed, started)
         except Exception as exc:
@@ -280,6 +295,11 @@ def _dispatch(
     counts = dict.fromkeys(("executed", "rescored", "cached"), 0)
 
     def finish(p: _Plan, record: GradeRecord, how: How) -> None:
+        integrity = given.section(p.sub) if given is not None else None
+        if integrity is not None:
+            record = dataclasses.replace(
+                record, integrity={**(record.integrity or {}), **integrity}
+            )
         record = finalize(record)
         path = write_result(results_dir, record)
         failed = record.student in crashed
@@ -309,7 +329,7 @@ def _dispatch(
         try:
             for i, p in enumerate(sent):
                 try:
-                    futures[remote.submit(p.sub)] = i
+                    futures[remote.submit(p.run or p.sub)] = i
                 except OSError as exc:  # unreadable files: that student's crash, as locally
                     crashed.add(p.sub.student)
                     finish(
@@ -373,6 +393,29 @@ def _dispatch(
 
     write_gradebook(graded, out_dir / "gradebook.csv")
     return BatchResult(records, out_dir, batch, graded, counts)
+
+
+def _similarity(
+    subs: Sequence[Submission],
+    rubric: Rubric,
+    out_dir: Path,
+    compare_with: Sequence[Path],
+    report: Reporter,
+) -> None:
+    """The batch's similarity (:mod:`grader.integrity`); its failure is a warning, never
+    the batch's."""
+    from grader.integrity.run import similarity_for_batch
+
+    try:
+        pairs = similarity_for_batch(subs, rubric, out_dir, compare_with)
+    except GraderError as exc:
+        report.warning(f"similarity not computed: {exc}")
+        return
+    flagged = sum(1 for p in pairs if p.flagged)
+    if flagged:
+        report.warning(
+            f"{flagged} pair(s) of submissions flagged as similar: see {out_dir}/similarity.csv"
+        )
 
 
 def _finalizer(intake: Intake, rubric: Rubric, roster: Roster | None) -> Finalize:

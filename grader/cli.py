@@ -77,7 +77,20 @@ def _grade_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final line and errors")
     _sandbox_option(parser)
+    _compare_option(parser)
     return parser
+
+
+def _compare_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare-with",
+        metavar="OLD_OUT",
+        type=Path,
+        action="append",
+        default=[],
+        help="also compare with an earlier batch's output folder (its similarity-index.json); "
+        "its students appear as <batch>/<id> in similarity.csv (repeatable)",
+    )
 
 
 def default_jobs() -> int:
@@ -125,6 +138,7 @@ def _report_parser() -> argparse.ArgumentParser:
         default=default_jobs(),
         help=f"reports rendered at once (default: this machine's cores, {default_jobs()})",
     )
+    _compare_option(parser)
     return parser
 
 
@@ -176,6 +190,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
+    _check_compare_with(args.compare_with, args.out)
     roster = None
     if args.roster is not None:
         from grader.roster import load_roster
@@ -199,6 +214,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             on_result=live,
             layout=args.layout,
             roster=roster,
+            compare_with=args.compare_with,
         )
     finally:
         if live is not None:
@@ -241,6 +257,24 @@ def _totals_line(records: list[GradeRecord], graded: list[GradeRecord]) -> str:
     return " ".join(parts) + tail
 
 
+def _check_compare_with(folders: Sequence[Path], out: Path) -> None:
+    """Each ``--compare-with`` folder holds a fingerprint index and is not the output
+    folder itself, before any work starts."""
+    from grader.integrity.similarity import INDEX_FILE
+
+    for folder in folders:
+        if folder.resolve() == out.resolve():
+            raise GraderError(
+                f"--compare-with {folder} is the output folder itself: name an earlier "
+                "batch's output folder"
+            )
+        if not (folder / INDEX_FILE).is_file():
+            raise GraderError(
+                f"--compare-with {folder}: no {INDEX_FILE} there; give an output folder of "
+                "`grade` run with this grader (or run `grade` on that batch again)"
+            )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Schema, reference computable, solution earns full marks on automatic checks."""
     from grader.validate import validate_rubric
@@ -273,7 +307,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from grader.report.render import render_all
     from grader.results import batch_warnings
 
+    _check_compare_with(args.compare_with, args.dir)
     records = _load_records(args.dir)
+    from grader.integrity.run import similarity_from_index
+
+    try:
+        similarity_from_index(args.dir, args.compare_with)  # the summary shows it
+    except GraderError as exc:  # an index of another grader: the reports still render
+        print(f"warning: similarity not compared again: {exc}", file=sys.stderr)
     warning = "; ".join(batch_warnings(args.dir, records)) or None
     paths = render_all(records, args.dir, jobs=args.jobs, show_sandbox_warning=warning)
     write_gradebook(records, args.dir / "gradebook.csv")

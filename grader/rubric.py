@@ -7,7 +7,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, StrictModel
 from grader.errors import RubricError
+from grader.integrity.settings import SimilaritySettings
 from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
 from grader.sandbox import Framework, LimitSettings, ProvidedFile, provided_size, provided_target
@@ -91,6 +92,9 @@ class RubricFile(StrictModel):
     """Instructor-provided files and folders, bound read-only into every sandbox at their
     target path relative to the notebook or module: a path (same source and target) or
     {source, target, replaceable}."""
+    similarity: SimilaritySettings = SimilaritySettings()
+    """Similarity across the batch and the policy for edited given cells (threshold, floor,
+    starter files, given_cells: warn | run_original | ignore)."""
     questions: list[QuestionSpec] = Field(min_length=1)
 
     @field_validator("files", mode="before")
@@ -155,6 +159,7 @@ class Rubric:
     frameworks: tuple[Framework, ...] = ()
     late: LatePolicy | None = None
     provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
+    similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -272,6 +277,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         frameworks=top.frameworks,
         late=top.late,
         provided=provided,
+        similarity=top.similarity,
     )
 
 

@@ -393,8 +393,13 @@ def render_all(
             pool.submit(record)
         written = pool.close()
     summary_pdf = out_dir / "summary.pdf"
+    # the integrity section reads similarity.json: a new comparison re-renders it
+    similarity = out_dir / "similarity.json"
+    similarity_sha = (
+        hashlib.sha256(similarity.read_bytes()).hexdigest() if similarity.is_file() else ""
+    )
     summary_key = hashlib.sha256(
-        (pool.context + json.dumps(sorted(pool.keys.items()))).encode("utf-8")
+        (pool.context + json.dumps(sorted(pool.keys.items())) + similarity_sha).encode("utf-8")
     ).hexdigest()
     entry = pool.index.get(SUMMARY_KEY)
     if force or not summary_pdf.is_file() or entry is None or entry["key"] != summary_key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,12 @@ def _execution_problem(record: GradeRecord) -> dict[str, str] | None:
     return {"student": record.student, "problem": ", ".join(words), "detail": detail}
 
 
-def summary_view(records: Sequence[GradeRecord]) -> dict[str, Any]:
+def summary_view(
+    records: Sequence[GradeRecord], similarity: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """All figures and tables of the summary, as plain data (instructor overrides are
-    already in the records' scores)."""
+    already in the records' scores); ``similarity`` is the batch's
+    (:func:`grader.integrity.similarity_section`), None to leave its section out."""
     first = records[0] if records else None
     pcts = [percent(r.score, r.max_score) for r in records]
     totals = [float(r.score) for r in records]
@@ -186,22 +189,45 @@ def summary_view(records: Sequence[GradeRecord]) -> dict[str, Any]:
         "review": review,
         "n_review": sum(int(x["n"]) for x in review),
         "date": max((r.provenance.graded_at[:10] for r in records), default=""),
+        "similarity": similarity,
+        "given_cells": _given_cells(records),
     }
 
 
-def summary_html(records: Sequence[GradeRecord]) -> str:
+def _given_cells(records: Sequence[GradeRecord]) -> list[dict[str, str]]:
+    """Students whose submission changed the assignment's given cells."""
+    out = []
+    for r in records:
+        given = (r.integrity or {}).get("given_cells")
+        if isinstance(given, Mapping):
+            out.append({"student": r.student, "message": str(given.get("message", ""))})
+    return out
+
+
+def summary_html(
+    records: Sequence[GradeRecord], similarity: Mapping[str, Any] | None = None
+) -> str:
     """The summary as an HTML string."""
-    return render_template("summary.html.j2", s=summary_view(records))
+    return render_template("summary.html.j2", s=summary_view(records, similarity))
 
 
-def render_summary(records: Sequence[GradeRecord], out_pdf: Path) -> None:
+def render_summary(
+    records: Sequence[GradeRecord],
+    out_pdf: Path,
+    similarity: Mapping[str, Any] | None = None,
+) -> None:
     """Render the class summary of ``records`` to ``out_pdf``.
 
     Shows the score distribution (histogram), per-question mean scores and full-mark
     rates (bar chart and table), per-check pass rates, the hardest checks with the most
     common wrong answers, submissions that crashed or timed out, and the written answers
-    awaiting instructor review.
+    awaiting instructor review; then the integrity section: pairs of similar submissions
+    with their matching excerpts side by side (``similarity``, by default read from the
+    folder of ``out_pdf``) and changed given cells.
     """
+    from grader.integrity import similarity_section
     from grader.report.pdf import html_to_pdf  # WeasyPrint only when it is rendered
 
-    html_to_pdf(summary_html(records), out_pdf)
+    if similarity is None:
+        similarity = similarity_section(out_pdf.parent)
+    html_to_pdf(summary_html(records, similarity), out_pdf)

@@ -254,7 +254,16 @@ def student_view(record: GradeRecord, sandbox_warning: str | None = None) -> dic
         "has_overrides": any(c["override"] for q in questions for c in q["checks"]),
         "late": late_view(record),
         "name": str(info_of(record).get("name") or ""),
+        "integrity": integrity_notes(record),
     }
+
+
+def integrity_notes(record: GradeRecord) -> list[str]:
+    """The result's integrity messages a student sees (changed given cells)."""
+    given = (record.integrity or {}).get("given_cells")
+    if isinstance(given, dict) and given.get("message"):
+        return [str(given["message"])]
+    return []
 
 
 def late_view(record: GradeRecord) -> dict[str, Any] | None:
