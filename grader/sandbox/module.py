@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from grader.answers import DamagedOutput, decode_value, read_json_file
+from grader.harness.worker import result_name
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
 from grader.sandbox.kernel_client import Launcher, describe_exit
 from grader.sandbox.limits import ExecutionLimits
@@ -174,7 +175,6 @@ class _Run:
         self.warnings: list[str] = []
         self.left_why = "the module's calls ended early"
         self.deadline = time.monotonic() + limits.module_timeout
-        self.storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
 
     def go(self) -> None:
         pending = list(range(len(self.calls)))
@@ -203,17 +203,7 @@ class _Run:
             restarts += 1
 
     def _needed(self, pending: list[int]) -> list[int]:
-        """``pending`` plus the earlier calls whose stored values they need, in order."""
-        need = set(pending)
-        for i in pending:
-            call = self.calls[i]
-            for arg in (*call.args, *call.kwargs.values()):
-                if isinstance(arg, Stored) and arg.key in self.storer:
-                    j = self.storer[arg.key]
-                    done = self.results.get(j)
-                    if j < i and done is not None and done.status == "ok":
-                        need.add(j)
-        return sorted(need)
+        return needed_calls(self.calls, pending, self.results)
 
     def _worker(self, pending: list[int]) -> list[int]:
         """Start one worker on ``pending``; the indices still to run when it stopped."""
@@ -327,56 +317,81 @@ class _Run:
         )
 
     def _read_call(self, index: int, call: Call) -> CallResult:
-        """Decode ``c<index>.json``; damage of any kind is an error result, never a raise."""
-        try:
-            return self._decode_call(index, call)
-        except FileNotFoundError:
-            why = "the worker wrote no result"
-        except DamagedOutput as exc:
-            why = str(exc)
-        except (RecursionError, ValueError, TypeError, KeyError, OSError) as exc:
-            why = f"{type(exc).__name__}: {exc}"
-        return CallResult(
-            id=call.id,
-            status="error",
-            message=f"the grader could not read back what {call.function} returned: {why}",
-        )
+        return read_call(self.outbox, index, call, self.limits.max_call_bytes)
 
-    def _decode_call(self, index: int, call: Call) -> CallResult:
-        record, budget = read_json_file(self.outbox, f"c{index}.json", self.limits.max_call_bytes)
-        if type(record) is not dict:
-            raise DamagedOutput("the result file does not hold a JSON object")
-        status = record.get("status")
-        if status not in _STATUSES or record.get("id") != call.id:
-            raise DamagedOutput(f"unexpected status {status!r} or id")
-        message, tb = record.get("message", ""), record.get("traceback", "")
-        if type(message) is not str or type(tb) is not str:
-            raise DamagedOutput("bad message or traceback")
-        mutated = record.get("mutated", [])
-        if type(mutated) is not list or any(
-            type(m) is not int or not 0 <= m < len(call.args) for m in mutated
-        ):
-            raise DamagedOutput("bad list of mutated arguments")
-        value: Any = None
-        after: dict[int, Any] = {}
-        if status == "ok":
-            value, budget = decode_value(self.outbox, record.get("value"), budget)
-            raw_after = record.get("args_after", {})
-            if type(raw_after) is not dict:
-                raise DamagedOutput("bad args_after")
-            for key, node in raw_after.items():
-                if not key.isdigit() or int(key) not in call.return_args:
-                    raise DamagedOutput(f"unexpected argument {key!r} in args_after")
-                after[int(key)], budget = decode_value(self.outbox, node, budget)
-        return CallResult(
-            id=call.id,
-            status=cast(CallStatus, status),
-            value=value,
-            args_after=after,
-            mutated=tuple(sorted(set(mutated))),
-            message=_cut(message, _MAX_MESSAGE_CHARS),
-            traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
-        )
+
+def needed_calls(
+    calls: Sequence[Call], pending: Sequence[int], results: Mapping[int, CallResult]
+) -> list[int]:
+    """``pending`` plus the earlier calls whose stored values they need (a forward whose
+    cache a backward takes), in order: what a new worker or a restarted kernel must run
+    again to have those values. Only earlier calls that succeeded are run again."""
+    storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
+    need = set(pending)
+    for i in pending:
+        call = calls[i]
+        for arg in (*call.args, *call.kwargs.values()):
+            if isinstance(arg, Stored) and arg.key in storer:
+                j = storer[arg.key]
+                done = results.get(j)
+                if j < i and done is not None and done.status == "ok":
+                    need.add(j)
+    return sorted(need)
+
+
+def read_call(outbox: Path, index: int, call: Call, max_bytes: int) -> CallResult:
+    """Decode call ``index``'s record from ``outbox`` (the module worker's or a notebook
+    kernel's); damage of any kind is an error result, never a raise."""
+    try:
+        return _decode_call(outbox, index, call, max_bytes)
+    except FileNotFoundError:
+        why = "the sandbox wrote no result"
+    except DamagedOutput as exc:
+        why = str(exc)
+    except (RecursionError, ValueError, TypeError, KeyError, OSError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    return CallResult(
+        id=call.id,
+        status="error",
+        message=f"the grader could not read back what {call.function} returned: {why}",
+    )
+
+
+def _decode_call(outbox: Path, index: int, call: Call, max_bytes: int) -> CallResult:
+    record, budget = read_json_file(outbox, result_name(index), max_bytes)
+    if type(record) is not dict:
+        raise DamagedOutput("the result file does not hold a JSON object")
+    status = record.get("status")
+    if status not in _STATUSES or record.get("id") != call.id:
+        raise DamagedOutput(f"unexpected status {status!r} or id")
+    message, tb = record.get("message", ""), record.get("traceback", "")
+    if type(message) is not str or type(tb) is not str:
+        raise DamagedOutput("bad message or traceback")
+    mutated = record.get("mutated", [])
+    if type(mutated) is not list or any(
+        type(m) is not int or not 0 <= m < len(call.args) for m in mutated
+    ):
+        raise DamagedOutput("bad list of mutated arguments")
+    value: Any = None
+    after: dict[int, Any] = {}
+    if status == "ok":
+        value, budget = decode_value(outbox, record.get("value"), budget)
+        raw_after = record.get("args_after", {})
+        if type(raw_after) is not dict:
+            raise DamagedOutput("bad args_after")
+        for key, node in raw_after.items():
+            if not key.isdigit() or int(key) not in call.return_args:
+                raise DamagedOutput(f"unexpected argument {key!r} in args_after")
+            after[int(key)], budget = decode_value(outbox, node, budget)
+    return CallResult(
+        id=call.id,
+        status=cast(CallStatus, status),
+        value=value,
+        args_after=after,
+        mutated=tuple(sorted(set(mutated))),
+        message=_cut(message, _MAX_MESSAGE_CHARS),
+        traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
+    )
 
 
 def _cut(text: str, limit: int) -> str:

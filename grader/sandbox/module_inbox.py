@@ -1,4 +1,5 @@
-"""What a module worker reads: its sources, the calls, their arrays, in an ``inbox``.
+"""What a module worker reads: its sources, the calls, their arrays, in an ``inbox``; and
+the per-call folder of a notebook's kernel (:class:`CallInbox`).
 
 The worker (:mod:`grader.harness.worker`) and the shared encoder are written as source
 text into a directory the sandbox can read (it binds nothing of the grader's tree), with
@@ -8,6 +9,7 @@ the calls as JSON and their array arguments as ``.npy`` files (never pickles).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,8 +42,9 @@ _load("__grader_worker__", "worker.py").main(sys.argv[1], sys.argv[2], sys.argv[
 """
 
 
-def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
-    """An argument as the worker's JSON tree; arrays become ``.npy`` files in ``inbox``."""
+def encode_arg(value: Any, inbox: Path | int, counter: list[int]) -> Any:
+    """An argument as the worker's JSON tree; arrays become ``.npy`` files in ``inbox``
+    (a path, or an open directory descriptor: see :class:`CallInbox`)."""
     if isinstance(value, Stored):
         return {"__stored__": [value.key, value.index]}
     if isinstance(value, np.ndarray):
@@ -49,9 +52,14 @@ def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
             raise TypeError(f"cannot send an array of dtype {value.dtype} to the worker")
         fname = f"a{counter[0]}.npy"
         counter[0] += 1
-        with (inbox / fname).open("wb") as fh:
+        if isinstance(inbox, int):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fh = os.fdopen(os.open(fname, flags, 0o644, dir_fd=inbox), "wb")
+        else:
+            fh = (inbox / fname).open("wb")
+        with fh:
             np.save(fh, np.ascontiguousarray(value), allow_pickle=False)
-        os.chmod(inbox / fname, 0o644)
+            os.fchmod(fh.fileno(), 0o644)
         return {"__ndarray__": fname}
     if isinstance(value, np.generic):
         return encode_arg(value.item(), inbox, counter)
@@ -77,6 +85,58 @@ def encode_arg(value: Any, inbox: Path, counter: list[int]) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to the worker")
 
 
+def encode_call(call: Call, inbox: Path | int, counter: list[int]) -> dict[str, Any]:
+    """One call as the worker reads it (:class:`grader.harness.worker.Caller`), its
+    arrays written into ``inbox``."""
+    return {
+        "id": call.id,
+        "function": call.function,
+        "args": [encode_arg(a, inbox, counter) for a in call.args],
+        "kwargs": {str(k): encode_arg(v, inbox, counter) for k, v in call.kwargs.items()},
+        "store": call.store,
+        "return_args": list(call.return_args),
+        "seed": call.seed,
+    }
+
+
+class CallInbox:
+    """The folder a notebook's kernel reads one call's arguments from.
+
+    Made before the kernel starts, owned by the grader and read-only to the sandbox; it
+    holds the inputs of the call being made and nothing else (:meth:`write` empties it
+    first, :meth:`clear` after the call), so no hidden case is in the sandbox before its
+    call. Files are written through a descriptor of the folder opened at creation, never
+    by path: the kernel may own the folder's parent (the runtime directory), but whatever
+    it renames or plants there, the grader writes only into this folder.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(mode=0o755)
+        os.chmod(path, 0o755)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+    def write(self, call: Call, storers: Mapping[str, str]) -> str:
+        """Put ``call``'s arrays in the folder; its JSON (with ``storers``: the ids of the
+        calls whose stored values it takes) for :func:`~grader.harness.worker.call_in_kernel`."""
+        self.clear()
+        tree = encode_call(call, self.fd, [0])
+        tree["storers"] = dict(storers)
+        return json.dumps(tree)
+
+    def clear(self) -> None:
+        """Remove every file of the folder."""
+        for name in os.listdir(self.fd):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self.fd)
+
+    def close(self) -> None:
+        """Empty the folder and close its descriptor."""
+        with contextlib.suppress(OSError):
+            self.clear()
+        os.close(self.fd)
+
+
 def write_inbox(
     inbox: Path, module_file: str, calls: Sequence[Call], limits: ExecutionLimits
 ) -> None:
@@ -94,18 +154,7 @@ def write_inbox(
         "import_timeout": limits.import_timeout,
         "call_timeout": limits.call_timeout,
         "max_bytes": limits.max_call_bytes,
-        "calls": [
-            {
-                "id": c.id,
-                "function": c.function,
-                "args": [encode_arg(a, inbox, counter) for a in c.args],
-                "kwargs": {str(k): encode_arg(v, inbox, counter) for k, v in c.kwargs.items()},
-                "store": c.store,
-                "return_args": list(c.return_args),
-                "seed": c.seed,
-            }
-            for c in calls
-        ],
+        "calls": [encode_call(c, inbox, counter) for c in calls],
     }
     for name, text in (
         ("encoding.py", _ENCODING_SOURCE),

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from grader.models import AnswerRequest, ExecutionReport, ModuleRun, NotebookRun
+from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox import confine
 from grader.sandbox.limits import ExecutionLimits
 from grader.sandbox.module import run_module
@@ -36,9 +36,12 @@ def notebook_in_session(
     seed: int = 0,
     budgets: Mapping[int | str, float] | None = None,
     warm: bool | None = None,
+    calls: Sequence[Call] = (),
 ) -> tuple[NotebookRun, str | None]:
-    """Run ``notebook`` (in ``work``) with its kernel in one session; the run and the
-    sandbox limit that stopped it, if any (``warm`` as in ``open_session``)."""
+    """Run ``notebook`` (in ``work``) with its kernel in one session, then make ``calls``
+    of the functions it defines in that kernel (a new one after a crash, in the same
+    session); the run and the sandbox limit that stopped it, if any (``warm`` as in
+    ``open_session``)."""
     with open_session(work, outbox, limits, mode, frameworks, warm=warm) as box:
         run = run_notebook(
             notebook,
@@ -52,6 +55,8 @@ def notebook_in_session(
             runtime_dir=box.runtime,
             env=confine.launcher_env(),
             budgets=budgets,
+            calls=calls,
+            limit_hit=box.limit_hit,
         )
         return run, box.limit_hit()
 
@@ -82,6 +87,7 @@ def notebook_stage(
                 frameworks=request.frameworks,
                 seed=request.seed,
                 budgets=task.cell_budgets,
+                calls=task.calls,
             )
         except NotebookFormatError as exc:
             problem = str(exc)
