@@ -15,8 +15,13 @@ file, calling :func:`main`.
 Inbox (written by the grader, read-only here):
 
 * ``calls.json``: ``{"module": "layers.py", "import_timeout": s, "call_timeout": s,
-  "max_bytes": n, "calls": [{"id", "function", "args", "kwargs", "store",
-  "return_args", "seed"}, ...]}``; argument trees use the tags of the encoder plus
+  "max_bytes": n, "calls": [{"id", "function", "store"}, ...]}``: which calls there are,
+  none of their inputs;
+* ``next``: a named pipe on which the grader writes ``<i>`` when call ``i``'s inputs are
+  in ``call.json`` (``{"id", "function", "args", "kwargs", "store", "return_args",
+  "seed", "storers"}``) and its arrays beside it; it removes them after the call, so a
+  hidden case is in the sandbox only during its own call. Argument trees use the tags
+  of the encoder plus
   ``{"__tuple__": [...]}``, ``{"__stored__": [key, index]}`` and
   ``{"__torch_model__": {"layers", "state"}}`` (a small torch model built here from plain
   data, see :func:`_torch_model`); arrays are ``.npy`` files beside it, loaded with
@@ -389,6 +394,12 @@ def result_stem(index: int) -> str:
     return f"call-{index}"
 
 
+#: The inbox file holding the call being made (module worker).
+CALL_FILE = "call.json"
+#: The inbox's named pipe on which the grader says "make call <i> now" (module worker).
+NEXT_FIFO = "next"
+
+
 def result_name(index: int) -> str:
     """The JSON record of call ``index`` in the outbox."""
     return f"{result_stem(index)}.json"
@@ -460,6 +471,8 @@ class Worker:
     # ------------------------------------------------------------------ calls
 
     def run(self, indices: list[int]) -> None:
+        """Make the calls ``indices``, each when the grader says so on the ``next`` pipe,
+        from the ``call.json`` it has just written (no call's inputs are here before)."""
         caller = Caller(
             self.module.__dict__,
             self.module_file,
@@ -470,9 +483,14 @@ class Worker:
             self.max_bytes,
         )
         caller.storer.update({c["store"]: c["id"] for c in reversed(self.calls) if c.get("store")})
-        for index in indices:
-            caller.run_one(index, self.calls[index])
-            self.progress(str(index))
+        with _open(_path_join(self.inbox, NEXT_FIFO), "rb", buffering=0) as nxt:
+            for index in indices:
+                if nxt.readline().strip() != str(index).encode("ascii"):
+                    return  # the grader lost track of this worker: it reports the rest
+                with _open(_path_join(self.inbox, CALL_FILE), encoding="utf-8") as fh:
+                    call = json.load(fh)
+                caller.run_one(index, call)
+                self.progress(str(index))
 
 
 def _changed(before: Any, after: Any) -> bool:

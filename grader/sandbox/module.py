@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from grader.answers import DamagedOutput, decode_value, read_json_file
-from grader.harness.worker import result_name
+from grader.harness.worker import CALL_FILE, result_name
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
 from grader.sandbox.kernel_client import Launcher, describe_exit
 from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.module_inbox import BOOTSTRAP, write_inbox
+from grader.sandbox.module_inbox import BOOTSTRAP, CallInbox, write_inbox
 
 _STATUSES: frozenset[str] = frozenset(get_args(CallStatus))
 _GRACE_S = 2.0  # after a limit, how long the worker may take to report it itself
@@ -119,9 +119,11 @@ def run_module(
     """Import ``module`` (a file in ``workdir``, the worker's cwd, or in a sub-folder of
     it) and run ``calls``.
 
-    ``inbox`` must be a directory the worker can read and ``outbox`` an empty one it can
-    write. Every failure of the student's code is reported in the returned
-    :class:`ModuleRun`; nothing here waits without a deadline.
+    ``inbox`` is made here, a directory the worker can read (it must not exist); each
+    call's inputs are written into it just before the call and removed after it.
+    ``outbox`` must be an empty directory the worker can write. Every failure of the
+    student's code is reported in the returned :class:`ModuleRun`; nothing here waits
+    without a deadline.
     """
     started = time.monotonic()
     limits = limits or ExecutionLimits()
@@ -131,9 +133,17 @@ def run_module(
         raise ValueError(f"call id {dup!r} is used twice")
     # Relative to the worker's cwd: a module found in a sub-folder (an unzipped archive)
     # is imported from there, under its own name, with its folder on sys.path.
-    write_inbox(inbox, module.relative_to(workdir).as_posix(), calls, limits)
-    run = _Run(module.name, workdir, outbox, inbox, calls, limits, launcher, env, limit_hit)
-    run.go()
+    box = CallInbox(inbox)
+    try:
+        fifo = write_inbox(box, module.relative_to(workdir).as_posix(), calls, limits)
+        try:
+            run = _Run(module.name, workdir, outbox, box, fifo, calls, limits, launcher, env)
+            run.limit_hit = limit_hit
+            run.go()
+        finally:
+            os.close(fifo)
+    finally:
+        box.close()
     results = {c.id: run.results.get(i) or _not_run(c, run.left_why) for i, c in enumerate(calls)}
     return ModuleRun(
         module=module.name,
@@ -154,22 +164,24 @@ class _Run:
         module_file: str,
         workdir: Path,
         outbox: Path,
-        inbox: Path,
+        box: CallInbox,
+        fifo: int,
         calls: Sequence[Call],
         limits: ExecutionLimits,
         launcher: Launcher | None,
         env: Mapping[str, str] | None,
-        limit_hit: Callable[[], str | None],
     ) -> None:
         self.module_file = module_file
         self.workdir = workdir
         self.outbox = outbox
-        self.inbox = inbox
+        self.box = box
+        self.fifo = fifo  # the grader's end of the worker's "next call" pipe
+        self.inbox = box.path
         self.calls = calls
         self.limits = limits
         self.launcher: Launcher = launcher or (lambda argv: argv)
         self.env = dict(env) if env is not None else _plain_env()
-        self.limit_hit = limit_hit
+        self.limit_hit: Callable[[], str | None] = lambda: None
         self.results: dict[int, CallResult] = {}
         self.import_error: str | None = None
         self.warnings: list[str] = []
@@ -220,11 +232,21 @@ class _Run:
                 json.dumps(run),
             ]
         )
+        with contextlib.suppress(BlockingIOError):  # what an earlier worker left unread
+            while os.read(self.fifo, 4096):
+                pass
         proc = _Proc(argv, self.workdir, self.env)
         try:
             return self._drive(proc, run, pending)
         finally:
             proc.kill()
+            self.box.clear()
+
+    def _send(self, index: int) -> None:
+        """Write call ``index``'s inputs into the inbox and tell the worker to make it."""
+        self.box.clear()
+        self.box.put_text(CALL_FILE, self.box.write(self.calls[index], {}), call_file=True)
+        os.write(self.fifo, f"{index}\n".encode("ascii"))
 
     def _drive(self, proc: _Proc, run: list[int], pending: list[int]) -> list[int]:
         lim = self.limits
@@ -251,8 +273,10 @@ class _Run:
         left = list(pending)
         for index in run:
             call = self.calls[index]
+            self._send(index)
             deadline = min(self.deadline, time.monotonic() + lim.call_timeout + _GRACE_S)
             line = proc.next_line(deadline)
+            self.box.clear()
             if line == str(index):
                 self.results[index] = self._read_call(index, call)
                 if index in left:
