@@ -343,7 +343,10 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
             message = shown.message
         else:
             message = f"case '{shown.case}': {shown.message}"
-            others = [p.case for _, p in problems[1:] if p.case != shown.case]
+            # Cases never run (after a call that hung or stopped the kernel) are not wrong.
+            others = [
+                p.case for _, p in problems[1:] if p.case != shown.case and p.error != "not run"
+            ]
             if others:
                 message += f" (also wrong: {', '.join(repr(c) for c in others[:5])})"
     else:

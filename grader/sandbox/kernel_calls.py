@@ -12,9 +12,10 @@ removed after it; expected values never enter.
 A call the kernel's own ``SIGALRM`` cannot stop (a loop in C, a student catching the
 interrupt) is given ``call_timeout`` plus a grace period, then the kernel is killed; a
 call that kills the kernel (``os._exit``, a segfault, the memory limit) ends it too.
-Either way the kernel is started again, the notebook's cells run once more (no harvest),
-and the remaining calls go on (with the earlier calls whose stored values they need, run
-again). A second stop costs the remaining calls only: they are "not run", saying why.
+Either way the other calls of that function are "not run", the kernel is started again,
+the notebook's cells run once more (no harvest), and the remaining calls go on (with the
+earlier calls whose stored values they need, run again). A second stop costs the
+remaining calls only: they are "not run", saying why.
 """
 
 from __future__ import annotations
@@ -169,15 +170,18 @@ class KernelCalls:
             if not rerun:
                 self.results[index] = CallResult(call.id, result_status, message=message)
                 left.remove(index)
+            # All-or-nothing grading needs no more of that function, and each of its
+            # calls might cost a new kernel and a run of the notebook.
             if status == "timeout":
-                limit = self.limits.call_timeout
-                for j in list(left):
-                    if self.calls[j].function == call.function:
-                        left.remove(j)
-                        self.results[j] = _not_run(
-                            self.calls[j],
-                            f"an earlier call of {call.function} did not finish within {limit:g} s",
-                        )
+                why = f"did not finish within {self.limits.call_timeout:g} s"
+            else:
+                why = "stopped the kernel"
+            for j in list(left):
+                if self.calls[j].function == call.function:
+                    left.remove(j)
+                    self.results[j] = _not_run(
+                        self.calls[j], f"an earlier call of {call.function} {why}"
+                    )
             self.stops.append(
                 f"{call.function} did not finish"
                 if status == "timeout"
@@ -212,10 +216,8 @@ class KernelCalls:
             reply = await runner.silent(code, wait)
         except KernelDied:
             hit = self.limit_hit()
-            return "died", (
-                f"{runner.exit_description()} while {call.function} was running"
-                + (f" (it hit {hit})" if hit else "")
-            )
+            how = runner.exit_description() + (f", at {hit}" if hit else "")
+            return "died", f"{call.function} stopped the kernel ({how})"
         finally:
             with contextlib.suppress(OSError):
                 self.inbox.clear()
