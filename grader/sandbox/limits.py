@@ -26,8 +26,8 @@ class LimitSettings(BaseModel):
     memory_mb: int = Field(default=2048, ge=256)  # the submission's whole process tree
     processes: int = Field(default=256, ge=8)  # processes and threads at once
     import_timeout: float = Field(default=20.0, gt=0)  # importing the student's module
-    call_timeout: float = Field(default=10.0, gt=0)  # one call of a module function
-    module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module
+    call_timeout: float = Field(default=10.0, gt=0)  # one call of a module/notebook function
+    module_timeout: float = Field(default=300.0, gt=0)  # all calls of the module/notebook
 
 
 class ExecutionLimits(LimitSettings):

@@ -41,7 +41,8 @@ FAST = LIMITS.model_copy(update={"call_timeout": 2.0})
 CELLS = [
     f"import os, signal\nimport numpy as np\nforked = {FORKED}\n"
     "with open('runs.txt', 'a') as fh:\n    fh.write('run\\n')",
-    "def double(x):\n    return 2 * x\n\ndef runs():\n    return open('runs.txt').read().count('run')",
+    "def double(x):\n    return 2 * x\n\n"
+    "def runs():\n    return open('runs.txt').read().count('run')",
     "def forward(x, w):\n    return x @ w, (x, w)\n\n"
     "def backward(dout, cache):\n    x, w = cache\n    return dout @ w.T, x.T @ dout",
     "def scale_(x):\n    x *= 3\n    return x.sum()",

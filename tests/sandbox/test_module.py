@@ -8,8 +8,8 @@ the last, which runs a module found in a sub-folder through a real worker.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import stat
 from pathlib import Path
 
