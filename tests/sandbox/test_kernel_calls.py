@@ -153,12 +153,15 @@ def test_a_call_that_never_ends_times_out_and_the_next_calls_run(tmp_path: Path)
     assert res["double"].value == 8
 
 
+@pytest.mark.parametrize("path", ["cold", pytest.param("warm", marks=needs_warm)])
 def test_a_call_that_kills_the_kernel_restarts_it_and_a_second_ends_the_calls(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
+    use_warm(monkeypatch, path == "warm")
     calls = (
         Call("leave", "leave"),
         Call("runs", "runs"),
+        Call("where", "where"),
         Call("segfault", "segfault"),
         Call("double", "double", (4,)),
         Call("runs_again", "runs"),
@@ -173,6 +176,7 @@ def test_a_call_that_kills_the_kernel_restarts_it_and_a_second_ends_the_calls(
     assert (res["runs"].status, res["runs"].value) == ("ok", 2)
     assert res["segfault"].status == "error"
     assert res["segfault"].message.startswith("segfault stopped the kernel (the kernel process")
+    assert res["where"].value is (path == "warm")  # the new kernel too was warm or cold
     why = (
         "not run: the kernel stopped twice while the notebook's functions were called "
         "(the kernel died in leave and the kernel died in segfault), so the grader gave "
