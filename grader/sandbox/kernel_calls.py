@@ -216,7 +216,7 @@ class KernelCalls:
             reply = await runner.silent(code, wait)
         except KernelDied:
             hit = self.limit_hit()
-            how = runner.exit_description() + (f", at {hit}" if hit else "")
+            how = f"it hit {hit}" if hit else runner.exit_description()
             return "died", f"{call.function} stopped the kernel ({how})"
         finally:
             with contextlib.suppress(OSError):

@@ -189,6 +189,28 @@ def test_a_call_that_kills_the_kernel_restarts_it_and_a_second_ends_the_calls(
     assert got.execution.warnings == (why.removeprefix("not run: "),)
 
 
+@pytest.mark.skipif(not CONFINED, reason="the memory limit needs a cgroup (root)")
+def test_a_call_over_the_memory_limit_names_it(tmp_path: Path) -> None:
+    cells = [
+        "def hog():\n    b = bytearray(2 * 2**30)\n    b[::4096] = b'x' * len(b[::4096])",
+        "def double(x):\n    return 2 * x",
+    ]
+    request = ExecutionRequest(
+        files=folder(tmp_path, {"hw.ipynb": notebook_bytes(cells)}),
+        notebook=NotebookTask("hw.ipynb", calls=(Call("hog", "hog"), Call("d", "double", (2,)))),
+        limits=FAST.model_copy(update={"memory_mb": 300}),
+        mode=MODE,
+    )
+    got = execute(request)
+    assert got.run is not None
+    res = got.run.calls
+    assert (res["hog"].status, res["hog"].message) == (
+        "error",
+        "hog stopped the kernel (it hit the 300 MiB memory limit)",
+    )
+    assert res["d"].value == 4  # in a new kernel
+
+
 INBOX_CELLS = [
     "import os\nfrom ipykernel import get_connection_file\n"
     "INBOX = os.path.join(os.path.dirname(get_connection_file()), 'calls')\n"
