@@ -1,8 +1,10 @@
 """Import a student's module in a sandboxed worker process and call its functions.
 
 The grader half of :mod:`grader.harness.worker`. The worker reads its sources and the
-calls from an ``inbox`` (:mod:`grader.sandbox.module_inbox`); its outbox is decoded here
-as untrusted data with :mod:`grader.answers`.
+list of calls from an ``inbox`` (:mod:`grader.sandbox.module_inbox`), and each call's
+inputs from there too, written just before that call (the grader then says "make call
+i" on a named pipe) and removed after it; its outbox is decoded here as untrusted data
+with :mod:`grader.answers` (:func:`read_call`, which a notebook's calls share).
 
 Time limits: the import has ``import_timeout`` (a module that trains at import is
 stopped with a message saying so) and each call ``call_timeout``. The worker
