@@ -140,10 +140,17 @@ def module_stage(
 
 
 def with_limit(run: NotebookRun, limit: str) -> NotebookRun:
-    """Name the sandbox limit that stopped the kernel, in words, with the cell."""
+    """Name the sandbox limit that stopped the kernel, in words, with the cell (or the
+    notebook function whose call hit it)."""
     ex = run.execution
     died = [f.cell for f in ex.failures if f.kind in ("kernel_died", "limit")]
-    where = f" in cell {died[-1]}" if died else ""
+    # A call of a function the notebook defines may be what hit it (its message says so).
+    stopped = [
+        r.message.split(" stopped the kernel ")[0]
+        for r in run.calls.values()
+        if r.message.endswith(f"stopped the kernel (it hit {limit})")
+    ]
+    where = f" in cell {died[-1]}" if died else f" in a call of {stopped[0]}" if stopped else ""
     failures = tuple(
         dataclasses.replace(f, kind="limit", ename="LimitExceeded", evalue=f"stopped at {limit}")
         if f.kind == "kernel_died"

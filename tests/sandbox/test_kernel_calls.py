@@ -209,6 +209,8 @@ def test_a_call_over_the_memory_limit_names_it(tmp_path: Path) -> None:
         "hog stopped the kernel (it hit the 300 MiB memory limit)",
     )
     assert res["d"].value == 4  # in a new kernel
+    assert got.execution.limit_hit == "stopped at the 300 MiB memory limit in a call of hog"
+    assert got.execution.failures == ()  # every cell ran
 
 
 INBOX_CELLS = [
