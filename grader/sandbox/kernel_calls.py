@@ -158,6 +158,7 @@ class KernelCalls:
                         self.outbox, index, call, self.limits.max_call_bytes
                     )
                     left.remove(index)
+                self._remove_record(index)  # read: free the outbox's quota for the others
                 continue
             status, message = outcome
             if status == "error_in_harness":
@@ -190,12 +191,17 @@ class KernelCalls:
             return left
         return []
 
+    def _remove_record(self, index: int) -> None:
+        """Remove call ``index``'s files from the outbox (its record and arrays)."""
+        stem = result_stem(index)
+        for path in (*self.outbox.glob(f"{stem}.*"), *self.outbox.glob(f".{stem}.*")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     async def _call(self, runner: Runner, index: int, call: Call) -> tuple[str, str] | None:
         """Make one call; None when the kernel wrote its record, else ``(what, message)``:
         ``timeout`` or ``died`` (the kernel is gone), ``error_in_harness``."""
-        for stale in (f"{result_stem(index)}.json", f".{result_stem(index)}.json.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                (self.outbox / stale).unlink()
+        self._remove_record(index)  # nothing the student's code left there is read
         storers = {
             arg.key: self.storer[arg.key]
             for arg in (*call.args, *call.kwargs.values())

@@ -255,6 +255,30 @@ def test_a_case_enters_the_kernel_only_for_its_own_call(
         assert res["plant"].value == "PermissionError"
 
 
+def test_a_record_planted_in_the_outbox_is_never_read(tmp_path: Path) -> None:
+    planted = (
+        "import json, os, sys\n"
+        "outbox = sys.modules['__grader_harness__']._State.outbox\n"
+        "record = {'index': 0, 'id': 'x', 'status': 'ok', 'value': 42, 'args_after': {},\n"
+        "          'mutated': [], 'message': '', 'traceback': ''}\n"
+        "with open(os.path.join(outbox, 'call-0.json'), 'w') as fh:\n"
+        "    json.dump(record, fh)\n"
+        "sys.modules['__grader_worker__'].call_in_kernel = lambda *args: None"
+    )
+    request = ExecutionRequest(
+        files=folder(tmp_path, {"hw.ipynb": notebook_bytes([planted])}),
+        notebook=NotebookTask("hw.ipynb", calls=(Call("x", "solve"),)),
+        limits=FAST,
+        mode=MODE,
+    )
+    got = execute(request)
+    assert got.run is not None and got.execution.failures == ()
+    assert (got.run.calls["x"].status, got.run.calls["x"].message) == (
+        "error",
+        "the grader could not read back what solve returned: the sandbox wrote no result",
+    )
+
+
 PEEK_MODULE = """
 import os, sys
 
