@@ -154,7 +154,7 @@ def grade_batch(
     sweep((results_dir,))  # results/ holds the students' results and nothing else
     fingerprint = execution_fingerprint(
         rubric,
-        rubric.calls(expected.values) if rubric.module is not None else [],
+        rubric.calls(expected.values),
         expected.sha256,
         sandbox,
     )

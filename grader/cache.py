@@ -8,7 +8,7 @@ made of everything that can change what the student's code produces, and nothing
 only changes how it is scored:
 
 * :func:`execution_fingerprint` - the execution-relevant part of the rubric (the names
-  and probes harvested, the calls made on the module, the notebook and module file
+  and probes harvested, the calls made on the module or the notebook, the notebook and module file
   names, the limits), the reference hash when the module is called (the calls' inputs
   come from the reference), the provided files' contents (``files:``), the sandbox
   mode, the grader, Python, NumPy and torch versions, and a hash of the grader's own
@@ -153,23 +153,28 @@ def execution_spec(
     code produces when it runs, as plain data.
 
     Included: the notebook and module file names; every limit; every harvested name with
-    its kind and probe (input shape, range, seed, dtype); every module call (id, function,
-    arguments by content, store, seed); the reference hash when there are calls; the
-    contents of the provided files (``files:``); the sandbox mode; the
-    grader/Python/NumPy/torch versions and the hash of the grader's execution code
-    (:func:`execution_code_hash`). Excluded on purpose: points, tolerances, messages,
-    prompts, titles, concepts, ``show_expected`` - they only change scoring, which
-    always re-runs over the cached data.
+    its kind and probe (input shape, range, seed, dtype); every call of the module's or the
+    notebook's functions (id, function, arguments by content, store, seed; where each
+    check's calls are made); the reference hash when there are calls; the contents of the
+    provided files (``files:``); the sandbox mode; the grader/Python/NumPy/torch versions
+    and the hash of the grader's execution code (:func:`execution_code_hash`). Excluded
+    on purpose: points, tolerances, messages, prompts, titles, concepts,
+    ``show_expected`` - they only change scoring, which always re-runs over the cached
+    data.
     """
     requests = sorted(
         (dataclasses.asdict(r) for r in rubric.requests()), key=lambda r: str(r["name"])
     )
+    # Where each check's calls are made (the module's worker or the notebook's kernel):
+    # the same calls made elsewhere run other code.
+    sources = {c.id: c.call_source() for c in rubric.checks() if c.call_source() is not None}
     return {
         "notebook": rubric.notebook,
         "module": rubric.module,
         "limits": rubric.limits.model_dump(mode="json"),
         "requests": json.loads(json.dumps(requests, default=list)),
         "calls": [_value_digest(call) for call in calls],
+        "call_sources": sources,
         "reference": reference_sha256 if calls else None,
         "provided": provided_sha256(rubric.provided),  # the `files:` contents
         "sandbox": sandbox,

@@ -157,7 +157,7 @@ def _batch_context(identity_json: str) -> tuple[Rubric, Expected]:
             "client (its source, or the torch/NumPy versions, differ): install the same "
             "grader environment on every worker machine"
         )
-    calls = rubric.calls(expected.values) if rubric.module is not None else []
+    calls = rubric.calls(expected.values)
     if execution_fingerprint(rubric, calls, expected.sha256, identity.sandbox) != (
         identity.fingerprint
     ):

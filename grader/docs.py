@@ -268,7 +268,7 @@ def rubric_page() -> str:
     from grader.checks import REGISTRY
     from grader.checks.base import CheckSpec
     from grader.rubric import QuestionSpec, RubricFile
-    from grader.sandbox.limits import LimitSettings
+    from grader.sandbox import LimitSettings
 
     links: dict[type, str] = {LimitSettings: "limits.md#limitsettings", QuestionSpec: "#question"}
     # Every other model the top level uses (late:, the long form of an entry, …) gets a
@@ -357,7 +357,7 @@ def _capabilities(spec: Any) -> str:
 
 def limits_page() -> str:
     """``limits.md``: the limits a rubric may set, then the grader's own."""
-    from grader.sandbox.limits import ExecutionLimits, LimitSettings
+    from grader.sandbox import ExecutionLimits, LimitSettings
 
     out = _header("Limits", "grader/sandbox/limits.py")
     own = [n for n in ExecutionLimits.model_fields if n not in LimitSettings.model_fields]

@@ -122,6 +122,9 @@ class NotebookRun:
     # (1-based position, enclosing Markdown heading lines) per cell that displayed an image
     # (display_data / execute_result with image/png or image/svg+xml); no image data kept
     image_cells: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    # the calls of functions the notebook defines, made in its kernel after the last
+    # cell (a function or statistical check with ``source: notebook``), by Call.id
+    calls: Mapping[str, CallResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,9 @@ def execution_request(
     sandbox: Mode = "strict",
 ) -> ExecutionRequest:
     """Everything the sandbox needs to run ``sub`` for ``rubric``: its files, the answers
-    every check harvests, the module calls (their inputs come from the expected values),
-    the frameworks to preload, the instructor's provided files and the limits."""
+    every check harvests, the calls of the module's functions and of the notebook's (their
+    inputs come from the expected values), the frameworks to preload, the instructor's
+    provided files and the limits."""
     base = sub.path.parent if sub.is_single_file else sub.path
     files = SubmissionFiles(
         root=base,
@@ -101,12 +102,16 @@ def execution_request(
         single_file=sub.is_single_file,
     )
     notebook = (
-        NotebookTask(rubric.notebook, harvest=tuple(rubric.requests()))
+        NotebookTask(
+            rubric.notebook,
+            harvest=tuple(rubric.requests()),
+            calls=tuple(rubric.calls(expected.values, "notebook")),
+        )
         if rubric.notebook is not None
         else None
     )
     module = (
-        ModuleTask(rubric.module, calls=tuple(rubric.calls(expected.values)))
+        ModuleTask(rubric.module, calls=tuple(rubric.calls(expected.values, "module")))
         if rubric.module is not None
         else None
     )
@@ -149,6 +154,7 @@ def score_execution(
         execution=executed.execution,
         notebook_problem=(executed.problem or "the notebook did not run") if run is None else None,
         calls=executed.module_run.results if executed.module_run is not None else {},
+        notebook_calls=run.calls if run else {},
         module_problem=executed.module_problem,
         # cells that displayed an image, with their headings (the figure check)
         extras={"image_cells": run.image_cells} if run else {},
@@ -158,7 +164,8 @@ def score_execution(
 
 def for_cache(executed: Executed) -> Executed:
     """What is kept of an execution: everything scoring reads, but not the student's code
-    cell sources (no check reads them; the output folder holds no student code)."""
+    cell sources (no check reads them; the output folder holds no student code but the
+    excerpts the similarity evidence quotes, :mod:`grader.integrity`)."""
     if executed.run is None:
         return executed
     return dataclasses.replace(

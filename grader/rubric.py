@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -173,11 +173,16 @@ class Rubric:
                 seen.setdefault(request.name, request)
         return list(seen.values())
 
-    def calls(self, expected: Mapping[str, Any]) -> list[Call]:
-        """Every call of the student's module the checks need, in rubric order."""
+    def calls(
+        self, expected: Mapping[str, Any], source: Literal["module", "notebook"] | None = None
+    ) -> list[Call]:
+        """Every call the checks need, in rubric order: those made in the student's module
+        (``source="module"``), in the notebook's kernel (``"notebook"``) or all (None)."""
         calls: list[Call] = []
         owner: dict[str, str] = {}
         for check in self.checks():
+            if source is not None and check.call_source() != source:
+                continue
             for call in check.calls(expected):
                 if call.id in owner:
                     raise RubricError(
@@ -226,7 +231,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         specs = []
         for ci, raw in enumerate(question.checks):
             here: Path_ = ("questions", qi, "checks", ci)
-            spec = _check_spec(path, lines, raw, here)
+            spec = _check_spec(path, lines, raw, here).for_rubric(module=top.module)
             if spec.id in ids:
                 first = line_of(lines, ids[spec.id])
                 raise RubricError(
@@ -240,17 +245,20 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
     for qi, built in enumerate(questions):
         for ci, spec in enumerate(built.checks):
             here = ("questions", qi, "checks", ci)
-            if spec.needs_module and top.module is None:
+            if spec.call_source() == "module" and top.module is None:
                 raise RubricError(
                     path,
                     f"check {spec.id!r} ({spec.type}) calls the student's module, but the "
                     "rubric names none: add `module: <file>.py` at the top level",
                     line_of(lines, here),
                 )
-            if (spec.requests() or spec.needs_notebook) and top.notebook is None:
+            notebook_calls = spec.call_source() == "notebook"
+            if (spec.requests() or spec.needs_notebook or notebook_calls) and top.notebook is None:
                 raise RubricError(
                     path,
-                    f"check {spec.id!r} ({spec.type}) reads answers from the notebook, but "
+                    f"check {spec.id!r} ({spec.type}) "
+                    + ("calls functions of" if notebook_calls else "reads answers from")
+                    + " the notebook, but "
                     "the rubric names none: add `notebook: <file>.ipynb` at the top level",
                     line_of(lines, here),
                 )

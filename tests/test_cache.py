@@ -142,6 +142,23 @@ def test_module_calls_and_their_reference_are_part_of_the_key(tmp_path: Path) ->
     assert fingerprint(rubric, [], "a" * 64) == fingerprint(rubric, [], "b" * 64)
 
 
+def test_where_calls_are_made_is_part_of_the_key(tmp_path: Path) -> None:
+    """The same calls made in the module's worker or in the notebook's kernel run other
+    code: moving a check's calls from one to the other re-executes."""
+    head = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\nmodule: m.py\n"
+    body = (
+        "questions:\n  - id: q1\n    checks:\n"
+        "      - {id: f, type: function, points: 1, reference: f, cases: f_cases%s}\n"
+    )
+    call = Call(id="f/case0", function="f", args=(np.ones(2),))
+    keys = []
+    for source in ("", ", source: module", ", source: notebook"):
+        path = tmp_path / f"r{len(keys)}.yaml"
+        path.write_text(head + body % source)
+        keys.append(fingerprint(load_rubric(path), [call]))
+    assert keys[0] == keys[1] != keys[2]
+
+
 def test_sandbox_mode_is_part_of_the_key(tmp_path: Path) -> None:
     rubric = edited(tmp_path, "", "")
     assert execution_fingerprint(rubric, [], REF, "strict") != execution_fingerprint(
@@ -172,7 +189,14 @@ def sample_executed() -> Executed:
         "d": Answer("d", "missing", message="not defined"),
         "e": Answer("e", "ok", np.array(["a", "bc"]), "ndarray"),
     }
-    run = NotebookRun(report, answers, ("# Q1a\ntext",), ("x = 1",), ((1, "x = 1"),))
+    run = NotebookRun(
+        report,
+        answers,
+        ("# Q1a\ntext",),
+        ("x = 1",),
+        ((1, "x = 1"),),
+        calls={"g/0": CallResult("g/0", "ok", np.arange(3.0), mutated=(0,))},
+    )
     module = ModuleRun(
         "layers.py",
         None,
@@ -201,6 +225,8 @@ def test_execution_round_trip_keeps_types_and_arrays(tmp_path: Path) -> None:
     result = back.module_run.results["f/0"]
     assert result.args_after == {1: {"mode": "train"}} and result.mutated == (0,)
     assert np.array_equal(result.value[0], np.eye(2))
+    in_kernel = back.run.calls["g/0"]  # a notebook function's call, made in its kernel
+    assert in_kernel.mutated == (0,) and np.array_equal(in_kernel.value, np.arange(3.0))
 
 
 def test_unencodable_values_are_not_cached(tmp_path: Path) -> None:

@@ -104,9 +104,31 @@ def test_rubric_needs_a_notebook_or_a_module(tmp_path: Path) -> None:
         load_rubric(path)
 
 
-def test_function_check_needs_a_module(tmp_path: Path) -> None:
+def test_function_check_source_defaults_from_the_rubric(tmp_path: Path) -> None:
+    """``source:`` defaults to ``notebook`` without ``module:``, to ``module`` with one."""
+    (check,) = load_rubric(write(tmp_path, FUNCTION_CHECK)).checks()
+    assert check.call_source() == "notebook"
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        HEAD.replace("notebook: x.ipynb", "notebook: x.ipynb\nmodule: layers.py") + FUNCTION_CHECK
+    )
+    rubric = load_rubric(path)
+    assert [c.call_source() for c in rubric.checks()] == ["module"]
+    assert rubric.calls({"f": {"cases": [{"args": (1,)}]}}, "notebook") == []
+    assert [c.id for c in rubric.calls({"f": {"cases": [{"args": (1,)}]}}, "module")] == ["f/case0"]
+
+
+def test_function_check_needs_what_its_source_names(tmp_path: Path) -> None:
+    explicit = FUNCTION_CHECK.replace("cases: f_cases", "cases: f_cases, source: module")
     with pytest.raises(RubricError, match=r"calls the student's module.*module: <file>\.py"):
-        load_rubric(write(tmp_path, FUNCTION_CHECK))
+        load_rubric(write(tmp_path, explicit))
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        HEAD.replace("notebook: x.ipynb", "module: layers.py")
+        + FUNCTION_CHECK.replace("cases: f_cases", "cases: f_cases, source: notebook")
+    )
+    with pytest.raises(RubricError, match=r"calls functions of the notebook.*notebook: <file>"):
+        load_rubric(path)
     path = tmp_path / "v.yaml"
     path.write_text(
         HEAD.replace("notebook: x.ipynb", "module: layers.py")

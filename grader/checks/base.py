@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
@@ -122,14 +122,76 @@ class CheckSpec(StrictModel):
         return None
 
     def calls(self, expected: Mapping[str, Any]) -> list[Call]:
-        """Calls of the student's module this check needs (run in the sandboxed worker)."""
+        """Calls of the student's functions this check needs (made in the sandbox, where
+        :meth:`call_source` says)."""
         return []
+
+    def call_source(self) -> CallSource | None:
+        """Where :meth:`calls` are made: ``module`` (the student's module, in a worker),
+        ``notebook`` (functions the notebook defines, in its kernel after the last cell),
+        None when the check makes no calls."""
+        return "module" if self.needs_module else None
+
+    def for_rubric(self, *, module: str | None) -> Self:
+        """This spec with the defaults that depend on the rubric's top level filled in
+        (the rubric loader calls it once; ``module``: the rubric's ``module:``)."""
+        return self
 
     def rules(self) -> list[str]:
         """The behavioural rules this check enforces beyond comparing values, in words
         (``grade validate`` lists them so an instructor can hold them against the
         handout). Each is declared by a rubric key that defaults to off."""
         return []
+
+
+CallSource = Literal["module", "notebook"]
+"""Where a check's calls are made (:meth:`CheckSpec.call_source`)."""
+
+
+class CallingSpec(CheckSpec):
+    """A check that calls the student's functions: the ``source`` key and its results."""
+
+    source: CallSource | None = None
+    """Where the function or class called lives: ``module`` (in the module the rubric
+    names under ``module:``, imported in a worker) or ``notebook`` (defined by the
+    notebook, called in the same kernel after its last cell, on the hidden cases). Default:
+    ``module`` when the rubric names a ``module:``, otherwise ``notebook``."""
+
+    def call_source(self) -> CallSource:
+        """``source``, or ``module`` for a spec not loaded from a rubric."""
+        return self.source or "module"
+
+    def for_rubric(self, *, module: str | None) -> Self:
+        """``source`` defaulted from the rubric: ``module`` when it names one."""
+        if self.source is not None:
+            return self
+        return self.model_copy(update={"source": "module" if module else "notebook"})
+
+    def call_results(self, ctx: CheckContext) -> Mapping[str, CallResult]:
+        """The results of this check's calls, by call id, from where they were made."""
+        return ctx.notebook_calls if self.call_source() == "notebook" else ctx.calls
+
+    def calls_unavailable(self, ctx: CheckContext, function: str) -> CheckResult | None:
+        """The result when none of ``function``'s calls could be made: its module is
+        missing (``fail``) or did not import (``error``), or the notebook did not run
+        (``fail``); None when the calls were made (each result says how it went)."""
+        points = self.max_points(ctx.expected)
+        if self.call_source() == "notebook":
+            if ctx.notebook_problem is None:
+                return None
+            return result(
+                self, points, 0, "fail", f"{function} could not be graded: {ctx.notebook_problem}"
+            )
+        if ctx.module_problem is None:
+            return None
+        imported = ctx.execution is not None and ctx.execution.module is not None
+        return result(
+            self,
+            points,
+            0,
+            "error" if imported else "fail",
+            f"{function} could not be graded: {ctx.module_problem}",
+        )
 
 
 @dataclass(frozen=True)
@@ -143,6 +205,7 @@ class CheckContext:
     notebook_problem: str | None = None  # why nothing could run (no notebook, not JSON)
     extras: Mapping[str, Any] = field(default_factory=dict)
     calls: Mapping[str, CallResult] = field(default_factory=dict)  # by Call.id
+    notebook_calls: Mapping[str, CallResult] = field(default_factory=dict)  # in the kernel
     module_problem: str | None = None  # why the module could not be imported / found
 
 

@@ -18,10 +18,13 @@ named by ``return_args`` after the call (a stateful ``bn_param``); a backward ch
 (``forward:`` set) calls ``reference(dout, *args, **kwargs)``, which the reference module
 implements by torch autograd on its own forward.
 
-Calls made in the sandboxed worker, per case ``i``: a plain check calls the function
-once; a backward check first calls the student's *forward* on the case (keeping its
-return value in the worker) and then the backward on ``(dout, cache)``, the cache being
-element ``cache_index`` of what that forward returned.
+Where the function lives is ``source:``: ``module`` (the rubric's ``module:``, imported
+in a sandboxed worker) or ``notebook`` (defined by the notebook, called in its kernel
+after the last cell); by default ``module`` when the rubric names one. Calls made, per
+case ``i``: a plain check calls the function once; a backward check first calls the
+student's *forward* on the case (keeping its return value in the sandbox) and then the
+backward on ``(dout, cache)``, the cache being element ``cache_index`` of what that
+forward returned.
 
 How each case is judged is the spec's ``grading:``, a name registered in
 :mod:`grader.checks.function_grading`: ``values`` (the default) compares with the
@@ -35,12 +38,12 @@ import copy
 import inspect
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from grader.checks.base import MACROS, CheckContext, CheckSpec, Details, register, result, view
+from grader.checks.base import MACROS, CallingSpec, CheckContext, Details, register, result, view
 from grader.checks.function_grading import (
     GRADINGS,
     Case,
@@ -62,8 +65,9 @@ from grader.report.format import (
 )
 
 
-class FunctionSpec(CheckSpec):
-    """A module function compared with the reference on every case, all or nothing."""
+class FunctionSpec(CallingSpec):
+    """A student's function (of their module, or defined by their notebook: ``source``)
+    compared with the reference on every case, all or nothing."""
 
     type: Literal["function"]
     function: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,8 +115,6 @@ class FunctionSpec(CheckSpec):
     false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
     """For statistical gradings (dropout): the largest probability that a correct function
     fails."""
-
-    needs_module: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _consistent(self) -> FunctionSpec:
@@ -323,15 +325,10 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
     the case shown."""
     top = spec.points
     fn = spec.student_function
-    if ctx.module_problem is not None:
-        imported = ctx.execution is not None and ctx.execution.module is not None
-        return result(
-            spec,
-            top,
-            0,
-            "error" if imported else "fail",
-            f"{fn} could not be graded: {ctx.module_problem}",
-        )
+    unavailable = spec.calls_unavailable(ctx, fn)
+    if unavailable is not None:
+        return unavailable
+    made = spec.call_results(ctx)
     data = ctx.expected[spec.reference_key]
     cases: list[Mapping[str, Any]] = data["cases"]
     arg_names: list[str] = list(data.get("arg_names") or [])
@@ -339,10 +336,10 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
     problems: list[tuple[int, Problem]] = []
     for i, case in enumerate(cases):
         name = str(case["name"])
-        forward = ctx.calls.get(forward_id(spec, i)) if spec.forward is not None else None
+        forward = made.get(forward_id(spec, i)) if spec.forward is not None else None
         problem = forward_problem(spec, forward, name)
         if problem is None:
-            res = ctx.calls.get(call_id(spec, i))
+            res = made.get(call_id(spec, i))
             problem = call_problem(spec, res, name)
             if problem is None and res is not None:
                 problem = judge(spec, Case(case, res, forward, arg_names, len(cases)))
@@ -373,7 +370,10 @@ def grade_function(spec: FunctionSpec, ctx: CheckContext) -> CheckResult:
             message = shown.message
         else:
             message = f"case '{shown.case}': {shown.message}"
-            others = [p.case for _, p in problems[1:] if p.case != shown.case]
+            # Cases never run (after a call that hung or stopped the kernel) are not wrong.
+            others = [
+                p.case for _, p in problems[1:] if p.case != shown.case and p.error != "not run"
+            ]
             if others:
                 message += f" (also wrong: {', '.join(repr(c) for c in others[:5])})"
     else:

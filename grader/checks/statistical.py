@@ -1,6 +1,7 @@
 """``type: statistical`` — a randomised function (dropout) judged by its statistics.
 
-The student's function is called many times inside the sandboxed worker, each call with
+The student's function (of their module, or defined by their notebook: ``source:``, as
+for ``function`` checks) is called many times inside the sandbox, each call with
 its own seed, on inputs the grader generates (no exact zeros, so a zero in the output
 can only come from the mask). The outputs come back as plain arrays and every statistic
 is computed here, in the grader:
@@ -33,12 +34,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from grader.checks.base import CheckContext, CheckSpec, Details, StrictModel, register, result
+from grader.checks.base import (
+    CallingSpec,
+    CheckContext,
+    Details,
+    StrictModel,
+    register,
+    result,
+)
 from grader.checks.statistical_design import (
     P_TOKEN,
     X_TOKEN,
@@ -73,7 +81,7 @@ class IdentityCase(StrictModel):
     """Keyword arguments of this call, if other than the check's."""
 
 
-class StatisticalSpec(CheckSpec):
+class StatisticalSpec(CallingSpec):
     """A dropout-like function: zero each value with some probability, scale survivors."""
 
     type: Literal["statistical"]
@@ -114,8 +122,6 @@ class StatisticalSpec(CheckSpec):
     # Off unless the handout forbids changing the input (HW1's dropout does).
     check_inplace: bool = False
     """The function must not modify its input: turn it on only where the handout says so."""
-
-    needs_module: ClassVar[bool] = True
 
     def rules(self) -> list[str]:
         """What the calls must satisfy besides the zero rate, each from a rubric key."""
@@ -466,29 +472,14 @@ def describe(spec: StatisticalSpec) -> dict[str, Any]:
     }
 
 
-def module_unavailable(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult | None:
-    """The result when the student's module could not be used at all: ``error`` when it
-    exists but its import failed (raised, or hit the time limit), ``fail`` when absent."""
-    if ctx.module_problem is None:
-        return None
-    imported = ctx.execution is not None and ctx.execution.module is not None
-    return result(
-        spec,
-        spec.points,
-        0,
-        "error" if imported else "fail",
-        f"{spec.function} could not be graded: {ctx.module_problem}",
-    )
-
-
 @register("statistical", StatisticalSpec, details=StatisticalDetails)
 def grade_statistical(spec: StatisticalSpec, ctx: CheckContext) -> CheckResult:
     """Call the function many times and judge its statistics, all or nothing."""
     top = spec.points
-    missing = module_unavailable(spec, ctx)
+    missing = spec.calls_unavailable(ctx, spec.function)
     if missing is not None:
         return missing
-    verdict = evaluate(spec, plan(spec), ctx.calls)
+    verdict = evaluate(spec, plan(spec), spec.call_results(ctx))
     score = top if verdict.status == "pass" else 0.0
     status, message = verdict.status, verdict.message
     return result(

@@ -1,5 +1,11 @@
 """The module worker: imports a student's module inside the sandbox and calls its functions.
 
+The call machinery (:class:`Caller`: arguments, ``store``, ``return_args``, in-place
+mutation, seeds, the time limit, the record written back) serves both the module worker
+and the functions a notebook defines: the notebook runner loads this file into the
+student's kernel too (as ``__grader_worker__``) and makes each call there with
+:func:`call_in_kernel`, after the notebook's last cell.
+
 This file runs INSIDE the sandbox as a plain Python process. It never imports
 ``grader``: the grader (:mod:`grader.sandbox.module`) writes this file and
 :mod:`grader.harness.encoding` as source text into the inbox directory, and a short
@@ -9,8 +15,13 @@ file, calling :func:`main`.
 Inbox (written by the grader, read-only here):
 
 * ``calls.json``: ``{"module": "layers.py", "import_timeout": s, "call_timeout": s,
-  "max_bytes": n, "calls": [{"id", "function", "args", "kwargs", "store",
-  "return_args", "seed"}, ...]}``; argument trees use the tags of the encoder plus
+  "max_bytes": n, "calls": [{"id", "function", "store"}, ...]}``: which calls there are,
+  none of their inputs;
+* ``next``: a named pipe on which the grader writes ``<i>`` when call ``i``'s inputs are
+  in ``call.json`` (``{"id", "function", "args", "kwargs", "store", "return_args",
+  "seed", "storers"}``) and its arrays beside it; it removes them after the call, so a
+  hidden case is in the sandbox only during its own call. Argument trees use the tags
+  of the encoder plus
   ``{"__tuple__": [...]}``, ``{"__stored__": [key, index]}`` and
   ``{"__torch_model__": {"layers", "state"}}`` (a small torch model built here from plain
   data, see :func:`_torch_model`); arrays are ``.npy`` files beside it, loaded with
@@ -19,11 +30,11 @@ Inbox (written by the grader, read-only here):
 Outbox (read back by the grader as untrusted data):
 
 * ``import.json``: ``{"status": "ok" | "error" | "timeout", "message", "traceback"}``;
-* ``c<i>.json`` per call ``i``: ``{"index", "id", "status", "value", "args_after",
-  "mutated", "message", "traceback"}``, arrays in ``c<i>.<n>.npy``.
+* ``call-<i>.json`` per call ``i``: ``{"index", "id", "status", "value", "args_after",
+  "mutated", "message", "traceback"}``, arrays in ``call-<i>.<n>.npy``.
 
 Progress goes to the grader on a private duplicate of the original stdout, one line per
-event (``import`` after ``import.json``, then ``<i>`` after each ``c<i>.json``); the
+event (``import`` after ``import.json``, then ``<i>`` after each ``call-<i>.json``); the
 student's own output goes to ``/dev/null``. A call that runs too long is interrupted by
 ``SIGALRM`` (the worker then goes on); one that cannot be interrupted is killed by the
 grader, which restarts a worker for the calls left.
@@ -202,6 +213,198 @@ class _BadStored(Exception):
         self.what = what
 
 
+class Caller:
+    """Makes the grader's calls on the functions and classes of one namespace: a student
+    module's (the module worker) or a notebook's globals (a kernel, :func:`call_in_kernel`).
+
+    ``where`` names the file the functions come from, for messages; ``kind`` says which of
+    the two it is. Values kept by ``store`` stay here between calls (a forward's cache).
+    """
+
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        where: str,
+        kind: str,
+        inbox: str,
+        outbox: str,
+        call_timeout: float,
+        max_bytes: int,
+    ) -> None:
+        self.namespace = namespace
+        self.where = where
+        self.kind = kind  # "module" or "notebook"
+        self.inbox = inbox
+        self.outbox = outbox
+        self.call_timeout = float(call_timeout)
+        self.max_bytes = int(max_bytes)
+        self.stored: dict[str, object] = {}
+        self.failed: dict[str, str] = {}  # store key -> why its call gave no value
+        self.storer: dict[str, str] = {}  # store key -> id of the call that stores it
+
+    def run_one(self, index: int, call: dict[str, Any]) -> None:
+        """Make call ``index`` and write its record and arrays to the outbox."""
+        record, arrays = self.call(index, call)
+        _encoding.save_arrays(self.outbox, arrays)
+        _encoding.write_json(self.outbox, result_name(index), record)
+
+    def _missing(self, function: str, fn: object) -> str:
+        if fn is not None:
+            return (
+                f"{function} in {self.where} is a {_encoding.type_name(type(fn))}, not a function"
+            )
+        if self.kind == "notebook":
+            return f"{function} is not defined in {self.where}"
+        return f"{self.where} defines no function {function}"
+
+    def call(
+        self, index: int, call: dict[str, Any]
+    ) -> tuple[dict[str, object], list[tuple[str, Any]]]:
+        record: dict[str, object] = {
+            "index": index,
+            "id": call["id"],
+            "status": "ok",
+            "value": None,
+            "args_after": {},
+            "mutated": [],
+            "message": "",
+            "traceback": "",
+        }
+        function = call["function"]
+        store = call.get("store")
+        # Which call stores each value this one needs (for messages), when the grader
+        # sends the calls one at a time (a kernel) rather than all in calls.json.
+        self.storer.update(call.get("storers") or {})
+        fn = dict.get(self.namespace, function)
+        if fn is None or not callable(fn):
+            record["status"] = "missing_function"
+            record["message"] = self._missing(function, fn)
+            self._failed(store, "is missing")
+            return record, []
+        inputs = _Inputs(self.inbox, self.stored)
+        try:
+            args = list(inputs.decode(call["args"]))
+            kwargs = inputs.decode(call["kwargs"])
+        except _NotRun as exc:
+            record["status"] = "not_run"
+            why = self.failed.get(exc.key, "gave no value")
+            record["message"] = (
+                f"not run: it needs what {self.storer.get(exc.key, exc.key)} returned, "
+                f"and that call {why}"
+            )
+            self._failed(store, "was not run")
+            return record, []
+        except _BadStored as exc:
+            record["status"] = "not_run"
+            record["message"] = (
+                f"not run: it needs the cache of {self.storer.get(exc.key, exc.key)}, "
+                f"which {exc.what}"
+            )
+            self._failed(store, "was not run")
+            return record, []
+        except _BadModel as exc:
+            record["status"] = "error"
+            record["message"] = (
+                f"not run: the grader's model argument could not be built: {exc.what}"
+            )
+            self._failed(store, "was not run")
+            return record, []
+        copies = {pos: arg.copy() for pos, arg in enumerate(args) if type(arg) is _ndarray}
+        for pos, node in enumerate(call["args"]):
+            if type(node) is dict and "__stored__" in node:
+                copies.pop(pos, None)  # the student's own cache: theirs to change
+        seed = call.get("seed")
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                torch.manual_seed(seed)
+        limit = self.call_timeout
+        try:
+            value = invoke(fn, args, kwargs, limit)
+        except _TimeLimit:
+            record["status"] = "timeout"
+            record["message"] = f"{function} did not finish within {limit:g} s and was stopped"
+            self._failed(store, f"did not finish within {limit:g} s")
+            return record, []
+        except BaseException as exc:
+            record["status"] = "error"
+            record["message"] = (
+                f"{function} raised {_encoding.describe(exc)}{_where(exc, self.where)}"
+            )
+            record["traceback"] = _student_traceback(exc)
+            self._failed(store, f"raised {_encoding.type_name(type(exc))}")
+            return record, []
+        if store:
+            self.stored[store] = value
+        record["mutated"] = [pos for pos, copy in copies.items() if _changed(copy, args[pos])]
+        encoder = _encoding.Encoder(function, self.max_bytes, result_stem(index))
+        notes: list[str] = []
+        try:
+            items = _encoding.sequence_items(value)
+            if items is not None:
+                parts: list[object] = []
+                for k, item in enumerate(items):
+                    try:
+                        parts.append(encoder.encode(item, f"(…)[{k}]", 1))
+                    except _encoding.Reject as rej:
+                        parts.append(None)
+                        notes.append(rej.message)
+                record["value"] = parts
+            else:
+                record["value"] = encoder.encode(value, "(…)", 0)
+            after: dict[str, object] = {}
+            for pos in call.get("return_args", []):
+                if 0 <= pos < len(args):
+                    try:
+                        after[str(pos)] = encoder.encode(args[pos], f" argument {pos}", 1)
+                    except _encoding.Reject as rej:
+                        notes.append(rej.message)
+            record["args_after"] = after
+            encoder.check_size([record["value"], after])
+        except _encoding.Reject as rej:
+            record["status"] = "unsupported"
+            record["value"] = None
+            record["args_after"] = {}
+            record["message"] = rej.message
+            return record, []
+        record["message"] = "; ".join(notes)
+        return record, encoder.arrays
+
+    def _failed(self, store: str | None, why: str) -> None:
+        if store:
+            self.failed[store] = why
+            self.stored.pop(store, None)
+
+
+def invoke(fn: Any, args: list[Any], kwargs: dict[str, Any], limit: float) -> Any:
+    """The one place where a student's function is called: under ``limit`` seconds of
+    ``SIGALRM`` (a :class:`_TimeLimit` stops it), with the grader-made arguments."""
+    _setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _setitimer(signal.ITIMER_REAL, 0)
+
+
+def result_stem(index: int) -> str:
+    """The stem of call ``index``'s files in the outbox (``call-3``: no identifier, so no
+    harvested answer's file, ``<name>.json``, can share it)."""
+    return f"call-{index}"
+
+
+#: The inbox file holding the call being made (module worker).
+CALL_FILE = "call.json"
+#: The inbox's named pipe on which the grader says "make call <i> now" (module worker).
+NEXT_FIFO = "next"
+
+
+def result_name(index: int) -> str:
+    """The JSON record of call ``index`` in the outbox."""
+    return f"{result_stem(index)}.json"
+
+
 class Worker:
     """One worker process: import, then the calls the grader listed, in order."""
 
@@ -214,11 +417,6 @@ class Worker:
         self.calls: list[dict[str, Any]] = self.config["calls"]
         self.module_file: str = self.config["module"]
         self.max_bytes = int(self.config["max_bytes"])
-        self.stored: dict[str, object] = {}
-        self.failed: dict[str, str] = {}  # store key -> why its call gave no value
-        self.storer: dict[str, str] = {
-            c["store"]: c["id"] for c in reversed(self.calls) if c.get("store")
-        }
         self.module: Any = None
 
     def progress(self, event: str) -> None:
@@ -273,137 +471,26 @@ class Worker:
     # ------------------------------------------------------------------ calls
 
     def run(self, indices: list[int]) -> None:
-        for index in indices:
-            record, arrays = self.call(index, self.calls[index])
-            _encoding.save_arrays(self.outbox, arrays)
-            _encoding.write_json(self.outbox, f"c{index}.json", record)
-            self.progress(str(index))
-
-    def call(
-        self, index: int, call: dict[str, Any]
-    ) -> tuple[dict[str, object], list[tuple[str, Any]]]:
-        record: dict[str, object] = {
-            "index": index,
-            "id": call["id"],
-            "status": "ok",
-            "value": None,
-            "args_after": {},
-            "mutated": [],
-            "message": "",
-            "traceback": "",
-        }
-        function = call["function"]
-        store = call.get("store")
-        fn = dict.get(self.module.__dict__, function)
-        if fn is None or not callable(fn):
-            record["status"] = "missing_function"
-            record["message"] = (
-                f"{self.module_file} defines no function {function}"
-                if fn is None
-                else f"{function} in {self.module_file} is a "
-                f"{_encoding.type_name(type(fn))}, not a function"
-            )
-            self._failed(store, "is missing")
-            return record, []
-        inputs = _Inputs(self.inbox, self.stored)
-        try:
-            args = list(inputs.decode(call["args"]))
-            kwargs = inputs.decode(call["kwargs"])
-        except _NotRun as exc:
-            record["status"] = "not_run"
-            why = self.failed.get(exc.key, "gave no value")
-            record["message"] = (
-                f"not run: it needs what {self.storer.get(exc.key, exc.key)} returned, "
-                f"and that call {why}"
-            )
-            self._failed(store, "was not run")
-            return record, []
-        except _BadStored as exc:
-            record["status"] = "not_run"
-            record["message"] = (
-                f"not run: it needs the cache of {self.storer.get(exc.key, exc.key)}, "
-                f"which {exc.what}"
-            )
-            self._failed(store, "was not run")
-            return record, []
-        except _BadModel as exc:
-            record["status"] = "error"
-            record["message"] = (
-                f"not run: the grader's model argument could not be built: {exc.what}"
-            )
-            self._failed(store, "was not run")
-            return record, []
-        copies = {pos: arg.copy() for pos, arg in enumerate(args) if type(arg) is _ndarray}
-        for pos, node in enumerate(call["args"]):
-            if type(node) is dict and "__stored__" in node:
-                copies.pop(pos, None)  # the student's own cache: theirs to change
-        seed = call.get("seed")
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            torch = sys.modules.get("torch")
-            if torch is not None:
-                torch.manual_seed(seed)
-        limit = float(self.config["call_timeout"])
-        try:
-            _setitimer(signal.ITIMER_REAL, limit)
-            try:
-                value = fn(*args, **kwargs)
-            finally:
-                _setitimer(signal.ITIMER_REAL, 0)
-        except _TimeLimit:
-            record["status"] = "timeout"
-            record["message"] = f"{function} did not finish within {limit:g} s and was stopped"
-            self._failed(store, f"did not finish within {limit:g} s")
-            return record, []
-        except BaseException as exc:
-            record["status"] = "error"
-            record["message"] = (
-                f"{function} raised {_encoding.describe(exc)}{_where(exc, self.module_file)}"
-            )
-            record["traceback"] = _student_traceback(exc)
-            self._failed(store, f"raised {_encoding.type_name(type(exc))}")
-            return record, []
-        if store:
-            self.stored[store] = value
-        record["mutated"] = [pos for pos, copy in copies.items() if _changed(copy, args[pos])]
-        encoder = _encoding.Encoder(function, self.max_bytes, f"c{index}")
-        notes: list[str] = []
-        try:
-            items = _encoding.sequence_items(value)
-            if items is not None:
-                parts: list[object] = []
-                for k, item in enumerate(items):
-                    try:
-                        parts.append(encoder.encode(item, f"(…)[{k}]", 1))
-                    except _encoding.Reject as rej:
-                        parts.append(None)
-                        notes.append(rej.message)
-                record["value"] = parts
-            else:
-                record["value"] = encoder.encode(value, "(…)", 0)
-            after: dict[str, object] = {}
-            for pos in call.get("return_args", []):
-                if 0 <= pos < len(args):
-                    try:
-                        after[str(pos)] = encoder.encode(args[pos], f" argument {pos}", 1)
-                    except _encoding.Reject as rej:
-                        notes.append(rej.message)
-            record["args_after"] = after
-            encoder.check_size([record["value"], after])
-        except _encoding.Reject as rej:
-            record["status"] = "unsupported"
-            record["value"] = None
-            record["args_after"] = {}
-            record["message"] = rej.message
-            return record, []
-        record["message"] = "; ".join(notes)
-        return record, encoder.arrays
-
-    def _failed(self, store: str | None, why: str) -> None:
-        if store:
-            self.failed[store] = why
-            self.stored.pop(store, None)
+        """Make the calls ``indices``, each when the grader says so on the ``next`` pipe,
+        from the ``call.json`` it has just written (no call's inputs are here before)."""
+        caller = Caller(
+            self.module.__dict__,
+            self.module_file,
+            "module",
+            self.inbox,
+            self.outbox,
+            float(self.config["call_timeout"]),
+            self.max_bytes,
+        )
+        caller.storer.update({c["store"]: c["id"] for c in reversed(self.calls) if c.get("store")})
+        with _open(_path_join(self.inbox, NEXT_FIFO), "rb", buffering=0) as nxt:
+            for index in indices:
+                if nxt.readline().strip() != str(index).encode("ascii"):
+                    return  # the grader lost track of this worker: it reports the rest
+                with _open(_path_join(self.inbox, CALL_FILE), encoding="utf-8") as fh:
+                    call = json.load(fh)
+                caller.run_one(index, call)
+                self.progress(str(index))
 
 
 def _changed(before: Any, after: Any) -> bool:
@@ -415,6 +502,39 @@ def _changed(before: Any, after: Any) -> bool:
         )
     except Exception:
         return True
+
+
+class _Kernel:
+    """The caller of the notebook's functions in this kernel, made at its first call."""
+
+    caller: Caller | None = None
+
+
+def call_in_kernel(
+    namespace: dict[str, Any],
+    inbox: str,
+    outbox: str,
+    index: int,
+    call_json: str,
+    notebook: str,
+    call_timeout: float,
+    max_bytes: int,
+) -> None:
+    """Make one call of a function the notebook defines, in the notebook's kernel.
+
+    The grader runs this as silent code after the notebook's last cell, once per call,
+    with ``namespace`` the notebook's globals; ``call_json`` is one call of
+    ``calls.json``'s list (plus ``storers``), its arrays already in ``inbox``. The record
+    goes to ``<outbox>/call-<index>.json`` exactly as the module worker writes it; values
+    kept by ``store`` stay in this kernel for the next calls.
+    """
+    signal.signal(signal.SIGALRM, _on_alarm)  # the student's cells may have replaced it
+    caller = _Kernel.caller
+    if caller is None or caller.namespace is not namespace:
+        caller = _Kernel.caller = Caller(
+            namespace, notebook, "notebook", inbox, outbox, call_timeout, max_bytes
+        )
+    caller.run_one(int(index), json.loads(call_json))
 
 
 def main(inbox: str, outbox: str, indices_json: str) -> None:

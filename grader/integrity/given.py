@@ -34,7 +34,7 @@ from grader.integrity.sources import (
     notebook_path,
 )
 from grader.models import Submission
-from grader.sandbox.nbfile import NotebookFormatError, read_notebook
+from grader.sandbox import NotebookFormatError, read_notebook
 
 Change = Literal["edited", "deleted"]
 #: An edited cell is at least this similar to its given cell; a less similar one

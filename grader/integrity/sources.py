@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from grader.errors import RubricError
 from grader.models import Submission
-from grader.sandbox.nbfile import NotebookFormatError, read_notebook
+from grader.sandbox import NotebookFormatError, read_notebook
 
 UnitKind = Literal["code", "text"]
 

@@ -32,6 +32,7 @@ from grader.sandbox.errors import (
     UnsupportedRequest,
 )
 from grader.sandbox.limits import ExecutionLimits, LimitSettings
+from grader.sandbox.nbfile import NotebookFormatError, read_notebook
 from grader.sandbox.provided import provided_size
 from grader.sandbox.provided import target_path as provided_target
 from grader.sandbox.readiness import preflight, sandbox_warnings
@@ -67,6 +68,7 @@ __all__ = [
     "Mode",
     "ModuleRun",
     "ModuleTask",
+    "NotebookFormatError",
     "NotebookRun",
     "NotebookTask",
     "ProbeSpec",
@@ -80,5 +82,6 @@ __all__ = [
     "preflight",
     "provided_size",
     "provided_target",
+    "read_notebook",
     "sandbox_warnings",
 ]

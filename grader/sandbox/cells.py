@@ -73,7 +73,7 @@ class RunState:
     alive: bool = True
 
 
-class _KernelDied(Exception):
+class KernelDied(Exception):
     """The kernel process exited while the runner waited for a reply."""
 
 
@@ -94,8 +94,10 @@ class Runner:
         transport: Transport,
         runtime_dir: Path,
         budgets: Mapping[int | str, float] | None = None,
+        calls: bool = False,
     ) -> None:
         self.nb = nb
+        self.calls = calls  # set up the call machinery: functions are called after the cells
         self.code = code
         self.workdir = workdir
         self.outbox = outbox
@@ -126,23 +128,28 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, state: RunState) -> None:
-        """Run every code cell, recording what happened into ``state``."""
+        """Run every code cell, recording what happened into ``state``; stop the kernel."""
         try:
-            await self._start()
-            deadline = time.monotonic() + self.limits.notebook_timeout
-            for index, cell in enumerate(self.code):
-                if not state.alive:
-                    break  # whoever stopped the kernel marked the rest "not run"
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._deadline_hit(state, self.code[index:])
-                    break
-                await self._run_cell(state, index, cell, left)
-            if state.alive and self.has_requests:
-                last = self.code[-1].position if self.code else 0
-                await self._harvest(state, last, final=True)
+            await self.run_cells(state)
         finally:
-            await self._stop()
+            await self.stop()
+
+    async def run_cells(self, state: RunState) -> None:
+        """Start the kernel and run every code cell with its harvests, recording what
+        happened into ``state``; the kernel is left running (:meth:`stop` ends it)."""
+        await self._start()
+        deadline = time.monotonic() + self.limits.notebook_timeout
+        for index, cell in enumerate(self.code):
+            if not state.alive:
+                break  # whoever stopped the kernel marked the rest "not run"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._deadline_hit(state, self.code[index:])
+                break
+            await self._run_cell(state, index, cell, left)
+        if state.alive and self.has_requests:
+            last = self.code[-1].position if self.code else 0
+            await self._harvest(state, last, final=True)
 
     async def _start(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -192,10 +199,11 @@ class Runner:
             seed_torch=self.seed_torch,
             max_answer_bytes=self.limits.max_answer_bytes,
             harvest_timeout=self.limits.harvest_timeout,
+            calls=self.calls,
         )
         try:
             reply = await self._silent(setup, self.limits.kernel_start_timeout)
-        except _KernelDied:
+        except KernelDied:
             raise KernelStartError(f"the kernel died during setup{self._log_tail()}") from None
         if reply is None:
             raise KernelStartError("the harness setup did not finish in time")
@@ -220,6 +228,23 @@ class Runner:
 
     def _on_cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
         self.replies[cell_index] = execute_reply
+
+    async def stop(self) -> None:
+        """Shut the kernel down and release its channels and log (safe to repeat)."""
+        await self._stop()
+
+    async def kill(self) -> None:
+        """Kill the kernel now (a call that could not be stopped)."""
+        await self._kill()
+
+    async def silent(self, code: str, timeout: float) -> dict[str, Any] | None:
+        """Run ``code`` silently in the kernel: its reply, or None after ``timeout``
+        seconds; raises :class:`KernelDied` when the kernel exits meanwhile."""
+        return await self._silent(code, timeout)
+
+    def exit_description(self) -> str:
+        """How the kernel process ended, in words."""
+        return self._exit_description()
 
     async def _stop(self) -> None:
         if self.km is not None:
@@ -359,7 +384,7 @@ class Runner:
         when = "at the end" if final else f"after cell {position}"
         try:
             reply = await self._silent(code, self.limits.harvest_timeout)
-        except _KernelDied:
+        except KernelDied:
             msg = f"the kernel died while the grader read the answers {when}"
             state.warnings.append(msg)
             state.harvest_errors.append(msg)
@@ -402,7 +427,7 @@ class Runner:
         return await self._await_reply(msg_id, timeout)
 
     async def _await_reply(self, msg_id: str | None, timeout: float) -> dict[str, Any] | None:
-        """Wait for the shell reply to ``msg_id``; raise _KernelDied if the kernel exits."""
+        """Wait for the shell reply to ``msg_id``; raise KernelDied if the kernel exits."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -414,7 +439,7 @@ class Runner:
                 )
             except Empty:
                 if not await self.km.is_alive():
-                    raise _KernelDied from None
+                    raise KernelDied from None
                 continue
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return msg
@@ -424,7 +449,7 @@ class Runner:
         try:
             await self.km.interrupt_kernel()
             return await self._await_reply(msg_id, self.limits.interrupt_grace) is not None
-        except _KernelDied:
+        except KernelDied:
             return False
         except Exception:
             return False

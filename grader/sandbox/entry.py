@@ -17,7 +17,8 @@ def execute(request: ExecutionRequest) -> Executed:
     """Run one submission's notebook and/or module, each in its own sandbox.
 
     The notebook runs cell by cell in a Jupyter kernel that harvests the requested
-    answers; the module is imported in a worker process that makes the requested calls.
+    answers, then makes the requested calls of the functions it defines; the module is
+    imported in a worker process that makes the requested calls.
     Each gets its own fresh copy of the submission, its own session (warm when possible)
     and the request's limits. The outcome is plain data; what the student's code did
     (errors, time-outs, a limit, a missing file) is reported in it, never raised.
@@ -62,5 +63,3 @@ def refuse_unsupported(request: ExecutionRequest) -> None:
         raise UnsupportedRequest(
             f"{request.devices.gpus} GPU(s) asked for: the sandbox is CPU only"
         )
-    if request.notebook is not None and request.notebook.calls:
-        raise UnsupportedRequest("calls of notebook-defined functions are not supported yet")

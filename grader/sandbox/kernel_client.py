@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 
 from grader.harness import encoding as _encoding
 from grader.harness import kernel as _harness
+from grader.harness import worker as _worker
 
 Launcher = Callable[[list[str]], list[str]]
 """Wraps the kernel's argv, e.g. to run it inside ``bwrap``; identity by default."""
@@ -34,6 +35,8 @@ HARNESS_MODULE = "__grader_harness__"
 _HARNESS_SOURCE = Path(_harness.__file__).read_text(encoding="utf-8")
 _ENCODING_MODULE = "__grader_encoding__"
 _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
+WORKER_MODULE = "__grader_worker__"
+_WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
 # The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
 # printing hundreds of MB at once, an exception message of that size) would be read and
 # decoded whole in the grader's process; ZeroMQ drops the connection instead, which
@@ -62,6 +65,11 @@ try:
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
     exec(compile(ARGS["source"], "<grader harness>", "exec"), _mod.__dict__)
+    if ARGS["worker_source"]:
+        _wrk = type(sys)(ARGS["worker_module"])
+        _wrk.__file__ = "<grader worker>"
+        sys.modules[ARGS["worker_module"]] = _wrk
+        exec(compile(ARGS["worker_source"], "<grader worker>", "exec"), _wrk.__dict__)
     _mod.setup(
         ARGS["outbox"],
         ARGS["seed"],
@@ -75,10 +83,20 @@ finally:
 
 
 def setup_code(
-    outbox: Path, seed: int, *, seed_torch: bool, max_answer_bytes: int, harvest_timeout: float
+    outbox: Path,
+    seed: int,
+    *,
+    seed_torch: bool,
+    max_answer_bytes: int,
+    harvest_timeout: float,
+    calls: bool = False,
 ) -> str:
-    """The silent code that installs the harness in a new kernel (see ``_SETUP_SOURCE``)."""
+    """The silent code that installs the harness in a new kernel (see ``_SETUP_SOURCE``);
+    with ``calls``, also the call machinery of :mod:`grader.harness.worker`, before any
+    student cell runs (it keeps private references to what it uses)."""
     args = {
+        "worker_module": WORKER_MODULE,
+        "worker_source": _WORKER_SOURCE if calls else "",
         "module": HARNESS_MODULE,
         "source": _HARNESS_SOURCE,
         "encoding_module": _ENCODING_MODULE,

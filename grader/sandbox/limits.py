@@ -34,10 +34,10 @@ class LimitSettings(BaseModel):
     import_timeout: float = Field(default=20.0, gt=0)
     """Seconds importing the student's module may take."""
     call_timeout: float = Field(default=10.0, gt=0)
-    """Seconds one call of a module function may take; the worker is then restarted for the
-    next call."""
+    """Seconds one call of a module's or a notebook's function may take; the worker (or the
+    kernel) is then restarted for the next call."""
     module_timeout: float = Field(default=300.0, gt=0)
-    """Seconds all calls of the module may take together."""
+    """Seconds all calls of the module's (or the notebook's) functions may take together."""
     provided_mb: int = Field(default=2048, ge=1)
     """MiB of the rubric's `files:`, all together; a larger set is refused when the rubric
     is loaded."""

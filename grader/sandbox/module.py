@@ -1,8 +1,10 @@
 """Import a student's module in a sandboxed worker process and call its functions.
 
 The grader half of :mod:`grader.harness.worker`. The worker reads its sources and the
-calls from an ``inbox`` (:mod:`grader.sandbox.module_inbox`); its outbox is decoded here
-as untrusted data with :mod:`grader.answers`.
+list of calls from an ``inbox`` (:mod:`grader.sandbox.module_inbox`), and each call's
+inputs from there too, written just before that call (the grader then says "make call
+i" on a named pipe) and removed after it; its outbox is decoded here as untrusted data
+with :mod:`grader.answers` (:func:`read_call`, which a notebook's calls share).
 
 Time limits: the import has ``import_timeout`` (a module that trains at import is
 stopped with a message saying so) and each call ``call_timeout``. The worker
@@ -30,10 +32,11 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from grader.answers import DamagedOutput, decode_value, read_json_file
+from grader.harness.worker import CALL_FILE, result_name
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
 from grader.sandbox.kernel_client import Launcher, describe_exit
 from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.module_inbox import BOOTSTRAP, write_inbox
+from grader.sandbox.module_inbox import BOOTSTRAP, CallInbox, write_inbox
 
 _STATUSES: frozenset[str] = frozenset(get_args(CallStatus))
 _GRACE_S = 2.0  # after a limit, how long the worker may take to report it itself
@@ -118,9 +121,11 @@ def run_module(
     """Import ``module`` (a file in ``workdir``, the worker's cwd, or in a sub-folder of
     it) and run ``calls``.
 
-    ``inbox`` must be a directory the worker can read and ``outbox`` an empty one it can
-    write. Every failure of the student's code is reported in the returned
-    :class:`ModuleRun`; nothing here waits without a deadline.
+    ``inbox`` is made here, a directory the worker can read (it must not exist); each
+    call's inputs are written into it just before the call and removed after it.
+    ``outbox`` must be an empty directory the worker can write. Every failure of the
+    student's code is reported in the returned :class:`ModuleRun`; nothing here waits
+    without a deadline.
     """
     started = time.monotonic()
     limits = limits or ExecutionLimits()
@@ -130,9 +135,17 @@ def run_module(
         raise ValueError(f"call id {dup!r} is used twice")
     # Relative to the worker's cwd: a module found in a sub-folder (an unzipped archive)
     # is imported from there, under its own name, with its folder on sys.path.
-    write_inbox(inbox, module.relative_to(workdir).as_posix(), calls, limits)
-    run = _Run(module.name, workdir, outbox, inbox, calls, limits, launcher, env, limit_hit)
-    run.go()
+    box = CallInbox(inbox)
+    try:
+        fifo = write_inbox(box, module.relative_to(workdir).as_posix(), calls, limits)
+        try:
+            run = _Run(module.name, workdir, outbox, box, fifo, calls, limits, launcher, env)
+            run.limit_hit = limit_hit
+            run.go()
+        finally:
+            os.close(fifo)
+    finally:
+        box.close()
     results = {c.id: run.results.get(i) or _not_run(c, run.left_why) for i, c in enumerate(calls)}
     return ModuleRun(
         module=module.name,
@@ -153,28 +166,29 @@ class _Run:
         module_file: str,
         workdir: Path,
         outbox: Path,
-        inbox: Path,
+        box: CallInbox,
+        fifo: int,
         calls: Sequence[Call],
         limits: ExecutionLimits,
         launcher: Launcher | None,
         env: Mapping[str, str] | None,
-        limit_hit: Callable[[], str | None],
     ) -> None:
         self.module_file = module_file
         self.workdir = workdir
         self.outbox = outbox
-        self.inbox = inbox
+        self.box = box
+        self.fifo = fifo  # the grader's end of the worker's "next call" pipe
+        self.inbox = box.path
         self.calls = calls
         self.limits = limits
         self.launcher: Launcher = launcher or (lambda argv: argv)
         self.env = dict(env) if env is not None else _plain_env()
-        self.limit_hit = limit_hit
+        self.limit_hit: Callable[[], str | None] = lambda: None
         self.results: dict[int, CallResult] = {}
         self.import_error: str | None = None
         self.warnings: list[str] = []
         self.left_why = "the module's calls ended early"
         self.deadline = time.monotonic() + limits.module_timeout
-        self.storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
 
     def go(self) -> None:
         pending = list(range(len(self.calls)))
@@ -203,17 +217,7 @@ class _Run:
             restarts += 1
 
     def _needed(self, pending: list[int]) -> list[int]:
-        """``pending`` plus the earlier calls whose stored values they need, in order."""
-        need = set(pending)
-        for i in pending:
-            call = self.calls[i]
-            for arg in (*call.args, *call.kwargs.values()):
-                if isinstance(arg, Stored) and arg.key in self.storer:
-                    j = self.storer[arg.key]
-                    done = self.results.get(j)
-                    if j < i and done is not None and done.status == "ok":
-                        need.add(j)
-        return sorted(need)
+        return needed_calls(self.calls, pending, self.results)
 
     def _worker(self, pending: list[int]) -> list[int]:
         """Start one worker on ``pending``; the indices still to run when it stopped."""
@@ -230,11 +234,21 @@ class _Run:
                 json.dumps(run),
             ]
         )
+        with contextlib.suppress(BlockingIOError):  # what an earlier worker left unread
+            while os.read(self.fifo, 4096):
+                pass
         proc = _Proc(argv, self.workdir, self.env)
         try:
             return self._drive(proc, run, pending)
         finally:
             proc.kill()
+            self.box.clear()
+
+    def _send(self, index: int) -> None:
+        """Write call ``index``'s inputs into the inbox and tell the worker to make it."""
+        self.box.clear()
+        self.box.put_text(CALL_FILE, self.box.write(self.calls[index], {}), call_file=True)
+        os.write(self.fifo, f"{index}\n".encode("ascii"))
 
     def _drive(self, proc: _Proc, run: list[int], pending: list[int]) -> list[int]:
         lim = self.limits
@@ -261,8 +275,10 @@ class _Run:
         left = list(pending)
         for index in run:
             call = self.calls[index]
+            self._send(index)
             deadline = min(self.deadline, time.monotonic() + lim.call_timeout + _GRACE_S)
             line = proc.next_line(deadline)
+            self.box.clear()
             if line == str(index):
                 self.results[index] = self._read_call(index, call)
                 if index in left:
@@ -327,56 +343,81 @@ class _Run:
         )
 
     def _read_call(self, index: int, call: Call) -> CallResult:
-        """Decode ``c<index>.json``; damage of any kind is an error result, never a raise."""
-        try:
-            return self._decode_call(index, call)
-        except FileNotFoundError:
-            why = "the worker wrote no result"
-        except DamagedOutput as exc:
-            why = str(exc)
-        except (RecursionError, ValueError, TypeError, KeyError, OSError) as exc:
-            why = f"{type(exc).__name__}: {exc}"
-        return CallResult(
-            id=call.id,
-            status="error",
-            message=f"the grader could not read back what {call.function} returned: {why}",
-        )
+        return read_call(self.outbox, index, call, self.limits.max_call_bytes)
 
-    def _decode_call(self, index: int, call: Call) -> CallResult:
-        record, budget = read_json_file(self.outbox, f"c{index}.json", self.limits.max_call_bytes)
-        if type(record) is not dict:
-            raise DamagedOutput("the result file does not hold a JSON object")
-        status = record.get("status")
-        if status not in _STATUSES or record.get("id") != call.id:
-            raise DamagedOutput(f"unexpected status {status!r} or id")
-        message, tb = record.get("message", ""), record.get("traceback", "")
-        if type(message) is not str or type(tb) is not str:
-            raise DamagedOutput("bad message or traceback")
-        mutated = record.get("mutated", [])
-        if type(mutated) is not list or any(
-            type(m) is not int or not 0 <= m < len(call.args) for m in mutated
-        ):
-            raise DamagedOutput("bad list of mutated arguments")
-        value: Any = None
-        after: dict[int, Any] = {}
-        if status == "ok":
-            value, budget = decode_value(self.outbox, record.get("value"), budget)
-            raw_after = record.get("args_after", {})
-            if type(raw_after) is not dict:
-                raise DamagedOutput("bad args_after")
-            for key, node in raw_after.items():
-                if not key.isdigit() or int(key) not in call.return_args:
-                    raise DamagedOutput(f"unexpected argument {key!r} in args_after")
-                after[int(key)], budget = decode_value(self.outbox, node, budget)
-        return CallResult(
-            id=call.id,
-            status=cast(CallStatus, status),
-            value=value,
-            args_after=after,
-            mutated=tuple(sorted(set(mutated))),
-            message=_cut(message, _MAX_MESSAGE_CHARS),
-            traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
-        )
+
+def needed_calls(
+    calls: Sequence[Call], pending: Sequence[int], results: Mapping[int, CallResult]
+) -> list[int]:
+    """``pending`` plus the earlier calls whose stored values they need (a forward whose
+    cache a backward takes), in order: what a new worker or a restarted kernel must run
+    again to have those values. Only earlier calls that succeeded are run again."""
+    storer = {c.store: i for i, c in reversed(list(enumerate(calls))) if c.store}
+    need = set(pending)
+    for i in pending:
+        call = calls[i]
+        for arg in (*call.args, *call.kwargs.values()):
+            if isinstance(arg, Stored) and arg.key in storer:
+                j = storer[arg.key]
+                done = results.get(j)
+                if j < i and done is not None and done.status == "ok":
+                    need.add(j)
+    return sorted(need)
+
+
+def read_call(outbox: Path, index: int, call: Call, max_bytes: int) -> CallResult:
+    """Decode call ``index``'s record from ``outbox`` (the module worker's or a notebook
+    kernel's); damage of any kind is an error result, never a raise."""
+    try:
+        return _decode_call(outbox, index, call, max_bytes)
+    except FileNotFoundError:
+        why = "the sandbox wrote no result"
+    except DamagedOutput as exc:
+        why = str(exc)
+    except (RecursionError, ValueError, TypeError, KeyError, OSError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    return CallResult(
+        id=call.id,
+        status="error",
+        message=f"the grader could not read back what {call.function} returned: {why}",
+    )
+
+
+def _decode_call(outbox: Path, index: int, call: Call, max_bytes: int) -> CallResult:
+    record, budget = read_json_file(outbox, result_name(index), max_bytes)
+    if type(record) is not dict:
+        raise DamagedOutput("the result file does not hold a JSON object")
+    status = record.get("status")
+    if status not in _STATUSES or record.get("id") != call.id:
+        raise DamagedOutput(f"unexpected status {status!r} or id")
+    message, tb = record.get("message", ""), record.get("traceback", "")
+    if type(message) is not str or type(tb) is not str:
+        raise DamagedOutput("bad message or traceback")
+    mutated = record.get("mutated", [])
+    if type(mutated) is not list or any(
+        type(m) is not int or not 0 <= m < len(call.args) for m in mutated
+    ):
+        raise DamagedOutput("bad list of mutated arguments")
+    value: Any = None
+    after: dict[int, Any] = {}
+    if status == "ok":
+        value, budget = decode_value(outbox, record.get("value"), budget)
+        raw_after = record.get("args_after", {})
+        if type(raw_after) is not dict:
+            raise DamagedOutput("bad args_after")
+        for key, node in raw_after.items():
+            if not key.isdigit() or int(key) not in call.return_args:
+                raise DamagedOutput(f"unexpected argument {key!r} in args_after")
+            after[int(key)], budget = decode_value(outbox, node, budget)
+    return CallResult(
+        id=call.id,
+        status=cast(CallStatus, status),
+        value=value,
+        args_after=after,
+        mutated=tuple(sorted(set(mutated))),
+        message=_cut(message, _MAX_MESSAGE_CHARS),
+        traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
+    )
 
 
 def _cut(text: str, limit: int) -> str:

@@ -14,14 +14,16 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from grader.answers import read_answers
-from grader.models import Answer, AnswerRequest, ExecutionReport, NotebookRun
+from grader.models import Answer, AnswerRequest, Call, CallResult, ExecutionReport, NotebookRun
 from grader.sandbox.cells import Runner, RunState
+from grader.sandbox.kernel_calls import KernelCalls, explain_missing, not_made
 from grader.sandbox.kernel_client import Launcher
 from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.module_inbox import CallInbox
 from grader.sandbox.nbfile import Cell, assigns, image_cells, read_notebook, split_cells
 from grader.sandbox.session import Transport
 
@@ -39,6 +41,8 @@ def run_notebook(
     transport: Transport = "tcp",
     runtime_dir: Path | None = None,
     budgets: Mapping[int | str, float] | None = None,
+    calls: Sequence[Call] = (),
+    limit_hit: Callable[[], str | None] = lambda: None,
 ) -> NotebookRun:
     """Blocking wrapper of :func:`run_notebook_async` (one event loop per call/thread)."""
     return asyncio.run(
@@ -54,6 +58,8 @@ def run_notebook(
             transport=transport,
             runtime_dir=runtime_dir,
             budgets=budgets,
+            calls=calls,
+            limit_hit=limit_hit,
         )
     )
 
@@ -71,6 +77,8 @@ async def run_notebook_async(
     transport: Transport = "tcp",
     runtime_dir: Path | None = None,
     budgets: Mapping[int | str, float] | None = None,
+    calls: Sequence[Call] = (),
+    limit_hit: Callable[[], str | None] = lambda: None,
 ) -> NotebookRun:
     """Run ``notebook`` with ``workdir`` as the kernel's cwd and harvest ``requests``.
 
@@ -81,7 +89,10 @@ async def run_notebook_async(
     harness cannot start; every failure of the student's code is reported in the
     returned :class:`NotebookRun` instead. ``limits``: the defaults when None.
     ``budgets``: seconds for particular cells instead of the cell limit (by 1-based
-    position, or by a marker in the source).
+    position, or by a marker in the source). ``calls``: functions the notebook defines,
+    called in its kernel after the last cell (:mod:`grader.sandbox.kernel_calls`;
+    ``limit_hit`` names the sandbox limit that stopped a kernel); their results are the
+    run's ``calls``.
     """
     started = time.monotonic()
     limits = limits or ExecutionLimits()
@@ -91,29 +102,70 @@ async def run_notebook_async(
     images: set[int] = set()
     own_runtime = runtime_dir is None
     rdir = Path(tempfile.mkdtemp(prefix="grader-kernel-")) if runtime_dir is None else runtime_dir
+    inbox = CallInbox(rdir / "calls") if calls else None
+    made: dict[str, CallResult] = {}
+    warnings: list[str] = []
+
+    def runner_for(harvest: Sequence[AnswerRequest]) -> Runner:
+        return Runner(
+            nb,
+            code,
+            workdir,
+            outbox,
+            harvest,
+            limits,
+            seed,
+            launcher,
+            env,
+            transport,
+            rdir,
+            budgets,
+            calls=bool(calls),
+        )
+
+    async def restart() -> tuple[Runner, RunState]:
+        again, again_state = runner_for(()), RunState()
+        try:
+            await again.run_cells(again_state)
+        except BaseException:
+            await again.stop()
+            raise
+        return again, again_state
+
     try:
         if any(c.source.strip() for c in code):
-            runner = Runner(
-                nb,
-                code,
-                workdir,
-                outbox,
-                requests,
-                limits,
-                seed,
-                launcher,
-                env,
-                transport,
-                rdir,
-                budgets,
-            )
+            runner = runner_for(requests)
             runner.image_cells = images
-            await runner.run(state)
+            try:
+                await runner.run_cells(state)
+                if calls and inbox is not None:
+                    if state.alive:
+                        driver = KernelCalls(
+                            calls, notebook.name, inbox, outbox, limits, restart, limit_hit
+                        )
+                        made = await driver.make(runner)
+                        warnings = driver.warnings
+                    else:
+                        made = not_made(calls, _stopped_why(state))
+            finally:
+                await runner.stop()
         else:
             state.cells_run = len(code)
+            made = {
+                c.id: CallResult(
+                    c.id,
+                    "missing_function",
+                    message=f"{c.function} is not defined in {notebook.name}",
+                )
+                for c in calls
+            }
     finally:
+        if inbox is not None:
+            inbox.close()
         if own_runtime:
             shutil.rmtree(rdir, ignore_errors=True)
+    fates = {position: fate.reason for position, fate in state.fates.items()}
+    made = explain_missing(made, calls, code, fates)
 
     answers = read_answers(outbox, requests, limits.max_answer_bytes)
     answers = {name: _explain(a, code, state) for name, a in answers.items()}
@@ -126,7 +178,7 @@ async def run_notebook_async(
         timed_out=state.timed_out,
         kernel_died=state.kernel_died,
         limit_hit=state.limit_hit,
-        warnings=tuple(state.warnings),
+        warnings=tuple(dict.fromkeys((*state.warnings, *warnings))),
         duration_s=round(time.monotonic() - started, 3),
     )
     return NotebookRun(
@@ -136,6 +188,17 @@ async def run_notebook_async(
         code=tuple(c.source for c in code),
         code_cells=tuple((c.position, c.source) for c in code),
         image_cells=image_cells(nb, images),
+        calls=made,
+    )
+
+
+def _stopped_why(state: RunState) -> str:
+    """Why no function of the notebook could be called: its kernel stopped in a cell."""
+    stopped = [f.cell for f in state.failures if f.kind in ("kernel_died", "timeout", "limit")]
+    where = f" in cell {stopped[-1]}" if stopped else ""
+    return (
+        f"the notebook's kernel stopped{where}, before the grader could call the "
+        "functions the notebook defines"
     )
 
 

@@ -182,16 +182,16 @@ def concealed_paths() -> tuple[Path, ...]:
         d = _package_dir(name)
         if d is not None:
             found.add(d)
-    try:
-        dist = metadata.distribution("grader")
-        files = dist.files or []
-        roots = {Path(str(f)).parts[0] for f in files if Path(str(f)).parts}
-        for top in roots:
+    # Every distribution of that name: run from a source tree, the tree's own
+    # ``grader.egg-info`` comes first on sys.path and hides the venv's ``.dist-info``.
+    for dist in metadata.Distribution.discover(name="grader"):
+        files = [Path(str(f)) for f in dist.files or [] if Path(str(f)).parts]
+        # A shared folder (site-packages' own __pycache__) is masked file by file.
+        tops = {f.parts[0] if f.parts[0] != "__pycache__" else str(f) for f in files}
+        for top in tops:
             p = Path(os.path.realpath(str(dist.locate_file(top))))
-            if p.exists() and top not in ("..", "."):
+            if p.exists() and Path(top).parts[0] not in ("..", "."):
                 found.add(p)
-    except metadata.PackageNotFoundError:
-        pass
     return tuple(sorted(found))
 
 

@@ -80,7 +80,8 @@ class NotebookTask:
     ``cell_budgets``: seconds for particular cells instead of the cell limit, keyed by the
     cell's 1-based position among all cells or by a marker text its source contains
     (the first matching key wins, positions before markers). ``calls``: functions the
-    notebook defines, called after its last cell (later).
+    notebook defines, called in its kernel after its last cell, with the module worker's
+    call semantics (:mod:`grader.sandbox.kernel_calls`); results in ``NotebookRun.calls``.
     """
 
     wanted: str

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from grader.models import AnswerRequest, ExecutionReport, ModuleRun, NotebookRun
+from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox import confine
 from grader.sandbox.limits import MIB, ExecutionLimits
 from grader.sandbox.module import run_module
@@ -39,10 +39,13 @@ def notebook_in_session(
     budgets: Mapping[int | str, float] | None = None,
     warm: bool | None = None,
     provided: Sequence[Bind] = (),
+    calls: Sequence[Call] = (),
 ) -> tuple[NotebookRun, str | None]:
-    """Run ``notebook`` (in ``work``) with its kernel in one session; the run and the
-    sandbox limit that stopped it, if any (``warm`` as in ``open_session``; ``provided``:
-    read-only binds, :func:`grader.sandbox.provided.place_provided`)."""
+    """Run ``notebook`` (in ``work``) with its kernel in one session, then make ``calls``
+    of the functions it defines in that kernel (a new one after a crash, in the same
+    session); the run and the sandbox limit that stopped it, if any (``warm`` as in
+    ``open_session``; ``provided``: read-only binds,
+    :func:`grader.sandbox.provided.place_provided`)."""
     with open_session(work, outbox, limits, mode, frameworks, warm=warm, provided=provided) as box:
         run = run_notebook(
             notebook,
@@ -56,6 +59,8 @@ def notebook_in_session(
             runtime_dir=box.runtime,
             env=confine.launcher_env(),
             budgets=budgets,
+            calls=calls,
+            limit_hit=box.limit_hit,
         )
         return run, box.limit_hit()
 
@@ -89,6 +94,7 @@ def notebook_stage(
                 seed=request.seed,
                 budgets=task.cell_budgets,
                 provided=placed.binds,
+                calls=task.calls,
             )
         except NotebookFormatError as exc:
             problem = str(exc)
@@ -161,10 +167,17 @@ def provide(request: ExecutionRequest, work: Path, base: Path) -> Placed:
 
 
 def with_limit(run: NotebookRun, limit: str) -> NotebookRun:
-    """Name the sandbox limit that stopped the kernel, in words, with the cell."""
+    """Name the sandbox limit that stopped the kernel, in words, with the cell (or the
+    notebook function whose call hit it)."""
     ex = run.execution
     died = [f.cell for f in ex.failures if f.kind in ("kernel_died", "limit")]
-    where = f" in cell {died[-1]}" if died else ""
+    # A call of a function the notebook defines may be what hit it (its message says so).
+    stopped = [
+        r.message.split(" stopped the kernel ")[0]
+        for r in run.calls.values()
+        if r.message.endswith(f"stopped the kernel (it hit {limit})")
+    ]
+    where = f" in cell {died[-1]}" if died else f" in a call of {stopped[0]}" if stopped else ""
     failures = tuple(
         dataclasses.replace(f, kind="limit", ename="LimitExceeded", evalue=f"stopped at {limit}")
         if f.kind == "kernel_died"

@@ -184,6 +184,36 @@ def test_module_problem_fails_every_function() -> None:
     assert grade_function(FORWARD, c).status == "error"
 
 
+def test_a_notebook_function_is_read_from_the_notebooks_calls() -> None:
+    """``source: notebook``: the results come from the kernel's calls, and a notebook
+    that did not run (not a module problem) is what stops the check."""
+    nb = FORWARD.model_copy(update={"source": "notebook"})
+    good = ok(call_id(nb, 0), [X @ W + B, None])
+    wrong = ok(call_id(nb, 0), [X @ W, None])
+    base = ctx(nb, {})
+    made = CheckContext(
+        answers={},
+        expected=base.expected,
+        markdown=(),
+        execution=None,
+        calls={wrong.id: wrong},  # the module's calls: not this check's
+        notebook_calls={good.id: good},
+        module_problem="no layers.py in the submission",  # not this check's either
+    )
+    assert grade_function(nb, made).status == "pass"
+    assert grade_function(FORWARD, made).message.endswith("no layers.py in the submission")
+    not_run = CheckContext(
+        answers={},
+        expected=base.expected,
+        markdown=(),
+        execution=None,
+        notebook_problem="no hw5.ipynb in the submission",
+    )
+    res = grade_function(nb, not_run)
+    assert (res.status, res.score) == ("fail", 0)
+    assert res.message == "affine_forward could not be graded: no hw5.ipynb in the submission"
+
+
 def test_backward_pair_squeeze_shapes_and_failed_forward() -> None:
     s = spec(
         id="affine_backward",

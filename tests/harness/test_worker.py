@@ -17,7 +17,7 @@ import pytest
 
 from grader.models import Call, ModuleRun, Stored
 from grader.sandbox import ExecutionLimits
-from grader.sandbox.module import _Run, run_module
+from grader.sandbox.module import read_call, run_module
 
 FAST = ExecutionLimits(import_timeout=2, call_timeout=1, module_timeout=60)
 
@@ -283,20 +283,9 @@ def test_forged_outbox_garbage_is_an_error_result(tmp_path: Path, content: bytes
     outbox = tmp_path / "out"
     outbox.mkdir()
     np.save(outbox / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    (outbox / "c0.json").write_bytes(content)
+    (outbox / "call-0.json").write_bytes(content)
     call = Call("c", "f", (np.ones(2),))
-    runner = _Run(
-        "layers.py",
-        tmp_path,
-        outbox,
-        tmp_path,
-        [call],
-        ExecutionLimits(max_call_bytes=2**20),
-        None,
-        None,
-        lambda: None,
-    )
-    res = runner._read_call(0, call)
+    res = read_call(outbox, 0, call, 2**20)
     assert res.status == "error"
     assert res.message.startswith("the grader could not read back what f returned")
 
@@ -306,10 +295,9 @@ def test_symlinked_result_is_refused(tmp_path: Path) -> None:
     outbox.mkdir()
     secret = tmp_path / "secret.json"
     secret.write_text(json.dumps({"id": "c", "status": "ok", "value": 1}))
-    os.symlink(secret, outbox / "c0.json")
+    os.symlink(secret, outbox / "call-0.json")
     call = Call("c", "f")
-    runner = _Run("layers.py", tmp_path, outbox, tmp_path, [call], FAST, None, None, lambda: None)
-    assert runner._read_call(0, call).status == "error"
+    assert read_call(outbox, 0, call, FAST.max_call_bytes).status == "error"
 
 
 def test_duplicate_call_ids_are_refused(tmp_path: Path) -> None:

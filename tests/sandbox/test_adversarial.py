@@ -700,7 +700,8 @@ def test_forged_results_do_not_reach_the_output_folder(world: World) -> None:
     assert report, "the attack did not run"
     assert _stamp(world.out / "sentinel.txt") == world.sentinel
     for path in world.out.rglob("*"):
-        if path.is_file():
+        # The similarity evidence quotes students' code, the attacker's source included.
+        if path.is_file() and not path.name.startswith("similarity"):
             assert b"FORGED-BY-ATTACKER" not in path.read_bytes(), path
     assert world.result(VICTIM)["score"] == atk.VICTIM_POINTS
     assert world.result(name)["score"] == atk.ANSWERS_POINTS + atk.LATER_POINTS

@@ -225,10 +225,6 @@ def test_a_missing_module_is_the_students_problem(tmp_path: Path) -> None:
     ("change", "words"),
     [
         ({"devices": DeviceRequest(gpus=1)}, "CPU only"),
-        (
-            {"notebook": NotebookTask("hw.ipynb", calls=(Call("c", "f"),))},
-            "notebook-defined functions",
-        ),
     ],
 )
 def test_what_the_sandbox_cannot_do_yet_is_refused_before_anything_runs(

@@ -50,6 +50,18 @@ from tests.sandbox.leak_probe import probe_cell
 from tests.sandbox.test_execute import notebook_bytes, use_warm
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The dev set-up (scripts/install.sh) keeps its venv inside the source tree; binding the
+#: venv shows nothing else of the tree (bwrap makes only the venv's parents, empty).
+VENV = Path(sys.prefix).resolve()
+
+
+def exposes_source_tree(path: Path) -> bool:
+    """Whether binding ``path`` shows the project tree (beyond a venv inside it)."""
+    if path == ROOT or path in ROOT.parents:
+        return True
+    return ROOT in path.parents and not (path == VENV or VENV in path.parents)
+
+
 SECRET = f"LEAKMARK-{secrets.token_hex(6)}"
 PUBLIC = f"PUBLICDATA-{secrets.token_hex(6)}"
 
@@ -251,10 +263,13 @@ def test_the_dev_source_tree_is_neither_bound_nor_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     use_warm(monkeypatch, path == "warm")
-    assert not any(p == ROOT or p in ROOT.parents or ROOT in p.parents for p in python_paths())
+    assert not any(exposes_source_tree(p) for p in python_paths())
     base = Path(tempfile.mkdtemp(prefix="grader-dev-", dir="/tmp"))
     try:
-        _rubric, subs = _course(base, [str(ROOT), str(ROOT / "grader" / "pipeline.py")])
+        # Not ROOT itself: the dev venv lives inside it, so the sandbox shows ROOT holding
+        # only ``.venv`` (no file of the tree); what the tree holds must stay unseen.
+        tree = [ROOT / "grader", ROOT / "submissions", ROOT / "grader" / "pipeline.py"]
+        _rubric, subs = _course(base, [str(p) for p in tree])
         request = ExecutionRequest(
             files=SubmissionFiles(subs / "attacker", ("hw.ipynb",)),
             notebook=NotebookTask("hw.ipynb", harvest=(AnswerRequest("report"),)),

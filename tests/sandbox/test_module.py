@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import stat
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from grader.sandbox import Call, ExecutionLimits, Stored
 from grader.sandbox.module import run_module
-from grader.sandbox.module_inbox import encode_arg, write_inbox
+from grader.sandbox.module_inbox import CallInbox, encode_arg, write_inbox
 from grader.sandbox.scratch import locate_module
 
 
@@ -51,16 +52,39 @@ def test_what_cannot_travel_is_refused(tmp_path: Path, value: object) -> None:
         encode_arg(value, tmp_path, [0])
 
 
-def test_the_inbox_holds_sources_config_and_arrays_readable_by_others(tmp_path: Path) -> None:
-    inbox = tmp_path / "inbox"
+def test_the_inbox_holds_sources_and_config_and_one_call_at_a_time(tmp_path: Path) -> None:
+    inbox = CallInbox(tmp_path / "inbox")
     limits = ExecutionLimits(import_timeout=3, call_timeout=2, max_call_bytes=1000)
-    calls = [Call("c0", "f", (np.ones(2),), {"k": 1}, store="s", return_args=(0,), seed=7)]
-    write_inbox(inbox, "code/layers.py", calls, limits)
-    config = json.loads((inbox / "calls.json").read_text())
-    assert config["module"] == "code/layers.py" and config["module_name"] == "layers"
-    assert (config["import_timeout"], config["call_timeout"], config["max_bytes"]) == (3, 2, 1000)
-    assert config["calls"] == [
-        {
+    calls = [
+        Call("c0", "f", (np.ones(2),), {"k": 1}, store="s", return_args=(0,), seed=7),
+        Call("c1", "g", (np.zeros(3), np.zeros(1))),
+    ]
+    fifo = write_inbox(inbox, "code/layers.py", calls, limits)
+    try:
+        config = json.loads((inbox.path / "calls.json").read_text())
+        assert config["module"] == "code/layers.py" and config["module_name"] == "layers"
+        assert (config["import_timeout"], config["call_timeout"], config["max_bytes"]) == (
+            3,
+            2,
+            1000,
+        )
+        # which calls there are, none of their inputs
+        assert config["calls"] == [
+            {"id": "c0", "function": "f", "store": "s"},
+            {"id": "c1", "function": "g", "store": None},
+        ]
+        assert sorted(p.name for p in inbox.path.iterdir()) == [
+            "calls.json",
+            "encoding.py",
+            "next",
+            "worker.py",
+        ]
+        assert stat.S_ISFIFO((inbox.path / "next").stat().st_mode)
+        for name in ("encoding.py", "worker.py", "calls.json", "next"):
+            assert (inbox.path / name).stat().st_mode & stat.S_IROTH, name
+        assert "def main(" in (inbox.path / "worker.py").read_text()
+        first = json.loads(inbox.write(calls[0], {}))
+        assert first == {
             "id": "c0",
             "function": "f",
             "args": [{"__ndarray__": "a0.npy"}],
@@ -68,11 +92,31 @@ def test_the_inbox_holds_sources_config_and_arrays_readable_by_others(tmp_path: 
             "store": "s",
             "return_args": [0],
             "seed": 7,
+            "storers": {},
         }
-    ]
-    for name in ("encoding.py", "worker.py", "calls.json", "a0.npy"):
-        assert (inbox / name).stat().st_mode & stat.S_IROTH, name
-    assert "def main(" in (inbox / "worker.py").read_text()
+        assert (inbox.path / "a0.npy").stat().st_mode & stat.S_IROTH
+        inbox.write(calls[1], {})  # the previous call's inputs are gone
+        assert sorted(p.name for p in inbox.path.glob("a*.npy")) == ["a0.npy", "a1.npy"]
+        assert np.load(inbox.path / "a0.npy").shape == (3,)
+        inbox.clear()
+        assert list(inbox.path.glob("a*.npy")) == []
+    finally:
+        os.close(fifo)
+        inbox.close()
+
+
+def test_the_grader_writes_through_its_folder_not_what_is_planted_at_its_path(
+    tmp_path: Path,
+) -> None:
+    inbox = CallInbox(tmp_path / "calls")
+    inbox.path.rename(tmp_path / "moved")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "calls").symlink_to(elsewhere)
+    inbox.write(Call("c", "f", (np.ones(2),)), {})
+    assert list(elsewhere.iterdir()) == []
+    assert [p.name for p in (tmp_path / "moved").iterdir()] == ["a0.npy"]
+    inbox.close()
 
 
 def test_locate_module_at_the_top_in_one_folder_or_not_at_all(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from grader.sandbox import protections
 from grader.sandbox.protections import concealed_paths, python_binds, python_paths
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The dev set-up (scripts/install.sh) keeps its venv inside the source tree; binding the
+#: venv shows nothing else of the tree (bwrap makes only the venv's parents, empty).
+VENV = Path(sys.prefix).resolve()
+
+
+def exposes_source_tree(path: Path) -> bool:
+    """Whether binding ``path`` shows the project tree (beyond a venv inside it)."""
+    if path == ROOT or path in ROOT.parents:
+        return True
+    return ROOT in path.parents and not (path == VENV or VENV in path.parents)
 
 
 def test_pth_directories_are_bound_but_never_the_grader_source_tree(
@@ -27,7 +38,7 @@ def test_pth_directories_are_bound_but_never_the_grader_source_tree(
     monkeypatch.setattr(protections.site, "getsitepackages", lambda: [str(site)])
     paths = python_paths()
     assert extra in paths
-    assert not any(p == ROOT or p in ROOT.parents or ROOT in p.parents for p in paths)
+    assert not any(exposes_source_tree(p) for p in paths)
 
 
 def test_the_grader_and_reference_packages_are_concealed() -> None:
