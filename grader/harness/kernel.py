@@ -255,11 +255,16 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
         "total_params": None,
         "cat_calls": [],
         "modules": [],
+        "structure": None,  # grader.harness.recorders' record of the forward pass
     }
     modes = [(m, bool(m.training)) for m in model.modules()]
     modules: list[dict[str, object]] = []
     cat_calls: list[dict[str, object]] = []
     handles = []
+    recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
+        "grader.harness.recorders"
+    )
+    structure = recorders.Recorder(torch, model)
     try:
         x = _probe_input(torch, spec)
         model.eval()
@@ -270,7 +275,10 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
         with torch.random.fork_rng(devices=[]), torch.no_grad(), recorder:
             # Forked RNG: the probe neither depends on nor disturbs the student's stream.
             torch.manual_seed(int(spec.get("seed", 0)))
-            out = model(x)
+            # Every module that ran and torch function called, for ``structure`` checks
+            # (cheap beside the cat recorder's mode, so always on).
+            with structure:
+                out = model(x)
         result["ran"] = True
         result.update(_describe_output(torch, out))
     except (Exception, SystemExit) as exc:
@@ -284,6 +292,7 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
             mod.training = training
     result["modules"] = modules
     result["cat_calls"] = cat_calls
+    result["structure"] = structure.record()
     # Counted after the forward pass so lazy modules have materialised their weights.
     try:
         params = list(model.parameters())

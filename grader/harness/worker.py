@@ -10,8 +10,8 @@ Inbox (written by the grader, read-only here):
 
 * ``calls.json``: ``{"module": "layers.py", "import_timeout": s, "call_timeout": s,
   "max_bytes": n, "calls": [{"id", "function", "args", "kwargs", "store",
-  "return_args", "seed"}, ...]}``; argument trees use the tags of the encoder plus
-  ``{"__tuple__": [...]}``, ``{"__stored__": [key, index]}`` and
+  "return_args", "seed", "record_structure"}, ...]}``; argument trees use the tags of
+  the encoder plus ``{"__tuple__": [...]}``, ``{"__stored__": [key, index]}`` and
   ``{"__torch_model__": {"layers", "state"}}`` (a small torch model built here from plain
   data, see :func:`_torch_model`); arrays are ``.npy`` files beside it, loaded with
   ``allow_pickle=False``.
@@ -20,7 +20,9 @@ Outbox (read back by the grader as untrusted data):
 
 * ``import.json``: ``{"status": "ok" | "error" | "timeout", "message", "traceback"}``;
 * ``c<i>.json`` per call ``i``: ``{"index", "id", "status", "value", "args_after",
-  "mutated", "message", "traceback"}``, arrays in ``c<i>.<n>.npy``.
+  "mutated", "message", "traceback"}`` plus ``"structure"`` (what
+  :mod:`grader.harness.recorders` saw during the call) when the call asked for it,
+  arrays in ``c<i>.<n>.npy``.
 
 Progress goes to the grader on a private duplicate of the original stdout, one line per
 event (``import`` after ``import.json``, then ``<i>`` after each ``c<i>.json``); the
@@ -46,10 +48,15 @@ import numpy as np
 
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
+    from grader.harness import recorders as _recorders
 else:  # in the sandbox the bootstrap registered it; in the grader (tests) the package
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
         "grader.harness.encoding"
     )
+    _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
+        "grader.harness.recorders"
+    )
+
 
 # Private references taken before the student's module is imported.
 _open = builtins.open
@@ -345,12 +352,17 @@ class Worker:
             if torch is not None:
                 torch.manual_seed(seed)
         limit = float(self.config["call_timeout"])
+        recorder = _recorders.for_call(call.get("record_structure"))
         try:
             _setitimer(signal.ITIMER_REAL, limit)
             try:
-                value = fn(*args, **kwargs)
+                with recorder:
+                    value = fn(*args, **kwargs)
             finally:
                 _setitimer(signal.ITIMER_REAL, 0)
+                structure = recorder.record()
+                if structure is not None:  # also when the call raised or timed out
+                    record["structure"] = structure
         except _TimeLimit:
             record["status"] = "timeout"
             record["message"] = f"{function} did not finish within {limit:g} s and was stopped"

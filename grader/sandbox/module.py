@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from grader.answers import DamagedOutput, decode_value, read_json_file
+from grader.harness.recorders import clean_record
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
 from grader.sandbox.kernel_client import Launcher, describe_exit
 from grader.sandbox.limits import ExecutionLimits
@@ -376,6 +377,7 @@ class _Run:
             mutated=tuple(sorted(set(mutated))),
             message=_cut(message, _MAX_MESSAGE_CHARS),
             traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
+            structure=clean_record(record.get("structure")),
         )
 
 

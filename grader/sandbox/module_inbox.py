@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from grader.harness import encoding as _encoding
+from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
 from grader.models import Call, Stored
 from grader.sandbox.limits import ExecutionLimits
 
 _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
+_RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
 # ``python -c`` puts nothing on sys.path; the inbox is argv[1].
 BOOTSTRAP = """
 import sys
@@ -36,6 +38,7 @@ def _load(name, fname):
     exec(code, mod.__dict__)
     return mod
 _load("__grader_encoding__", "encoding.py")
+_load("__grader_recorders__", "recorders.py")
 _load("__grader_worker__", "worker.py").main(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 
@@ -103,12 +106,14 @@ def write_inbox(
                 "store": c.store,
                 "return_args": list(c.return_args),
                 "seed": c.seed,
+                "record_structure": c.record_structure,
             }
             for c in calls
         ],
     }
     for name, text in (
         ("encoding.py", _ENCODING_SOURCE),
+        ("recorders.py", _RECORDERS_SOURCE),
         ("worker.py", _WORKER_SOURCE),
         ("calls.json", json.dumps(config)),
     ):
