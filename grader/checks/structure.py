@@ -486,10 +486,13 @@ def _observe_calls(
         )
     note = ""
     if len(completed) < len(names):
-        failed = next((n, r) for n, r in results if r.status != "ok" or r.structure is None)
+        done = {n for n, _ in completed}
+        by_name = dict(results)
+        first = next(n for n in names if n not in done)
+        why = by_name[first].message or by_name[first].status if first in by_name else "not run"
         note = (
             f" (observed on the {len(completed)} of {len(names)} cases that ran to the end; "
-            f"{failed[0]}: {shorten(failed[1].message or failed[1].status, 120)})"
+            f"{first}: {shorten(why, 120)})"
         )
     return observed, details, note
 
