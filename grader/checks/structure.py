@@ -488,11 +488,11 @@ def _observe_calls(
     if len(completed) < len(names):
         done = {n for n, _ in completed}
         by_name = dict(results)
-        first = next(n for n in names if n not in done)
-        why = by_name[first].message or by_name[first].status if first in by_name else "not run"
+        gap = next(n for n in names if n not in done)
+        why = by_name[gap].message or by_name[gap].status if gap in by_name else "not run"
         note = (
             f" (observed on the {len(completed)} of {len(names)} cases that ran to the end; "
-            f"{first}: {shorten(why, 120)})"
+            f"{gap}: {shorten(why, 120)})"
         )
     return observed, details, note
 
