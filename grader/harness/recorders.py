@@ -221,9 +221,11 @@ class Recorder:
             name = self._names[func]
         except (KeyError, TypeError):
             name = function_name(self.torch, func)
-            with contextlib.suppress(TypeError):
+            try:
                 if len(self._names) < 4 * MAX_NAMES:
                     self._names[func] = name
+            except TypeError:  # an unhashable callable: named anew each time
+                pass
         if name is None:
             return
         if name in self.functions:
@@ -295,10 +297,14 @@ def _mode_class(torch: Any) -> type:
         def __torch_function__(
             self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
         ) -> Any:
-            if not self.recorder.busy:
-                with contextlib.suppress(Exception):  # never break the student's call
-                    self.recorder.count(func)
-            return func(*args, **(kwargs or {}))
+            recorder = self.recorder
+            if not recorder.busy:
+                # Never break the student's call; a try costs less than suppress here.
+                try:  # noqa: SIM105
+                    recorder.count(func)
+                except Exception:
+                    pass
+            return func(*args, **kwargs) if kwargs else func(*args)
 
     _MODE_CLASSES[key] = StructureMode
     return StructureMode
