@@ -38,9 +38,15 @@ import numpy as np
 # package in the grader's own process.
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
+    from grader.harness import recorders as _recorders
 else:
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
         "grader.harness.encoding"
+    )
+    # The structure recorders, registered the same way (``__grader_recorders__``) and
+    # taken here, before any student cell could replace the registered module.
+    _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
+        "grader.harness.recorders"
     )
 
 Encoder = _encoding.Encoder
@@ -261,10 +267,7 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
     modules: list[dict[str, object]] = []
     cat_calls: list[dict[str, object]] = []
     handles = []
-    recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
-        "grader.harness.recorders"
-    )
-    structure = recorders.Recorder(torch, model)
+    structure = _recorders.Recorder(torch, model)
     try:
         x = _probe_input(torch, spec)
         model.eval()
