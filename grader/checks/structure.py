@@ -396,7 +396,9 @@ def grade_structure(spec: StructureSpec, ctx: CheckContext) -> CheckResult:
     if failed:
         message = "; ".join(failed)
     else:
-        message = f"all {len(rules)} structure rule{'s' if len(rules) != 1 else ''} hold"
+        message = "the structure rule holds"
+        if len(rules) > 1:
+            message = f"all {len(rules)} structure rules hold"
     message += note
     score = 0.0 if failed else top
     return result(spec, top, score, "fail" if failed else "pass", message, details=details)

@@ -256,6 +256,9 @@ def test_a_hand_written_function_passes_and_spellings_match() -> None:
     s = spec(**FUNCTION, forbids_functions=[SDPA], requires_functions=["F.softmax"])
     res = grade_structure(s, called(("ok", HAND), ("ok", HAND)))
     assert (res.status, res.score) == ("pass", 3)
+    assert res.message == "all 2 structure rules hold"
+    one = spec(**FUNCTION, forbids_functions=[SDPA])
+    assert grade_structure(one, called(("ok", HAND))).message.startswith("the structure rule holds")
     details = read_details(res)
     assert isinstance(details, StructureDetails)
     assert details.rules[0].message == (
