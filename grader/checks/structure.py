@@ -230,6 +230,13 @@ class StructureSpec(CheckSpec):
         """A function is called in the rubric's module; a model answer needs none."""
         return self.function is not None
 
+    def call_source(self) -> Literal["module", "notebook"] | None:
+        """Where the calls are made: a function's ``source`` (``module`` by default), None
+        for a model answer, which makes no calls."""
+        if self.function is None:
+            return None
+        return self.source or "module"
+
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
         return self.points

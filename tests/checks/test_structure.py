@@ -3,6 +3,7 @@ function, each rule's verdict and message, calls that failed, and the report's v
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from grader.checks.structure import (
     grade_structure,
     structure_view,
 )
+from grader.errors import RubricError
 from grader.models import CallResult
+from grader.rubric import load_rubric
 from tests.conftest import make_ctx
 
 
@@ -339,3 +342,17 @@ def test_the_view_draws_the_layer_list() -> None:
             "message": "torch.nn.MultiheadAttention ran in the forward pass of m",
         }
     ]
+
+
+def test_a_function_needs_the_rubric_to_name_a_module(tmp_path: Path) -> None:
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        "assignment: a\ntitle: A\nreference: ref.py\nnotebook: a.ipynb\nquestions:\n"
+        "  - id: q1\n    checks:\n"
+        "      - {id: s, type: structure, points: 1, function: f, cases: c,\n"
+        "         forbids_functions: [torch.matmul]}\n"
+    )
+    with pytest.raises(RubricError, match=r"add `module: <file>\.py`"):
+        load_rubric(rubric)
+    assert spec(**FUNCTION, forbids_modules=["a.B"]).call_source() == "module"
+    assert spec(**MODEL, forbids_modules=["a.B"]).call_source() is None
