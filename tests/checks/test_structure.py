@@ -16,6 +16,7 @@ from grader.checks.structure import (
     function_key,
     grade_structure,
     structure_view,
+    wrong_rules,
 )
 from grader.errors import RubricError
 from grader.models import CallResult
@@ -253,6 +254,8 @@ def test_a_function_calling_the_forbidden_one_fails() -> None:
         {"name": SDPA, "count": "2"},
     ]
     assert view["cases"] == "2 of 2"
+    # The class summary groups wrong answers by the rule they broke.
+    assert wrong_rules(res, read_details(res)) == [(f"forbids_functions: {SDPA}", True)]
 
 
 def test_a_hand_written_function_passes_and_spellings_match() -> None:
