@@ -148,7 +148,9 @@ class Call:
     ``store`` keeps the raw return value in the worker under that key; ``return_args``
     sends these positional arguments back after the call (stateful dicts such as
     ``bn_param``); ``seed`` seeds ``random``, NumPy and (when imported) torch right
-    before the call.
+    before the call. ``record_structure`` asks the worker to record, while the function
+    runs, the modules that ran and the torch functions called
+    (:mod:`grader.harness.recorders`; only ``structure`` checks ask, it slows torch calls).
     """
 
     id: str  # unique within a submission, e.g. "affine_backward/case3"
@@ -158,6 +160,7 @@ class Call:
     store: str | None = None
     return_args: tuple[int, ...] = ()
     seed: int | None = None
+    record_structure: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ class CallResult:
     mutated: tuple[int, ...] = ()  # positions of ndarray args modified in place
     message: str = ""  # error text a student can act on
     traceback: str = ""
+    # What the recorders saw during the call (``Call.record_structure``), read back by
+    # ``grader.harness.recorders.clean_record``; None when not asked for or not written.
+    structure: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,15 @@ import numpy as np
 # package in the grader's own process.
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
+    from grader.harness import recorders as _recorders
 else:
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
         "grader.harness.encoding"
+    )
+    # The structure recorders, registered the same way (``__grader_recorders__``) and
+    # taken here, before any student cell could replace the registered module.
+    _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
+        "grader.harness.recorders"
     )
 
 Encoder = _encoding.Encoder
@@ -255,11 +261,13 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
         "total_params": None,
         "cat_calls": [],
         "modules": [],
+        "structure": None,  # grader.harness.recorders' record of the forward pass
     }
     modes = [(m, bool(m.training)) for m in model.modules()]
     modules: list[dict[str, object]] = []
     cat_calls: list[dict[str, object]] = []
     handles = []
+    structure = _recorders.Recorder(torch, model)
     try:
         x = _probe_input(torch, spec)
         model.eval()
@@ -270,7 +278,10 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
         with torch.random.fork_rng(devices=[]), torch.no_grad(), recorder:
             # Forked RNG: the probe neither depends on nor disturbs the student's stream.
             torch.manual_seed(int(spec.get("seed", 0)))
-            out = model(x)
+            # Every module that ran and torch function called, for ``structure`` checks
+            # (cheap beside the cat recorder's mode, so always on).
+            with structure:
+                out = model(x)
         result["ran"] = True
         result.update(_describe_output(torch, out))
     except (Exception, SystemExit) as exc:
@@ -284,6 +295,7 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
             mod.training = training
     result["modules"] = modules
     result["cat_calls"] = cat_calls
+    result["structure"] = structure.record()
     # Counted after the forward pass so lazy modules have materialised their weights.
     try:
         params = list(model.parameters())

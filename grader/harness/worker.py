@@ -57,10 +57,15 @@ import numpy as np
 
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
+    from grader.harness import recorders as _recorders
 else:  # in the sandbox the bootstrap registered it; in the grader (tests) the package
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
         "grader.harness.encoding"
     )
+    _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
+        "grader.harness.recorders"
+    )
+
 
 # Private references taken before the student's module is imported.
 _open = builtins.open
@@ -321,8 +326,15 @@ class Caller:
             if torch is not None:
                 torch.manual_seed(seed)
         limit = self.call_timeout
+        recorder = _recorders.for_call(call.get("record_structure"))
         try:
-            value = invoke(fn, args, kwargs, limit)
+            try:
+                with recorder:
+                    value = invoke(fn, args, kwargs, limit)
+            finally:
+                structure = recorder.record()
+                if structure is not None:  # also when the call raised or timed out
+                    record["structure"] = structure
         except _TimeLimit:
             record["status"] = "timeout"
             record["message"] = f"{function} did not finish within {limit:g} s and was stopped"

@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 
 from grader.harness import encoding as _encoding
 from grader.harness import kernel as _harness
+from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
 
 Launcher = Callable[[list[str]], list[str]]
@@ -37,6 +38,7 @@ _ENCODING_MODULE = "__grader_encoding__"
 _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 WORKER_MODULE = "__grader_worker__"
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
+_RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
 # The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
 # printing hundreds of MB at once, an exception message of that size) would be read and
 # decoded whole in the grader's process; ZeroMQ drops the connection instead, which
@@ -61,6 +63,10 @@ try:
     _enc.__file__ = "<grader encoding>"
     sys.modules[ARGS["encoding_module"]] = _enc
     exec(compile(ARGS["encoding_source"], "<grader encoding>", "exec"), _enc.__dict__)
+    _rec = type(sys)("__grader_recorders__")
+    _rec.__file__ = "<grader recorders>"
+    sys.modules["__grader_recorders__"] = _rec
+    exec(compile(ARGS["recorders_source"], "<grader recorders>", "exec"), _rec.__dict__)
     _mod = type(sys)(ARGS["module"])
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
@@ -101,6 +107,7 @@ def setup_code(
         "source": _HARNESS_SOURCE,
         "encoding_module": _ENCODING_MODULE,
         "encoding_source": _ENCODING_SOURCE,
+        "recorders_source": _RECORDERS_SOURCE,
         "outbox": str(outbox),
         "seed": seed,
         "seed_torch": seed_torch,

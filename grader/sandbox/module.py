@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from grader.answers import DamagedOutput, decode_value, read_json_file
+from grader.harness.recorders import clean_record
 from grader.harness.worker import CALL_FILE, result_name
 from grader.models import Call, CallResult, CallStatus, ModuleRun, Stored
 from grader.sandbox.kernel_client import Launcher, describe_exit
@@ -417,6 +418,7 @@ def _decode_call(outbox: Path, index: int, call: Call, max_bytes: int) -> CallRe
         mutated=tuple(sorted(set(mutated))),
         message=_cut(message, _MAX_MESSAGE_CHARS),
         traceback=_cut(tb, _MAX_TRACEBACK_CHARS),
+        structure=clean_record(record.get("structure")),
     )
 
 

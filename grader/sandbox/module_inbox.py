@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from grader.harness import encoding as _encoding
+from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
 from grader.harness.worker import NEXT_FIFO
 from grader.models import Call, Stored
@@ -28,6 +29,7 @@ from grader.sandbox.limits import ExecutionLimits
 
 _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
+_RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
 # ``python -c`` puts nothing on sys.path; the inbox is argv[1].
 BOOTSTRAP = """
 import sys
@@ -40,6 +42,7 @@ def _load(name, fname):
     exec(code, mod.__dict__)
     return mod
 _load("__grader_encoding__", "encoding.py")
+_load("__grader_recorders__", "recorders.py")
 _load("__grader_worker__", "worker.py").main(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 
@@ -98,6 +101,7 @@ def encode_call(call: Call, inbox: Path | int, counter: list[int]) -> dict[str, 
         "store": call.store,
         "return_args": list(call.return_args),
         "seed": call.seed,
+        "record_structure": call.record_structure,
     }
 
 
@@ -186,6 +190,7 @@ def write_inbox(
     }
     for name, text in (
         ("encoding.py", _ENCODING_SOURCE),
+        ("recorders.py", _RECORDERS_SOURCE),
         ("worker.py", _WORKER_SOURCE),
         ("calls.json", json.dumps(config)),
     ):

@@ -300,6 +300,6 @@ def test_a_case_enters_the_module_worker_only_for_its_own_call(tmp_path: Path) -
     got = execute(request)
     assert got.module_run is not None
     res = got.module_run.results
-    sources = ["calls.json", "encoding.py", "next", "worker.py"]
+    sources = ["calls.json", "encoding.py", "next", "recorders.py", "worker.py"]
     assert res["two"].value == sorted(["a0.npy", "a1.npy", "call.json", *sources])
     assert res["none"].value == sorted(["call.json", *sources])

@@ -77,10 +77,11 @@ def test_the_inbox_holds_sources_and_config_and_one_call_at_a_time(tmp_path: Pat
             "calls.json",
             "encoding.py",
             "next",
+            "recorders.py",
             "worker.py",
         ]
         assert stat.S_ISFIFO((inbox.path / "next").stat().st_mode)
-        for name in ("encoding.py", "worker.py", "calls.json", "next"):
+        for name in ("encoding.py", "recorders.py", "worker.py", "calls.json", "next"):
             assert (inbox.path / name).stat().st_mode & stat.S_IROTH, name
         assert "def main(" in (inbox.path / "worker.py").read_text()
         first = json.loads(inbox.write(calls[0], {}))
@@ -93,6 +94,7 @@ def test_the_inbox_holds_sources_and_config_and_one_call_at_a_time(tmp_path: Pat
             "return_args": [0],
             "seed": 7,
             "storers": {},
+            "record_structure": False,
         }
         assert (inbox.path / "a0.npy").stat().st_mode & stat.S_IROTH
         inbox.write(calls[1], {})  # the previous call's inputs are gone
