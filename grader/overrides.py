@@ -29,10 +29,12 @@ The pseudo-check ``late`` sets the student's late
 penalty instead (``points: 0`` waives it; the result's ``late`` section then says
 ``waived`` with the comment). The check's status becomes ``pass`` at full points,
 else ``partial`` (some points) or ``fail`` (none) — a ``manual`` check is thereby
-confirmed — and the check's ``override`` keeps the comment and the grader's own mark for
-the report. Question scores and the total are recomputed as sums. Results files are
-never changed: overrides are applied whenever records are read for the gradebook and
-the reports. Errors name the file, the line and the entry.
+confirmed, and its message, which said the mark awaited review, says it is the
+instructor's — and the check's ``override`` keeps the comment and the grader's own mark
+for the report. Question scores and the total are recomputed as sums. The scores in
+results files are never changed: overrides are applied whenever records are read for the
+gradebook and the reports (the review writes only a result's ``review`` section, the
+audit trail: :mod:`grader.review.audit`). Errors name the file, the line and the entry.
 """
 
 from __future__ import annotations
@@ -377,15 +379,21 @@ def apply_overrides(record: GradeRecord, overrides: Sequence[Override]) -> Grade
         previous = check.override
         mark = scoring.points(o.points)
         checks = list(question.checks)
+        original_status = check.status if previous is None else previous.original_status
+        message = check.message
+        if original_status == "manual":
+            # the grader's "suggested …, awaiting instructor review" is no longer true
+            message = f"marked by the instructor: {mark:g}/{top:g}"
         checks[ci] = dataclasses.replace(
             check,
             score=mark,
+            message=message,
             status=_status(o.points, top),
             override=CheckOverride(
                 points=mark,
                 comment=o.comment,
                 original_score=check.score if previous is None else previous.original_score,
-                original_status=check.status if previous is None else previous.original_status,
+                original_status=original_status,
             ),
         )
         questions[qi] = dataclasses.replace(
