@@ -165,7 +165,7 @@ class Override:
         )
 
 
-def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+def _scalar(node: yaml.Node, loader: Any) -> Any:
     return loader.construct_object(node, deep=True)
 
 
@@ -178,12 +178,40 @@ def load_overrides(path: Path) -> list[Override]:
     a finite number ≥ 0, a comment that is not a string, and duplicate (student, check)
     pairs.
     """
+    before = _identity(path)
+    cached = _CACHE.get(str(path))
+    if before is not None and cached is not None and cached[0] == before:
+        return list(cached[1])
+    found = _parse(path)
+    if before is not None and _identity(path) == before:  # unchanged while it was read
+        _CACHE[str(path)] = (before, tuple(found))
+    return found
+
+
+#: Parsed files by path, with the identity (device, inode, mtime, size) they were read
+#: at: the review page reads the file on every request, and a rewrite (atomic: a new
+#: inode) or an edit changes the identity.
+_CACHE: dict[str, tuple[tuple[int, int, int, int], tuple[Override, ...]]] = {}
+#: libyaml's parser where PyYAML has it (the same nodes and marks, several times faster).
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _parse(path: Path) -> list[Override]:
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise OverridesError(f"{name}: cannot read the overrides file: {exc}") from exc
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -456,8 +484,12 @@ def dump_overrides(overrides: Sequence[Override]) -> str:
         "# Instructor marks (grader/overrides.py): written by `grade review`; "
         "edit by hand if you like.\n"
     )
-    body = yaml.safe_dump(
-        [o.to_dict() for o in overrides], sort_keys=False, allow_unicode=True, width=100
+    body = yaml.dump(
+        [o.to_dict() for o in overrides],
+        Dumper=_DUMPER,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
     )
     return header + body
 
@@ -516,8 +548,26 @@ def save_override(
         kept = [o for o in existing if o is not old]
         position = existing.index(old) if old is not None else len(kept)
         kept.insert(position, entry)
-        write_text_atomic(path, dump_overrides(kept))
+        text = dump_overrides(kept)
+        write_text_atomic(path, text)
+        _remember(path, text, kept)
     return entry
+
+
+def _remember(path: Path, text: str, entries: Sequence[Override]) -> None:
+    """Cache what was just written, with each entry's line in the new text (every
+    entry of a dumped file starts a line with ``- ``), so the next read parses nothing."""
+    starts = [n for n, line in enumerate(text.splitlines(), start=1) if line.startswith("- ")]
+    identity = _identity(path)
+    if identity is None or len(starts) != len(entries):
+        return
+    _CACHE[str(path)] = (
+        identity,
+        tuple(
+            dataclasses.replace(o, source=str(path), line=line, index=index)
+            for index, (o, line) in enumerate(zip(entries, starts, strict=True), start=1)
+        ),
+    )
 
 
 def _keep_original(path: Path) -> None:

@@ -31,6 +31,8 @@ import os
 import pwd
 import secrets
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -74,14 +76,14 @@ def login_name() -> str:
 
 
 class Renderer:
-    """Re-renders reports in one background thread: ``submit()`` returns at once;
-    renders asked for while one runs are done together in the next round
-    (:func:`grader.report.render.render_all` renders only the reports whose record
-    changed, then the summary). ``wait_idle()`` waits until nothing is left."""
+    """Re-renders reports in the background: ``submit()`` returns at once; a thread runs
+    rounds of ``python -m grader.review.render OUT`` (a child process, so laying out
+    PDFs never slows the page), each covering every request made before it started;
+    requests made during a round are covered by the next one. ``wait_idle()`` waits
+    until nothing is left."""
 
-    def __init__(self, out_dir: Path, load: Callable[[], list[GradeRecord]]) -> None:
+    def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
-        self.load = load
         self._cond = threading.Condition()
         self._wanted = 0  # rounds asked for
         self._done = 0  # rounds finished (a round covers every request made before it)
@@ -110,19 +112,25 @@ class Renderer:
             target = self._wanted
             return self._cond.wait_for(lambda: self._done >= target, timeout)
 
-    def _run(self) -> None:
-        from grader.report.render import render_all
-        from grader.results import batch_warnings
+    def _round(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "grader.review.render", str(self.out_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise GraderError(f"exit code {done.returncode}: {last}")
+        self.rendered += int(done.stdout.strip().splitlines()[-1])
 
+    def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._done < self._wanted)
                 target = self._wanted
             try:
-                records = self.load()
-                warning = "; ".join(batch_warnings(self.out_dir, records)) or None
-                paths = render_all(records, self.out_dir, jobs=0, show_sandbox_warning=warning)
-                self.rendered += len(paths.rendered)
+                self._round()
                 self.error = None
             except Exception as exc:  # shown on every page until a round succeeds
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -149,17 +157,27 @@ class ReviewSession:
         self.secret = secrets.token_bytes(32)
         self.token = secrets.token_urlsafe(32)
         self.lock = threading.RLock()  # decisions of concurrent requests, one at a time
-        self.renderer = Renderer(self.out_dir, self.records)
+        self.renderer = Renderer(self.out_dir)
+        self._raw: tuple[tuple[tuple[str, int, int, int], ...], list[GradeRecord]] | None = None
         self.records()  # a broken folder fails now, not on the first page
 
     def records(self) -> list[GradeRecord]:
-        """The results with ``overrides.yaml`` applied."""
+        """The results with ``overrides.yaml`` applied (the files are read again only
+        when one of them changed)."""
         from grader.overrides import with_overrides
         from grader.results import RESULTS_DIR, read_results
 
-        records = read_results(self.out_dir / RESULTS_DIR)
+        results = self.out_dir / RESULTS_DIR
+        identity = tuple(
+            (p.name, st.st_ino, st.st_mtime_ns, st.st_size)
+            for p in sorted(results.glob("*.json"))
+            for st in (p.stat(),)
+        )
+        if self._raw is None or self._raw[0] != identity:
+            self._raw = (identity, read_results(results))
+        records = self._raw[1]
         if not records:
-            raise GraderError(f"{self.out_dir / RESULTS_DIR}: holds no results")
+            raise GraderError(f"{results}: holds no results")
         return with_overrides(records, self.out_dir / OVERRIDES_FILE)
 
     def queues(self, records: Sequence[GradeRecord] | None = None) -> dict[str, list[Item]]:
@@ -217,21 +235,30 @@ class ReviewSession:
     def refresh(self, students: Sequence[str], *, render: bool = True) -> None:
         """After a decision: the students' review sections, the gradebook and the
         dashboard now; the reports in the background."""
-        refresh_outputs(self.out_dir, students)
+        refresh_outputs(self.out_dir, students, load=self.records)
         if render:
             self.renderer.submit()
 
 
-def refresh_outputs(out_dir: Path, students: Sequence[str] | None = None) -> list[GradeRecord]:
+def refresh_outputs(
+    out_dir: Path,
+    students: Sequence[str] | None = None,
+    *,
+    load: Callable[[], list[GradeRecord]] | None = None,
+) -> list[GradeRecord]:
     """Bring ``OUT`` up to date with ``overrides.yaml`` and ``regrades.yaml`` (all but
-    the PDFs): the results' review sections, ``gradebook.csv`` and ``index.html``;
-    returns the records with the overrides applied."""
+    the PDFs): the review sections of ``students`` (all when None), ``gradebook.csv``
+    and ``index.html``; returns the records with the overrides applied (read by
+    ``load`` when given)."""
     from grader.gradebook import write_gradebook
     from grader.overrides import with_overrides
     from grader.results import RESULTS_DIR, read_results
 
     audit.sync_review_sections(out_dir, students)
-    records = with_overrides(read_results(out_dir / RESULTS_DIR), out_dir / OVERRIDES_FILE)
+    if load is not None:
+        records = load()
+    else:
+        records = with_overrides(read_results(out_dir / RESULTS_DIR), out_dir / OVERRIDES_FILE)
     write_gradebook(records, out_dir / "gradebook.csv")
     dashboard.write_dashboard(out_dir, records)
     return records

@@ -164,21 +164,40 @@ def _histogram(pcts: Sequence[float]) -> dict[str, Any]:
 
 
 def _item_analysis(records: Sequence[GradeRecord]) -> list[dict[str, Any]]:
-    from grader.report.summary import summary_view
+    """Per check: pass rate, mean, answers awaiting review, errors and the most common
+    wrong answers (keyed as the class summary keys them: the check type's own rule)."""
+    from grader.report.summary import WRONG_ANSWERS, _wrong_keys
 
+    order: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for q in r.questions:
+            for c in q.checks:
+                info = order.setdefault(
+                    c.id,
+                    {"id": c.id, "question": q.id, "type": c.type.replace("_", " "),
+                     "status": Counter(), "fracs": [], "wrong": Counter()},
+                )  # fmt: skip
+                info["status"][c.status] += 1
+                info["fracs"].append(percent(c.score, c.max_score))
+                if c.status in ("fail", "partial", "error"):
+                    for key, _ in _wrong_keys(c):
+                        info["wrong"][key] += 1
     rows = []
-    for c in summary_view(records)["checks"]:
+    for info in order.values():
+        n = sum(info["status"].values())
         rows.append(
             {
-                "id": c["id"],
-                "question": c["question"],
-                "type": c["type"],
-                "n": c["n"],
-                "pass_pct": round(c["pass_pct"], 1),
-                "mean_pct": round(c["mean_pct"], 1),
-                "manual": c["manual"],
-                "error": c["error"],
-                "wrong": [{"answer": w["answer"], "count": w["count"]} for w in c["wrong"]],
+                "id": info["id"],
+                "question": info["question"],
+                "type": info["type"],
+                "n": n,
+                "pass_pct": round(100.0 * info["status"]["pass"] / n, 1) if n else 0.0,
+                "mean_pct": round(statistics.fmean(info["fracs"]), 1) if info["fracs"] else 0.0,
+                "manual": info["status"]["manual"],
+                "error": info["status"]["error"],
+                "wrong": [
+                    {"answer": k, "count": v} for k, v in info["wrong"].most_common(WRONG_ANSWERS)
+                ],
             }
         )
     return rows

@@ -121,3 +121,18 @@ def test_concurrent_writers_lose_no_decision(tmp_path: Path) -> None:
     assert [w.exitcode for w in workers] == [0, 0]
     students = sorted(o.student for o in load_overrides(path))
     assert students == sorted([f"x{n}" for n in range(15)] + [f"y{n}" for n in range(15)])
+
+
+def test_the_cache_of_a_written_file_matches_a_fresh_read(tmp_path: Path) -> None:
+    from grader.overrides import _parse
+
+    path = tmp_path / "overrides.yaml"
+    save_override(path, student="a", check="Q1a", points=1, comment="two\nlines", who="x")
+    save_override(path, student="b", check="Q1a", points=2, comment="- looks like a list", who="x")
+    save_override(path, student="a", check="Q1a", points=3, comment="again", who="y")
+    assert load_overrides(path) == _parse(path)  # lines and history included
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [lines[o.line - 1] for o in load_overrides(path)] == ["- student: a", "- student: b"]
+    # an edit by hand is seen at once
+    path.write_text("- {student: c, check: Q1b, points: 0}\n", encoding="utf-8")
+    assert [(o.student, o.line) for o in load_overrides(path)] == [("c", 1)]
