@@ -44,6 +44,7 @@ from grader.gradebook import penalty, unreviewed
 from grader.lms import info_of, late_of
 from grader.models import GradeRecord
 from grader.report.format import fmt_points, percent
+from grader.review.queue import awaits_review
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 INDEX_FILE = "index.html"
@@ -179,8 +180,9 @@ def _item_analysis(records: Sequence[GradeRecord]) -> list[dict[str, Any]]:
                 )  # fmt: skip
                 info["status"][c.status] += 1
                 info["fracs"].append(percent(c.score, c.max_score))
-                if c.status in ("fail", "partial", "error"):
-                    for key, _ in _wrong_keys(c):
+                # an instructor's mark on a written answer is not a "wrong answer"
+                if c.status in ("fail", "partial", "error") and not awaits_review(c):
+                    for key in _wrong_keys(c):
                         info["wrong"][key] += 1
     rows = []
     for info in order.values():
@@ -196,7 +198,8 @@ def _item_analysis(records: Sequence[GradeRecord]) -> list[dict[str, Any]]:
                 "manual": info["status"]["manual"],
                 "error": info["status"]["error"],
                 "wrong": [
-                    {"answer": k, "count": v} for k, v in info["wrong"].most_common(WRONG_ANSWERS)
+                    {"answer": k, "code": code, "count": v}
+                    for (k, code), v in info["wrong"].most_common(WRONG_ANSWERS)
                 ],
             }
         )

@@ -13,6 +13,7 @@ import pytest
 from markupsafe import escape
 
 from grader.models import GradeRecord
+from grader.overrides import OVERRIDES_FILE, save_override
 from grader.review import dashboard
 from grader.review.app import ReviewSession
 from grader.review.dashboard import (
@@ -89,8 +90,10 @@ def test_extra_sections_from_plain_data(out: Path, provider: None) -> None:
 
 
 def test_item_analysis_and_crashing_cells(out: Path) -> None:
+    save_override(out / OVERRIDES_FILE, student="solution", check="Q1a", points=1.5, who="x")
     data = dashboard.dashboard_data(ReviewSession(out, "jdoe").records())
     q1a = next(c for c in data["checks"] if c["id"] == "Q1a")
-    assert (q1a["n"], q1a["manual"]) == (3, 3)
+    assert (q1a["n"], q1a["manual"]) == (3, 2)
+    assert q1a["wrong"] == []  # an instructor's partial mark is not a wrong answer
     assert [c["count"] for c in data["crashes"]] == [1]  # crash_in_cell's one cell
     assert sum(b["count"] for b in data["histogram"]["bars"]) == 3
