@@ -8,7 +8,9 @@ What it serves, all rendered from ``OUT`` on each request:
   check's comment bank; ``POST /queue/<check>/mark`` records a decision;
 * ``/regrades`` — regrade requests: file one, resolve one with a logged outcome;
 * ``/dashboard`` — the batch dashboard (:mod:`grader.review.dashboard`), live;
-* ``/report/<student>`` — a student's PDF, looked up by student id (never by path).
+* ``/report/<student>`` — a student's PDF, looked up by student id (never by path);
+* ``/status`` — ``{"rendering": bool, "render_error": str|null}`` (``?wait=1`` answers
+  once the background renders are done).
 
 Every decision is saved at once: ``overrides.yaml`` (under its lock, with who, when,
 previous and why), the result's ``review`` section, ``gradebook.csv`` and ``index.html``;
@@ -42,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -622,6 +625,8 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         )
 
     async def status(request: Request) -> Response:
+        if request.query_params.get("wait") == "1":  # until the reports are rendered
+            await run_in_threadpool(session.renderer.wait_idle, 300)
         return JSONResponse(
             {"rendering": session.renderer.busy, "render_error": session.renderer.error}
         )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -66,10 +69,30 @@ def test_started_as_root_it_serves_as_the_folder_owner(nobody_out: Path) -> None
         assert _uids(process.pid) == [NOBODY] * 4  # real, effective, saved, filesystem
         port = int(url_line.split("http://127.0.0.1:")[1].split("/")[0])
         token = url_line.split("token=")[1].strip()
+        host = {"Host": f"127.0.0.1:{port}"}
+
+        def get(path: str, **headers: str) -> tuple[int, dict[str, str], str]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=400)
+            conn.request("GET", path, headers={**host, **headers})
+            response = conn.getresponse()
+            body = response.read().decode()
+            return response.status, dict(response.getheaders()), body
+
+        status, headers, _ = get(f"/?token={token}")
+        assert status == 303  # it serves, and only with the token
+        cookie = headers["set-cookie"].split(";")[0]
+        _, _, page = get("/queue/Q1a", Cookie=cookie)
+        key = re.search(r'name="key" value="(\w+)"', page)[1]  # type: ignore[index]
+        form = urlencode({"token": token, "key": key, "i": "0", "action": "accept"})
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("GET", f"/?token={token}", headers={"Host": f"127.0.0.1:{port}"})
-        response = conn.getresponse()
-        assert response.status == 303  # it serves, and only with the token
+        conn.request("POST", "/queue/Q1a/mark", body=form, headers={**host, "Cookie": cookie,
+                     "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert conn.getresponse().status == 303
+        # the decision's files belong to the unprivileged user, and its reports render
+        assert (nobody_out / "overrides.yaml").stat().st_uid == NOBODY
+        state = json.loads(get("/status?wait=1", Cookie=cookie)[2])  # once rendered
+        assert state == {"rendering": False, "render_error": None}
+        assert (nobody_out / "reports" / "ansari_seed.pdf").stat().st_uid == NOBODY
     finally:
         process.terminate()
         process.wait(timeout=60)
