@@ -18,9 +18,9 @@ files written by hand before stay valid::
       who: jdoe                    # the instructor (``grade review --as NAME``)
       when: '2026-12-04T23:10:00+00:00'   # ISO 8601, UTC
       previous: 2.0                # the points before this decision (the suggestion)
-      why: changed                 # accepted | changed | regrade 3: <outcome> | ...
+      why: marked                  # accepted suggestion | marked | regrade 3: <comment>
       history:                     # earlier decisions on this check, oldest first
-      - {points: 2.0, comment: '', who: jdoe, when: '…', previous: 2.0, why: accepted}
+      - {points: 2.0, comment: '', who: jdoe, when: '…', previous: 2.0, why: accepted suggestion}
 
 :func:`save_override` writes one decision under a file lock (``overrides.yaml.lock``),
 moving the entry it replaces into ``history``; a hand-written file is copied once to
