@@ -11,7 +11,8 @@ Safety: the page is rendered with autoescaping, its data block is JSON with ``<`
 and its Content-Security-Policy allows only its own inline script and style (by hash):
 a student's string can neither end the data block nor run as script.
 
-Extension point (for integrity reports, issue 18): a **section** is plain data,
+Extension point (integrity reports, issue 18, use it for the similar submissions:
+:func:`similarity_provider`): a **section** is plain data,
 
     {"id": "similarity", "title": "Similar submissions",
      "note": "optional text under the title",
@@ -264,6 +265,38 @@ def _section(section: Mapping[str, Any]) -> dict[str, Any]:
         "columns": [str(c) for c in section.get("columns", ())],
         "rows": [[("" if v is None else str(v)) for v in row] for row in section.get("rows", ())],
     }
+
+
+def similarity_provider(records: Sequence[GradeRecord], out_dir: Path) -> Mapping[str, Any] | None:
+    """The batch's similar submissions (``OUT/similarity.json``, issue 18's
+    :func:`grader.integrity.similarity.similarity_section`) as a dashboard section:
+    flagged pairs first; None when the folder has no similarity results."""
+    from grader.integrity.similarity import similarity_section
+
+    found = similarity_section(out_dir)
+    if found is None:
+        return None
+    rows = [
+        [p.get("student_a"), p.get("student_b"), f"{float(p.get('similarity') or 0):.2f}",
+         "yes" if flagged else "", p.get("evidence", "")]
+        for flagged, pairs in ((True, found["flagged"]), (False, found["reported"]))
+        for p in pairs
+    ]  # fmt: skip
+    note = (
+        f"{found['n_pairs']} pair(s) of {found['students']} students at or above "
+        f"{found['floor']}; flagged at {found['threshold']} (OUT/similarity.csv). "
+        "Similarity never changes a score."
+    )
+    return {
+        "id": "similarity",
+        "title": "Similar submissions",
+        "note": note,
+        "columns": ["Student A", "Student B", "Similarity", "Flagged", "Evidence"],
+        "rows": rows,
+    }
+
+
+SECTION_PROVIDERS.append(similarity_provider)
 
 
 def provided_sections(records: Sequence[GradeRecord], out_dir: Path) -> list[Mapping[str, Any]]:

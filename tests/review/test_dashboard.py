@@ -97,3 +97,31 @@ def test_item_analysis_and_crashing_cells(out: Path) -> None:
     assert q1a["wrong"] == []  # an instructor's partial mark is not a wrong answer
     assert [c["count"] for c in data["crashes"]] == [1]  # crash_in_cell's one cell
     assert sum(b["count"] for b in data["histogram"]["bars"]) == 3
+
+
+def test_similar_submissions_are_a_section(out: Path) -> None:
+    records = ReviewSession(out, "jdoe").records()
+    page = dashboard_html(records, sections=dashboard.provided_sections(records, out))
+    assert "<h2>Similar submissions</h2>" in page  # every batch is compared
+    (out / "similarity.json").unlink()
+    page = dashboard_html(records, sections=dashboard.provided_sections(records, out))
+    assert 'id="section-similarity"' not in page  # a folder never compared
+    pairs = [
+        {"student_a": "ansari_seed", "student_b": "solution", "similarity": 0.912,
+         "flagged": True, "evidence": f"code {EVIL}", "matches": []},
+        {"student_a": "crash_in_cell", "student_b": "solution", "similarity": 0.41,
+         "flagged": False, "evidence": "text", "matches": []},
+    ]  # fmt: skip
+    (out / "similarity.json").write_text(
+        json.dumps({"threshold": 0.8, "floor": 0.3, "students": 3, "pairs": pairs}),
+        encoding="utf-8",
+    )
+    page = dashboard_html(records, sections=dashboard.provided_sections(records, out))
+    section = page[page.index('id="section-similarity"') :]
+    assert "2 pair(s) of 3 students at or above 0.3; flagged at 0.8" in section
+    assert (
+        f"<td>ansari_seed</td><td>solution</td><td>0.91</td><td>yes</td><td>code {escape(EVIL)!s}"
+        in section
+    )
+    assert "<td>crash_in_cell</td><td>solution</td><td>0.41</td><td></td><td>text</td>" in section
+    assert 'alert("x")' not in page
