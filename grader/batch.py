@@ -392,6 +392,9 @@ def _dispatch(
     from grader.gradebook import write_gradebook  # pandas, only once the batch is done
 
     write_gradebook(graded, out_dir / "gradebook.csv")
+    from grader.review import after_grading
+
+    after_grading(out_dir, graded)  # the results' review sections and OUT/index.html
     return BatchResult(records, out_dir, batch, graded, counts)
 
 
@@ -486,5 +489,8 @@ def _add_missing(
     from grader.gradebook import write_gradebook
 
     write_gradebook(graded, result.out_dir / "gradebook.csv")
+    from grader.review import after_grading
+
+    after_grading(result.out_dir, graded)
     counts = {**result.counts, "missing": len(zeros)}
     return dataclasses.replace(result, records=records, graded=graded, counts=counts)

@@ -4,7 +4,9 @@
 ``grade validate R`` checks a rubric and that its solution earns full marks;
 ``grade report DIR`` re-renders reports from results on disk;
 ``grade export DIR --format canvas|moodle|csv|moodle-feedback|canvas-feedback`` writes an
-LMS gradebook or feedback files.
+LMS gradebook or feedback files; ``grade review DIR`` serves the instructor's review page
+and ``grade regrade DIR STUDENT CHECK --reason …`` files a regrade request
+(:mod:`grader.review.cli`).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from grader.intake.records import LAYOUTS
 if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
     from grader.models import GradeRecord
 
-VERBS = ("validate", "report", "export")
+VERBS = ("validate", "report", "export", "review", "regrade")
 
 
 def _grade_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade",
         description="Grade a folder of submissions against a rubric. Other verbs: "
-        "grade validate RUBRIC | grade report DIR | grade export DIR --format canvas",
+        "grade validate RUBRIC | grade report DIR | grade export DIR --format canvas | "
+        "grade review DIR | grade regrade DIR STUDENT CHECK --reason TEXT",
     )
     parser.add_argument(
         "submissions",
@@ -318,6 +321,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     warning = "; ".join(batch_warnings(args.dir, records)) or None
     paths = render_all(records, args.dir, jobs=args.jobs, show_sandbox_warning=warning)
     write_gradebook(records, args.dir / "gradebook.csv")
+    from grader.review import after_grading
+
+    after_grading(args.dir, records)  # review sections and index.html
     pdfs = [p for p in paths if p.suffix == ".pdf"]
     print(f"rendered {len(pdfs)} PDF files and the gradebook in {args.dir}")
     return 0
@@ -372,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args_list and args_list[0] in VERBS:
             verb, rest = args_list[0], args_list[1:]
+            if verb in ("review", "regrade"):  # grader/review/cli.py
+                from grader.review import cli as review_cli
+
+                return review_cli.run(verb, review_cli.add_parser(verb).parse_args(rest))
             parser = {
                 "validate": _validate_parser,
                 "report": _report_parser,

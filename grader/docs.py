@@ -408,7 +408,7 @@ def overrides_page() -> str:
         "| --- | --- | --- | --- |",
     ]
     for key in overrides.ALLOWED_KEYS:
-        kind = str(types_of.get(key, "any")).replace("'", "")
+        kind = str(types_of.get(key, "any")).replace("'", "").replace("|", "\\|")
         required = "yes" if key in overrides.REQUIRED_KEYS else "no"
         out.append(f"| `{key}` | {kind} | {required} | {_one_line(docs.get(key))} |")
     return "\n".join(out).rstrip() + "\n"

@@ -110,6 +110,8 @@ def check_view(check: CheckResult) -> dict[str, Any]:
             "comment_dir": text_direction(override.comment),
             "original_score": fmt_points(override.original_score),
             "original_status": STATUS_WORDS.get(override.original_status, override.original_status),
+            # a mark the grader only suggested reads as such, not as "awaiting review"
+            "suggested": override.original_status == "manual",
         },
     }
 

@@ -81,6 +81,7 @@ def test_a_passed_check_is_compact_unless_overridden() -> None:
         "comment_dir": "ltr",
         "original_score": "1",
         "original_status": "Failed",
+        "suggested": False,
     }
 
 
