@@ -43,8 +43,9 @@ class Concept(StrictModel):
     #: Statements of the idea matched by meaning, sentence by sentence, in any language
     #: the model knows; without them the concept is found only by its phrases.
     means: list[str] = Field(default_factory=list)
-    #: Statements (or phrases) that cancel the concept when a sentence says them, e.g.
-    #: the wrong direction of the same point.
+    #: Statements that cancel the concept when a sentence contains one, or (for a
+    #: concept with ``means:``) resembles one more than the concept's own statements:
+    #: e.g. the wrong direction of the same point.
     contradicts: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

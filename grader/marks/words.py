@@ -31,18 +31,30 @@ def count_words(text: str) -> int:
     return total
 
 
+def _paragraphs(text: str) -> str:
+    """Markdown's soft line breaks joined: a line continues the previous one unless a
+    blank line, a bullet, a numbered item or a heading starts it."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if lines and line.strip() and lines[-1].strip() and not _BULLET.match(line):
+            lines[-1] = lines[-1].rstrip() + " " + line.strip()
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def sentences(text: str) -> list[str]:
-    """The sentences of an answer (Markdown bullets and line breaks split too), in order,
-    without empty ones."""
+    """The sentences of an answer (Markdown bullets, numbered items, headings and
+    paragraphs split too; a soft line break does not), in order, without empty ones."""
     out: list[str] = []
-    for piece in _SENTENCE_END.split(text):
+    for piece in _SENTENCE_END.split(_paragraphs(text)):
         piece = _BULLET.sub("", piece).strip(" \t*_>")
         if piece and re.search(r"\w", piece):
             out.append(piece)
     return out
 
 
-def units(text: str, *, min_clause_words: int = 3) -> list[str]:
+def units(text: str, *, min_clause_words: int = 4) -> list[str]:
     """What concepts are matched against: every sentence, and the clauses of a sentence
     that has several (split at commas, colons and arrows), so that a long sentence
     making two points can match each point on its own."""
