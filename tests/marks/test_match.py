@@ -35,7 +35,7 @@ def found(text: str, e5: E5Encoder) -> dict[str, bool]:
 def test_chinese_answer_found_by_meaning(e5: E5Encoder) -> None:
     match = match_answer(
         CONCEPTS,
-        "全批量的曲线更平滑，因为它使用整个数据集的精确梯度。",
+        "全批量的曲线更平滑，因为它使用整个数据集的精确梯度。",  # noqa: RUF001
         prompt=PROMPT,
         encoder=e5,
     )
