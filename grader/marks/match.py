@@ -3,9 +3,10 @@
 Each concept is looked for in every sentence (and the clauses of long sentences,
 :func:`grader.marks.words.units`): literally by its phrases (``any:``), and by meaning,
 as the cosine similarity between the sentence's embedding and each of the concept's
-statements (``means:``). A concept is found by meaning when its best sentence reaches the
-threshold. A sentence that says one of the concept's ``contradicts:`` statements more
-than the concept itself (or contains it as a phrase) cancels the concept.
+statements (``means:``). A concept is found by meaning when a sentence resembles it at
+least :data:`FLOOR` and more than any other concept of the question (by ``margin``). A
+sentence that contains one of the concept's ``contradicts:`` statements, or clearly
+resembles one (by :data:`STRICT_MARGIN` over every concept), cancels the concept.
 """
 
 from __future__ import annotations
