@@ -14,6 +14,9 @@ points, e.g. :func:`marks_from_overrides`), and give:
 - :func:`group_answers`: groups of answers similar enough, with the same concepts found,
   to be marked by one decision.
 
+:func:`answers_from_records` and :func:`marks_from_overrides` read the answers and the
+marks from an output folder's results and ``overrides.yaml``.
+
 Nothing here changes a result: suggestions stay suggestions (status ``manual``).
 """
 
@@ -35,6 +38,7 @@ from grader.marks.words import count_words
 
 if TYPE_CHECKING:
     from grader.checks.text import TextSpec
+    from grader.models import GradeRecord
 
 #: Marked answers needed before suggestions are calibrated.
 MIN_MARKS = 5
@@ -86,6 +90,18 @@ def marks_from_overrides(path: Path, check: str) -> dict[str, float]:
     if not path.exists():
         return {}
     return {o.student: float(o.points) for o in load_overrides(path) if o.check == check}
+
+
+def answers_from_records(records: Sequence[GradeRecord], check: str) -> dict[str, str]:
+    """student → the answer a ``text`` check found (``details.answer``, up to the first
+    1500 characters, as results keep it), for students whose answer was found."""
+    out: dict[str, str] = {}
+    for record in records:
+        for question in record.questions:
+            for result in question.checks:
+                if result.id == check and result.details and result.details.get("answer"):
+                    out[record.student] = str(result.details["answer"])
+    return out
 
 
 def analyse(

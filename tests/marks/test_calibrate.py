@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,19 @@ def test_marks_from_overrides_reads_only_that_check(tmp_path: pytest.TempPathFac
     )
     assert marks_from_overrides(tmp_path, "Q1d") == {"ann": 2.0}  # type: ignore[arg-type]
     assert marks_from_overrides(tmp_path / "missing", "Q1d") == {}  # type: ignore[operator]
+
+
+def test_answers_from_records_reads_the_found_answers() -> None:
+    from grader.models import CheckResult, QuestionResult
+
+    def record(student: str, details: dict[str, object] | None) -> SimpleNamespace:
+        check = CheckResult("Q1d", "text", 0, 3, "manual", "", details=details)
+        return SimpleNamespace(
+            student=student, questions=(QuestionResult("q1", "Q1", 0, 3, (check,)),)
+        )
+
+    records = [
+        record("ann", {"type": "text", "answer": "full batch smoother"}),
+        record("bob", None),  # no heading found: no answer
+    ]
+    assert calibrate.answers_from_records(records, "Q1d") == {"ann": "full batch smoother"}  # type: ignore[arg-type]
