@@ -1,8 +1,11 @@
 """``type: text`` — a free-text answer under a Markdown heading, marked by an instructor.
 
-The grader finds the answer, counts its words, looks for the rubric's concepts (each
-with synonyms) and suggests a mark; the status stays ``manual`` until an instructor
-confirms or overrides it (``overrides.yaml``).
+The grader finds the answer, counts its words (CJK characters count one each), finds
+the rubric's concepts sentence by sentence — by their phrases and by meaning, with a
+multilingual sentence-embedding model (:mod:`grader.marks`) — and suggests the mark the
+rubric's scheme gives (points per concept, ``all``/``any`` groups, caps, contradicting
+statements). The status stays ``manual`` until an instructor confirms or overrides it
+(``overrides.yaml``), unless the rubric says ``final: true``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from grader.checks.base import (
     MACROS,
@@ -23,53 +26,103 @@ from grader.checks.base import (
     result,
     view,
 )
-from grader.models import CheckResult
+from grader.marks.match import DEFAULT_MARGIN, match_answer
+from grader.marks.scheme import (
+    Cap,
+    Concept,
+    Group,
+    best_possible,
+    check_names,
+    concept_points,
+    scheme_mark,
+)
+from grader.marks.words import count_words
+from grader.models import CheckResult, CheckStatus
 from grader.report.format import text_direction
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _MAX_ANSWER_CHARS = 1500
 
 
-class Concept(StrictModel):
-    """An idea the answer should contain, recognised by any of its phrases."""
-
-    name: str = Field(min_length=1)
-    """The idea, in words, as the report lists it."""
-    any: list[str] = Field(min_length=1)
-    """Phrases that show the idea (case-insensitive, matched from a word start); any one
-    counts."""
-
-
 class TextSpec(CheckSpec):
-    """A Markdown answer found under its heading."""
+    """A Markdown answer found under its heading, and the scheme that marks it."""
 
     type: Literal["text"]
+    #: The heading the answer is under (``Q1a`` also finds ``Q1 (a)``, ``Q1 a)``).
     heading: str = Field(min_length=1)
-    """The start of the Markdown heading (Q3) whose section holds the written answer."""
+    #: The mark is out of these points.
     points: float = Field(ge=0)
-    """Points of the answer; the suggested mark is the share of concepts found, reduced when
-    the answer is shorter than min_words."""
+    #: Fewer words than this scale the suggestion down in proportion (CJK characters
+    #: count one word each).
     min_words: int = Field(default=0, ge=0)
-    """Answers shorter than this get a proportionally lower suggested mark (0: no minimum)."""
+    #: What the answer should say: phrases (``any:``), statements matched by meaning
+    #: (``means:``), ``points`` and ``contradicts:`` (see :mod:`grader.marks.scheme`).
     concepts: list[Concept] = Field(default_factory=list)
-    """The ideas a full answer contains; none: the suggested mark is full when an answer is
-    found."""
+    #: Points earned when all (``all: [names]``) or any (``any: [names]``) are found.
+    groups: list[Group] = Field(default_factory=list)
+    #: ``{max: P, when: [names]}`` / ``{max: P, unless: [names]}``: the mark's limits.
+    caps: list[Cap] = Field(default_factory=list)
+    #: The instructor's model answer: its similarity to an answer is shown and used by
+    #: the calibrated suggestions of the review page.
+    model_answer: str = ""
+    #: ``meaning`` (phrases and statements matched by meaning) or ``phrases`` (phrases
+    #: only; the model is never loaded).
+    match: Literal["meaning", "phrases"] = "meaning"
+    #: How much more a sentence must resemble a concept's statements than the other
+    #: concepts' to state it (default :data:`grader.marks.match.DEFAULT_MARGIN`).
+    margin: float | None = Field(default=None, ge=0, le=1)
+    #: ``true``: the suggested mark is the final mark (status pass/partial/fail, no
+    #: review needed). Default ``false``: it stays a suggestion (status ``manual``).
+    final: bool = False
 
     needs_notebook: ClassVar[bool] = True  # the answer is Markdown in the notebook
     needs_expected: ClassVar[bool] = False  # the concepts are the rubric's own
     needs_review: ClassVar[bool] = True  # the suggested mark awaits the instructor
 
+    @model_validator(mode="after")
+    def _scheme_names(self) -> TextSpec:
+        check_names(self.concepts, self.groups, self.caps)
+        if self.concepts and best_possible(self.concepts, self.groups, self.points) < self.points:
+            raise ValueError(
+                f"the scheme's concepts and groups give at most "
+                f"{best_possible(self.concepts, self.groups, self.points):g} of the "
+                f"{self.points:g} points: raise their points"
+            )
+        return self
+
+    def margin_or_default(self) -> float:
+        """The contrast margin in force."""
+        return DEFAULT_MARGIN if self.margin is None else self.margin
+
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """The instructor's mark is out of ``points``."""
         return self.points
 
+    def rules(self) -> list[str]:
+        """The scheme's caps and contradictions, in words."""
+        out = [f"{cap.describe()}" for cap in self.caps]
+        out += [
+            f"{c.name!r} is cancelled by: {'; '.join(c.contradicts)}"
+            for c in self.concepts
+            if c.contradicts
+        ]
+        if self.final:
+            out.append("the suggested mark is final (no instructor review)")
+        return out
+
 
 class FoundConcept(StrictModel):
-    """A concept of the rubric and the phrase that found it in the answer, if any."""
+    """A concept of the rubric and what found it in the answer, if anything."""
 
     name: str
     found: bool
-    matched: str | None = None
+    matched: str | None = None  # the phrase that found it
+    points: float | None = None
+    via: str | None = None  # "phrase" or "meaning"
+    sentence: str | None = None  # the sentence that found it (or came closest)
+    similarity: float | None = None
+    margin: float | None = None
+    contradicted_by: str | None = None
 
 
 class TextDetails(Details):
@@ -81,6 +134,10 @@ class TextDetails(Details):
     min_words: int | None = None
     answer: str = ""
     suggested: float | None = None
+    confidence: float | None = None
+    low_confidence: bool = False
+    capped: list[str] = Field(default_factory=list)
+    model_similarity: float | None = None
 
 
 def heading_pattern(part: str) -> re.Pattern[str]:
@@ -110,14 +167,10 @@ def find_answer(markdown: tuple[str, ...], part: str) -> str | None:
     return None
 
 
-def _found(text: str, phrase: str) -> bool:
-    """``phrase`` occurs case-insensitively, starting at a word boundary."""
-    return re.search(r"(?<![A-Za-z0-9])" + re.escape(phrase.lower()), text) is not None
-
-
 @register("text", TextSpec, details=TextDetails)
 def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
-    """Suggest a mark from concepts found and length; flag for the instructor."""
+    """Suggest the scheme's mark from the concepts found and the length; flag for the
+    instructor (unless the rubric says the suggestion is final)."""
     top = spec.points
     if ctx.notebook_problem is not None:
         return result(
@@ -133,18 +186,52 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
             f"no Markdown heading starting with {spec.heading} was found: put the answer under "
             f"a heading such as '### {spec.heading}'",
         )
-    lowered = answer.lower()
-    hits = {c.name: next((p for p in c.any if _found(lowered, p)), None) for c in spec.concepts}
-    concepts = [FoundConcept(name=n, found=hit is not None, matched=hit) for n, hit in hits.items()]
-    found = [name for name, hit in hits.items() if hit is not None]
-    absent = [name for name, hit in hits.items() if hit is None]
-    words = len(answer.split())
-    suggested = top * (len(found) / len(hits) if hits else 1.0)
+    match = match_answer(
+        spec.concepts,
+        answer,
+        margin=spec.margin_or_default(),
+        model_answer=spec.model_answer or None,
+        prompt=spec.prompt or None,
+        meaning=spec.match == "meaning",
+    )
+    found_map = match.found()
+    suggested, capped = scheme_mark(spec.concepts, spec.groups, spec.caps, top, found_map)
+    points = concept_points(spec.concepts, spec.groups, top)
+    concepts = [
+        FoundConcept(
+            name=c.name,
+            found=c.found,
+            matched=c.phrase if c.found else None,
+            points=points[c.name],
+            via=c.via if c.found else None,
+            sentence=c.evidence,
+            similarity=c.similarity if c.margin > -1 else None,
+            margin=c.margin if c.margin > -1 else None,
+            contradicted_by=c.contradicted_by,
+        )
+        for c in match.concepts
+    ]
+    earning = [c for c in spec.concepts if points[c.name] > 0]
+    found = [c.name for c in earning if found_map[c.name]]
+    absent = [c.name for c in earning if not found_map[c.name]]
+    wrong = [c.name for c in spec.concepts if points[c.name] == 0 and found_map[c.name]]
+    words = count_words(answer)
     if spec.min_words and words < spec.min_words:
         suggested *= words / spec.min_words
-    message = f"suggested {round(suggested, 2):g}/{top:g}, awaiting instructor review"
+    confidence = match.confidence()
+    verb = "mark" if spec.final else "suggested"
+    message = f"{verb} {round(suggested, 2):g}/{top:g}"
+    if not spec.final:
+        message += ", awaiting instructor review"
     if absent:
         message += "; not found: " + ", ".join(absent)
+    contradicted = [c.name for c in match.concepts if c.contradicted_by]
+    if contradicted:
+        message += "; contradicted: " + ", ".join(contradicted)
+    if wrong:
+        message += "; says: " + ", ".join(wrong)
+    if capped:
+        message += "; " + "; ".join(capped)
     if spec.min_words and words < spec.min_words:
         message += f"; {words} words, fewer than the {spec.min_words} expected"
     details = TextDetails(
@@ -154,7 +241,16 @@ def grade_text(spec: TextSpec, ctx: CheckContext) -> CheckResult:
         min_words=spec.min_words,
         answer=answer[:_MAX_ANSWER_CHARS],
         suggested=round(suggested, 2),
+        confidence=round(confidence, 3),
+        low_confidence=confidence < 0.5,
+        capped=capped,
+        model_similarity=match.model_similarity,
     )
+    if spec.final:
+        status: CheckStatus = (
+            "pass" if suggested >= top else ("partial" if suggested > 0 else "fail")
+        )
+        return result(spec, top, suggested, status, message, details=details)
     return result(spec, top, suggested, "manual", message, details=details)
 
 
@@ -165,8 +261,19 @@ def text_view(check: CheckResult, details: TextDetails) -> dict[str, Any]:
     answer = details.answer[:_MAX_ANSWER_CHARS]
     return {
         "concepts": [
-            {"name": c.name, "found": c.found, "matched": c.matched or ""} for c in details.concepts
+            {
+                "name": c.name,
+                "found": c.found,
+                "matched": c.matched or "",
+                "sentence": c.sentence if (c.found and c.via == "meaning") else "",
+                "contradicted_by": c.contradicted_by or "",
+                "wrong": c.points == 0,
+            }
+            for c in details.concepts
         ],
+        "capped": details.capped,
+        "confidence": details.confidence,
+        "low_confidence": details.low_confidence,
         "word_count": details.word_count,
         "min_words": details.min_words,
         "answer": answer,
