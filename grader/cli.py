@@ -22,7 +22,7 @@ from grader.intake.records import LAYOUTS
 if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
     from grader.models import GradeRecord
 
-VERBS = ("validate", "report", "export")
+VERBS = ("validate", "report", "export", "new", "assign")
 
 
 def _grade_parser() -> argparse.ArgumentParser:
@@ -320,6 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args_list and args_list[0] in VERBS:
             verb, rest = args_list[0], args_list[1:]
+            if verb in ("new", "assign"):
+                from grader.authoring import cli as authoring
+
+                make, run = {
+                    "new": (authoring.add_new_parser, authoring.run_new),
+                    "assign": (authoring.add_assign_parser, authoring.run_assign),
+                }[verb]
+                return run(make().parse_args(rest))
             parser = {
                 "validate": _validate_parser,
                 "report": _report_parser,
