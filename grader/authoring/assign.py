@@ -359,7 +359,7 @@ def make_student_version(rubric_arg: str | Path, out: Path) -> StudentVersion:
         "title": rubric.title,
         "notebook": rubric.notebook,
         "module": rubric.module,
-        "cell_timeout": rubric.limits.cell_timeout,
+        "notebook_timeout": rubric.limits.notebook_timeout,
         "checks": checks,
     }
     (data_dir / "checks.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")

@@ -264,6 +264,7 @@ def run_checks(
 
 def _module_namespace(folder: Path, module: str) -> tuple[dict[str, Any], str | None]:
     """The student's module imported from ``folder``, or why it could not be."""
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the student's folder
     sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location(module[:-3], folder / module)
     if spec is None or spec.loader is None or not (folder / module).is_file():
@@ -357,10 +358,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "folder", nargs="?", type=Path, default=here, help="your assignment folder (default: here)"
     )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds a notebook cell may run (default: the assignment's time for the "
+        "whole notebook, so a slow machine is not failed)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the verdicts to this JSON file"
+    )
     args = parser.parse_args(argv)
     folder = args.folder.resolve()
     data_dir = here / DATA_DIR
     spec = json.loads((data_dir / "checks.json").read_text(encoding="utf-8"))
+    timeout = args.timeout or int(spec["notebook_timeout"])
     print(f"Self-check of {spec['title']} in {folder}: public checks only.")
     verdicts: list[Verdict] = []
     notes: list[str] = []
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if kernel_checks:
                 got, notes = _run_notebook(
-                    folder, spec["notebook"], kernel_checks, data_dir, int(spec["cell_timeout"])
+                    folder, spec["notebook"], kernel_checks, data_dir, timeout
                 )
                 verdicts += got
     for note in notes:
@@ -411,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in verdicts:
         line = f"{'PASS' if v['ok'] else 'FAIL'}  {v['check']}: {v['what']}"
         print(line + ("" if v["ok"] else f"\n        {v['message']}"))
+    if args.json is not None:
+        args.json.write_text(json.dumps(verdicts, indent=1), encoding="utf-8")
     failed = sum(1 for v in verdicts if not v["ok"])
     print(
         f"\n{len(verdicts) - failed} of {len(verdicts)} public checks passed"
