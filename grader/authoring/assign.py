@@ -360,6 +360,7 @@ def make_student_version(rubric_arg: str | Path, out: Path) -> StudentVersion:
         "notebook": rubric.notebook,
         "module": rubric.module,
         "notebook_timeout": rubric.limits.notebook_timeout,
+        "call_timeout": max(rubric.limits.call_timeout, rubric.limits.import_timeout),
         "checks": checks,
     }
     (data_dir / "checks.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")

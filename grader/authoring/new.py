@@ -103,7 +103,7 @@ def _write_notebook(path: Path, data: dict[str, Any]) -> None:
 
 
 def _edited(solution: dict[str, Any], edits: list[tuple[str, str]], student: str) -> dict[str, Any]:
-    data = json.loads(json.dumps(solution))
+    data: dict[str, Any] = json.loads(json.dumps(solution))
     for old, new in edits:
         hits = [c for c in data["cells"] if old in c["source"]]
         if len(hits) != 1:
