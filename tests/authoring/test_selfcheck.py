@@ -109,3 +109,38 @@ def test_wrong_submission_fails_the_right_checks(
     assert {str(v["check"]) for v in verdicts if not v["ok"]} == failing, out
     assert code == 1
     assert "FAIL" in out
+
+
+def test_notebook_functions_run_in_the_kernel(student_env: tuple[Path, Path]) -> None:
+    """Public cases of a function the notebook defines (``source: notebook``) run in the
+    notebook's kernel: HW2's checks pointed at a notebook holding the solution's code,
+    then at one whose relu_forward is wrong."""
+    base, _ = student_env
+    for name, code, failing in (
+        ("nb-right", "", set()),
+        ("nb-wrong", "\ndef relu_forward(x):\n    return np.abs(x), x\n", {"relu_forward"}),
+    ):
+        folder = base / name
+        assert main(["assign", "hw2", "--out", str(folder)]) == 0
+        source = (ROOT / "submissions/hw2/solution/layers.py").read_text() + code
+        (folder / "layers.py").unlink()
+        cell = {
+            "cell_type": "code",
+            "metadata": {},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
+        notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        (folder / "hw2.ipynb").write_text(json.dumps(notebook))
+        data = folder / "selfcheck" / "checks.json"
+        spec = json.loads(data.read_text())
+        spec["notebook"] = "hw2.ipynb"
+        for check in spec["checks"]:
+            check["target"] = "notebook"
+        data.write_text(json.dumps(spec))
+        open_to_student(folder)
+        code_, out, verdicts = _run(student_env, folder)
+        assert len(verdicts) == 6, out
+        assert {str(v["check"]) for v in verdicts if not v["ok"]} == failing, out
+        assert code_ == (1 if failing else 0)
