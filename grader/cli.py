@@ -4,7 +4,9 @@
 ``grade validate R`` checks a rubric and that its solution earns full marks;
 ``grade report DIR`` re-renders reports from results on disk;
 ``grade export DIR --format canvas|moodle|csv|moodle-feedback|canvas-feedback`` writes an
-LMS gradebook or feedback files.
+LMS gradebook or feedback files;
+``grade new NAME --course DIR`` and ``grade assign RUBRIC --out DIR`` serve assignment
+authors (:mod:`grader.authoring.cli`).
 """
 
 from __future__ import annotations
