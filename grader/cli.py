@@ -6,7 +6,9 @@
 ``grade export DIR --format canvas|moodle|csv|moodle-feedback|canvas-feedback`` writes an
 LMS gradebook or feedback files; ``grade review DIR`` serves the instructor's review page
 and ``grade regrade DIR STUDENT CHECK --reason …`` files a regrade request
-(:mod:`grader.review.cli`).
+(:mod:`grader.review.cli`);
+``grade new NAME --course DIR`` and ``grade assign RUBRIC --out DIR`` serve assignment
+authors (:mod:`grader.authoring.cli`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from grader.intake.records import LAYOUTS
 if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
     from grader.models import GradeRecord
 
-VERBS = ("validate", "report", "export", "review", "regrade")
+VERBS = ("validate", "report", "export", "review", "regrade", "new", "assign")
 
 
 def _grade_parser() -> argparse.ArgumentParser:
@@ -382,6 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from grader.review import cli as review_cli
 
                 return review_cli.run(verb, review_cli.add_parser(verb).parse_args(rest))
+            if verb in ("new", "assign"):
+                from grader.authoring import cli as authoring
+
+                make, run = {
+                    "new": (authoring.add_new_parser, authoring.run_new),
+                    "assign": (authoring.add_assign_parser, authoring.run_assign),
+                }[verb]
+                return run(make().parse_args(rest))
             parser = {
                 "validate": _validate_parser,
                 "report": _report_parser,

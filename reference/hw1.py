@@ -327,3 +327,34 @@ def compute() -> dict[str, Any]:
             "random_state": 0,
         },
     }
+
+
+# --------------------------------------------------------------------------------------
+# Public cases: shipped with their expected outputs in the students' self-check
+# (``grade assign``); other seeds than the hidden cases, never graded.
+# --------------------------------------------------------------------------------------
+
+
+def _public(cases: list[Case], count: int) -> list[Case]:
+    return [{**case, "name": f"public: {case['name']}"} for case in cases[:count]]
+
+
+def forward_pass_public_cases() -> list[Case]:
+    """Two small nets, one of them with large logits."""
+    cases = forward_pass_cases(seed=2026)
+    return _public([cases[0], cases[4]], 2)
+
+
+def cross_entropy_public_cases() -> list[Case]:
+    """Two batches of a public seed."""
+    return _public(cross_entropy_cases(seed=2026), 2)
+
+
+def calculate_accuracy_public_cases() -> list[Case]:
+    """Two batches of a public seed, uncertain rows included."""
+    return _public(calculate_accuracy_cases(seed=2026), 2)
+
+
+def mean_absolute_error_public_cases() -> list[Case]:
+    """Two batches of a public seed."""
+    return _public(mean_absolute_error_cases(seed=2026), 2)

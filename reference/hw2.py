@@ -518,3 +518,57 @@ def max_pool_cases() -> list[Case]:
             }
         )
     return cases
+
+
+# ------------------------------------------------------------------ public cases
+# Shipped with their expected outputs in the students' self-check (``grade assign``):
+# other inputs than the hidden cases above, never graded.
+
+
+def affine_public_cases() -> list[Case]:
+    """x of rank 3 flattened, 4 outputs."""
+    rng = _rng(121)
+    x, w, b = nonzero(rng, 3, 2, 5), nonzero(rng, 10, 4), nonzero(rng, 4)
+    return [
+        {
+            "name": "public: x of shape (3, 2, 5), 4 outputs",
+            "args": [x, w, b],
+            "dout": nonzero(rng, 3, 4),
+        }
+    ]
+
+
+def relu_public_cases() -> list[Case]:
+    """Mixed signs, shape (4, 3)."""
+    rng = _rng(122)
+    return [
+        {
+            "name": "public: x of shape (4, 3)",
+            "args": [nonzero(rng, 4, 3)],
+            "dout": nonzero(rng, 4, 3),
+        }
+    ]
+
+
+def softmax_public_cases() -> list[Case]:
+    """Ordinary scores, 4 samples and 3 classes."""
+    rng = _rng(123)
+    return [
+        {
+            "name": "public: 4 samples, 3 classes",
+            "args": [nonzero(rng, 4, 3), rng.integers(0, 3, size=4)],
+        }
+    ]
+
+
+def batchnorm_public_cases() -> list[Case]:
+    """Train mode from default running statistics, 6 samples and 4 features."""
+    rng = _rng(124)
+    gamma, beta = 1.0 + nonzero(rng, 4, scale=0.5), nonzero(rng, 4)
+    return [
+        {
+            "name": "public: train mode, 6 samples, 4 features",
+            "args": [nonzero(rng, 6, 4, scale=2.0), gamma, beta, {"mode": "train"}],
+            "dout": nonzero(rng, 6, 4),
+        }
+    ]

@@ -364,3 +364,10 @@ def compute() -> dict[str, Any]:
     result.update(_q5())
     result.update(_q6())
     return result
+
+
+def batchnorm_public_cases() -> list[dict[str, Any]]:
+    """Public cases for the students' self-check (``grade assign``): a train-mode and an
+    eval-mode batch of another seed than the hidden cases."""
+    cases = batchnorm_cases(seed=2026)
+    return [{**c, "name": f"public: {c['name']}"} for c in (cases[0], cases[3])]

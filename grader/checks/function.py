@@ -112,6 +112,11 @@ class FunctionSpec(CallingSpec):
     grading: str = "values"
     """How each case is judged, a name registered in grader/checks/function_grading.py: values
     (compare with the reference's outputs), dropout_forward, dropout_backward."""
+    public_cases: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """A generator in the reference module, like cases:, of the public cases: the students'
+    self-check (grade assign) ships them with the reference's outputs. They are never
+    graded, and none may equal a hidden case (refused when the expected values are
+    computed). Only with grading: values."""
     false_fail: float = Field(default=1e-6, gt=0, lt=0.5)
     """For statistical gradings (dropout): the largest probability that a correct function
     fails."""
@@ -120,6 +125,11 @@ class FunctionSpec(CallingSpec):
     def _consistent(self) -> FunctionSpec:
         if self.rel_error is not None and (self.rtol is not None or self.atol is not None):
             raise ValueError("give either rel_error or rtol/atol, not both")
+        if self.public_cases is not None and (self.grading != "values" or self.reference is None):
+            raise ValueError(
+                "public_cases needs `grading: values` and a `reference:` function: the "
+                "self-check compares outputs with the reference's"
+            )
         problem = GRADINGS[self.grading].requires(self)
         if problem is not None:
             raise ValueError(problem)
@@ -237,46 +247,95 @@ def compute_cases(spec: FunctionSpec, reference: ModuleType) -> dict[str, Any]:
     if spec.reference is not None and not callable(ref_fn):
         raise ValueError(f"the reference module has no function {spec.reference!r}")
     generated = list(generator())
-    out_cases = []
-    for case in generated:
-        args = list(case["args"])
-        kwargs = dict(case.get("kwargs") or {})
-        entry: dict[str, Any] = {
-            "name": str(case["name"]),
-            "args": tuple(args),
-            "kwargs": kwargs,
-        }
-        if case.get("seed") is not None:
-            entry["seed"] = int(case["seed"])
-        families = case.get("families") or ()
-        if isinstance(families, str) or not all(isinstance(f, str) for f in families):
-            raise ValueError(f"case {case['name']!r} of {spec.cases}: families must be words")
-        # What the case is an instance of ("non-square output", "pad 0"): the message
-        # names the family when exactly its cases fail.
-        entry["families"] = list(families)
-        if spec.forward is not None:
-            if "dout" not in case:  # the backward is called on (dout, cache)
-                raise ValueError(f"case {case['name']!r} of {spec.cases} has no dout")
-            entry["dout"] = case["dout"]
-        if ref_fn is not None:
-            call_args = copy.deepcopy(args)
-            call_kwargs = copy.deepcopy(kwargs)
-            if spec.forward is not None:
-                returned = ref_fn(case["dout"], *call_args, **call_kwargs)
-            else:
-                returned = ref_fn(*call_args, **call_kwargs)
-            entry["tuple"] = isinstance(returned, tuple | list)
-            entry["returned"] = (
-                [_plain(v) for v in returned] if entry["tuple"] else _plain(returned)
-            )
-            entry["args_after"] = {str(i): _plain(call_args[i]) for i in spec.return_args}
-        out_cases.append(entry)
+    out_cases = [_case_entry(spec, case, ref_fn) for case in generated]
     if not out_cases:
         raise ValueError(f"{spec.cases} generated no cases")
     names = _arg_names(ref_fn, spec)
     given = generated[0].get("arg_names") or ()
     inputs = _input_names(ref_fn, spec) or [str(n) for n in given]
-    return {"cases": out_cases, "arg_names": names, "input_names": inputs}
+    data: dict[str, Any] = {"cases": out_cases, "arg_names": names, "input_names": inputs}
+    if spec.public_cases is not None:
+        data["public"] = _public_entries(spec, reference, ref_fn, out_cases)
+    return data
+
+
+def _public_entries(
+    spec: FunctionSpec, reference: ModuleType, ref_fn: Any, hidden: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The public cases with the reference's outputs; a public case whose inputs equal a
+    hidden case's is refused (its expected output would give the hidden one away)."""
+    generator = getattr(reference, str(spec.public_cases), None)
+    if not callable(generator):
+        raise ValueError(f"the reference module has no public case generator {spec.public_cases!r}")
+    entries = [_case_entry(spec, case, ref_fn) for case in generator()]
+    if not entries:
+        raise ValueError(f"{spec.public_cases} generated no cases")
+    for entry in entries:
+        for secret in hidden:
+            if same_inputs(entry, secret):
+                raise ValueError(
+                    f"public case {entry['name']!r} of {spec.public_cases} has the same inputs "
+                    f"as the hidden case {secret['name']!r} of {spec.cases}: a public case "
+                    "must differ from every hidden case"
+                )
+    return entries
+
+
+def same_inputs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two cases call the function on equal arguments (and the same ``dout``)."""
+    return _equal_data(
+        [list(a["args"]), a.get("kwargs") or {}, a.get("dout")],
+        [list(b["args"]), b.get("kwargs") or {}, b.get("dout")],
+    )
+
+
+def _equal_data(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        x, y = np.asarray(a), np.asarray(b)
+        return x.shape == y.shape and bool(np.array_equal(x, y))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(_equal_data(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_equal_data(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _case_entry(spec: FunctionSpec, case: Mapping[str, Any], ref_fn: Any) -> dict[str, Any]:
+    """One generated case as kept with the expected values: its inputs, families and what
+    the reference returns on a deep copy of them."""
+    args = list(case["args"])
+    kwargs = dict(case.get("kwargs") or {})
+    entry: dict[str, Any] = {
+        "name": str(case["name"]),
+        "args": tuple(args),
+        "kwargs": kwargs,
+    }
+    if case.get("seed") is not None:
+        entry["seed"] = int(case["seed"])
+    families = case.get("families") or ()
+    if isinstance(families, str) or not all(isinstance(f, str) for f in families):
+        raise ValueError(f"case {case['name']!r} of {spec.cases}: families must be words")
+    # What the case is an instance of ("non-square output", "pad 0"): the message
+    # names the family when exactly its cases fail.
+    entry["families"] = list(families)
+    if spec.forward is not None:
+        if "dout" not in case:  # the backward is called on (dout, cache)
+            raise ValueError(f"case {case['name']!r} of {spec.cases} has no dout")
+        entry["dout"] = case["dout"]
+    if ref_fn is not None:
+        call_args = copy.deepcopy(args)
+        call_kwargs = copy.deepcopy(kwargs)
+        if spec.forward is not None:
+            returned = ref_fn(case["dout"], *call_args, **call_kwargs)
+        else:
+            returned = ref_fn(*call_args, **call_kwargs)
+        entry["tuple"] = isinstance(returned, tuple | list)
+        entry["returned"] = [_plain(v) for v in returned] if entry["tuple"] else _plain(returned)
+        entry["args_after"] = {str(i): _plain(call_args[i]) for i in spec.return_args}
+    return entry
 
 
 def _arg_names(ref_fn: Any, spec: FunctionSpec) -> list[str]:

@@ -10,16 +10,16 @@ which every grading uses, lives here too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grader.checks.tolerance import within
+from grader.checks.compare import Tolerance, compare_arrays
+from grader.checks.compare import rel_error as rel_error  # re-exported: tests and callers
 from grader.models import CallResult, CheckStatus
-from grader.normalize import FloatArray, NotNumeric, to_array
+from grader.normalize import NotNumeric, to_array
 
 if TYPE_CHECKING:  # the spec imports this module to validate its ``grading:``
     from grader.checks.function import FunctionSpec
@@ -92,17 +92,6 @@ def grading(
 # ------------------------------------------------------------------ comparison
 
 
-def rel_error(expected: FloatArray, got: FloatArray) -> float:
-    """The handout's relative error: max over elements of |a − b| / max(1e-8, |a| + |b|)."""
-    if expected.size == 0:
-        return 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(got - expected) / np.maximum(1e-8, np.abs(got) + np.abs(expected))
-    if not np.all(np.isfinite(got)):
-        return math.inf
-    return float(np.max(err))
-
-
 @dataclass(frozen=True)
 class Problem:
     """Why one case failed: what the message says, the status, and the size of the error."""
@@ -115,20 +104,6 @@ class Problem:
     got: Any = None
 
 
-def _close(spec: FunctionSpec, expected: FloatArray, got: FloatArray) -> tuple[bool, float]:
-    """(within tolerance, the error shown): relative error, or max |a − b| for rtol/atol."""
-    if spec.rtol is not None or spec.atol is not None:
-        rtol, atol = spec.rtol or 0.0, spec.atol if spec.atol is not None else 0.0
-        if not np.all(np.isfinite(got)):
-            return False, math.inf
-        ok = bool(np.all(within(got, expected, atol=atol, rtol=rtol)))
-        diff = np.abs(got - expected)
-        return ok, float(diff.max()) if diff.size else 0.0
-    limit = spec.rel_error if spec.rel_error is not None else 1e-6
-    err = rel_error(expected, got)
-    return err <= limit, err
-
-
 def shape_text(shape: tuple[int, ...]) -> str:
     """A shape as Python prints a tuple: ``(3,)``, ``(2, 4)``."""
     if len(shape) == 1:
@@ -136,8 +111,9 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(s for s in shape if s != 1)
+def tolerance_of(spec: FunctionSpec) -> Tolerance:
+    """The spec's tolerance keys as the comparison module takes them."""
+    return Tolerance(spec.rel_error, spec.rtol, spec.atol, spec.squeeze_size1)
 
 
 def compare_value(
@@ -156,38 +132,35 @@ def compare_value(
         arr = to_array(got)
     except NotNumeric as exc:
         return Problem(case, f"{name} could not be read as numbers: {exc}")
-    if arr.shape != exp.shape:
-        if exp.ndim == 0 and arr.size == 1:
-            arr = arr.reshape(())
-        elif spec.squeeze_size1 and _squeezed(arr.shape) == _squeezed(exp.shape):
-            arr = arr.reshape(exp.shape)
-        else:
-            hint = shape_hint if arr.size == exp.size else ""
-            return Problem(
-                case,
-                f"{name} has shape {shape_text(arr.shape)} but should have shape "
-                f"{shape_text(exp.shape)}{hint}",
-                error="shape",
-                expected=list(exp.shape),
-                got=list(arr.shape),
-            )
-    if not np.all(np.isfinite(arr)):
+    verdict = compare_arrays(tolerance_of(spec), exp, arr)
+    if verdict.reason == "shape":
+        hint = shape_hint if arr.size == exp.size else ""
+        return Problem(
+            case,
+            f"{name} has shape {shape_text(arr.shape)} but should have shape "
+            f"{shape_text(exp.shape)}{hint}",
+            error="shape",
+            expected=list(exp.shape),
+            got=list(arr.shape),
+        )
+    if verdict.reason == "not finite":
         return Problem(
             case,
             f"{name} contains inf or nan (an overflow? with large inputs, subtract the "
             "maximum before exponentiating)",
             error="not finite",
         )
-    ok, err = _close(spec, exp, arr)
-    if ok:
+    if verdict.ok:
         return None
+    err = verdict.error
+    shown = verdict.got if verdict.got is not None else arr
     what = "max |a − b|" if spec.rtol is not None or spec.atol is not None else "relative error"
     return Problem(
         case,
         f"{name} differs ({what} {err:.2g})",
         error=round(err, 6),
         expected=exp if exp.size <= 64 else None,
-        got=arr if arr.size <= 64 else None,
+        got=shown if shown.size <= 64 else None,
     )
 
 

@@ -1,6 +1,7 @@
 """The two numeric acceptance tests the checks share: a tolerance and a band.
 
-Each check keeps its own documented defaults (``value``: atol 1e-6, rtol 0;
+``within`` is defined in :mod:`grader.checks.compare` (NumPy only, copied into the
+students' self-check). Each check keeps its own documented defaults (``value``: atol 1e-6, rtol 0;
 ``function``: rtol/atol 0 when only the other is given; ``statistical``: atol 1e-9,
 rtol 1e-6) and passes them here, so the test itself is written once.
 """
@@ -10,28 +11,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from grader.checks.compare import BoolArray, within
 
-BoolArray = npt.NDArray[np.bool_]
+__all__ = ["BAND_SLACK", "Band", "BoolArray", "band", "band_of_runs", "within"]
 
 #: Slack on a band's edges, so a figure printed from the band's own bound is inside.
 BAND_SLACK = 1e-12
-
-
-def within(got: Any, expected: Any, *, atol: float, rtol: float) -> BoolArray:
-    """Elementwise ``|got − expected| ≤ atol + rtol·|expected|``, and ``got`` finite.
-
-    A non-finite ``got`` never passes, whatever the tolerance (inf − inf is nan, and a
-    nan compares false, but an infinite tolerance would otherwise accept it).
-    """
-    got = np.asarray(got)
-    expected = np.asarray(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
-        close = np.abs(got - expected) <= atol + rtol * np.abs(expected)
-    return np.asarray(close & np.isfinite(got), dtype=np.bool_)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,12 @@ def _bin(tmp_path: Path) -> Path:
         f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m grader.cli "$@"\n', encoding="utf-8"
     )
     (folder / "grade").chmod(0o755)
-    (folder / "python").symlink_to(sys.executable)
+    # A wrapper, not a symlink: a venv's interpreter finds its pyvenv.cfg (its packages)
+    # only when started by its own path.
+    (folder / "python").write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n', encoding="utf-8"
+    )
+    (folder / "python").chmod(0o755)
     return folder
 
 
