@@ -5,7 +5,10 @@ What it serves, all rendered from ``OUT`` on each request:
 * ``/`` — the queues, one per check awaiting review, with what is left to mark;
 * ``/queue/<check>?i=N`` — one answer at a time, anonymous unless ``reveal=1``: the
   prompt, the answer (escaped text), the concepts found, the suggested mark, the
-  check's comment bank; ``POST /queue/<check>/mark`` records a decision;
+  check's comment bank; ``POST /queue/<check>/mark`` records a decision (for a whole
+  group of similar answers with ``whole_group=1``), ``POST /queue/<check>/ungroup``
+  takes an answer out of its group; with a :class:`~grader.review.learn.Learner` the
+  suggestions learn from the marks (see :mod:`grader.review.learn`);
 * ``/regrades`` — regrade requests: file one, resolve one with a logged outcome;
 * ``/dashboard`` — the batch dashboard (:mod:`grader.review.dashboard`), live;
 * ``/report/<student>`` — a student's PDF, looked up by student id (never by path);

@@ -55,7 +55,7 @@ Q1A_ANSWERS = {
     "s07": "The model learns nothing useful and the accuracy stays low.",
     "s08": "Weights become huge and training fails; the loss spikes.",
     "s09": "The learning rate is too high so the model does not converge well at all.",
-    "s10": "学习率太高时损失会发散，训练损失曲线会上升。",
+    "s10": "学习率太高时损失会发散，训练损失曲线会上升。",  # noqa: RUF001 - Chinese punctuation
 }
 
 
