@@ -200,9 +200,28 @@ class ReviewSession:
             raise GraderError(f"{results}: holds no results")
         return with_overrides(records, self.out_dir / OVERRIDES_FILE)
 
-    def queues(self, records: Sequence[GradeRecord] | None = None) -> dict[str, list[Item]]:
-        """Every check's queue (overrides applied)."""
-        return build_queues(self.records() if records is None else records, self.order)
+    def queues(
+        self, records: Sequence[GradeRecord] | None = None, *, ordered: bool = True
+    ) -> dict[str, list[Item]]:
+        """Every check's queue (overrides applied), in the session's order (``ordered``)
+        or by student (cheap: for counting)."""
+        records = self.records() if records is None else records
+        return build_queues(records, self.order if ordered else student_order)
+
+    def queue(self, check: str, records: Sequence[GradeRecord] | None = None) -> list[Item]:
+        """One check's queue in the session's order (only this check's order is
+        computed); empty when nothing of ``check`` awaits review."""
+        items = self.queues(records, ordered=False).get(check)
+        return list(self.order(items)) if items else []
+
+    def prepare(self) -> None:
+        """Compute the learning queues ahead of the first visit (loads the model and
+        embeds every answer); run in a background thread by :func:`serve`."""
+        if self.learner is None:
+            return
+        records = self.records()
+        for check in self.learner.specs:
+            self.queue(check, records)
 
     def comment_bank(self, check: str) -> list[str]:
         """The comments already given for ``check``, most used first."""
@@ -442,7 +461,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
 
     async def home(request: Request) -> Response:
         records = session.records()
-        queues = session.queues(records)
+        queues = session.queues(records, ordered=False)  # counts only
         reveal = reveal_of(request)
         rows = []
         for check, items in queues.items():
@@ -513,7 +532,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
     async def queue_page(request: Request) -> Response:
         check = request.path_params["check"]
         records = session.records()
-        items = session.queues(records).get(check)
+        items = await run_in_threadpool(session.queue, check, records)
         if not items:
             return PlainTextResponse(f"no answers to {check} await review", status_code=404)
         reveal = reveal_of(request)
@@ -544,7 +563,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         fields = await form_of(request)
         reveal = fields.get("reveal") == "1"
         records = session.records()
-        items = session.queues(records).get(check, [])
+        items = await run_in_threadpool(session.queue, check, records)
         key = fields.get("key")
         found = [(n, i) for n, i in enumerate(items) if pseudonym(session.secret, i.student) == key]
         if not found:
@@ -574,14 +593,16 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
                     error=f"the mark must be a number from 0 to {item.max_score:g}, not {text!r}",
                     status=400,
                 )
+        # the group as the page showed it (its members' keys), those still unmarked
+        shown = set(fields.get("members", "").split(",")) | {key}
         group = [
-            i for i in items if item.group is not None and i.group == item.group and not i.reviewed
+            i for i in items if pseudonym(session.secret, i.student) in shown and not i.reviewed
         ]
         if fields.get("whole_group") == "1" and len(group) > 1:
             session.mark_group(group, points, comment, why)
         else:
             session.mark(item, points, comment, why)
-        items = session.queues().get(check, [])
+        items = await run_in_threadpool(session.queue, check)
         # the next answer still to mark after this one, else any before it, else done; a
         # learning queue puts the marked answers first, so that is its most informative
         start = 0 if session.learner is not None and check in session.learner.specs else index + 1
@@ -596,14 +617,14 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         check = request.path_params["check"]
         fields = await form_of(request)
         reveal = fields.get("reveal") == "1"
-        items = session.queues().get(check, [])
+        items = await run_in_threadpool(session.queue, check)
         key = fields.get("key")
         found = [i for i in items if pseudonym(session.secret, i.student) == key]
         if not found:
             return PlainTextResponse("that answer is not in this queue (reload the page)", 404)
         session.ungroup(found[0])
         back = fields.get("back")
-        items = session.queues().get(check, [])
+        items = await run_in_threadpool(session.queue, check)
         index = next(
             (n for n, i in enumerate(items) if pseudonym(session.secret, i.student) == back), 0
         )
@@ -860,6 +881,8 @@ def serve(
     learner = Learner.for_rubric(found) if found is not None else None
     session = ReviewSession(out_dir, who, learner=learner, note=note)
     server = Server(session, sock)
+    # the model loads and the answers are embedded while the instructor opens the URL
+    threading.Thread(target=session.prepare, name="review-prepare", daemon=True).start()
     if became:
         print_url(f"serving as {became} (uid {os.getuid()}), not root")
     print_url(f"review {out_dir} as {who} at {server.url}")
