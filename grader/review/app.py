@@ -5,7 +5,10 @@ What it serves, all rendered from ``OUT`` on each request:
 * ``/`` — the queues, one per check awaiting review, with what is left to mark;
 * ``/queue/<check>?i=N`` — one answer at a time, anonymous unless ``reveal=1``: the
   prompt, the answer (escaped text), the concepts found, the suggested mark, the
-  check's comment bank; ``POST /queue/<check>/mark`` records a decision;
+  check's comment bank; ``POST /queue/<check>/mark`` records a decision (for a whole
+  group of similar answers with ``whole_group=1``), ``POST /queue/<check>/ungroup``
+  takes an answer out of its group; with a :class:`~grader.review.learn.Learner` the
+  suggestions learn from the marks (see :mod:`grader.review.learn`);
 * ``/regrades`` — regrade requests: file one, resolve one with a logged outcome;
 * ``/dashboard`` — the batch dashboard (:mod:`grader.review.dashboard`), live;
 * ``/report/<student>`` — a student's PDF, looked up by student id (never by path);
@@ -61,6 +64,7 @@ from grader.errors import GraderError
 from grader.models import GradeRecord
 from grader.overrides import OVERRIDES_FILE, OverridesError, load_overrides, save_override
 from grader.review import audit, dashboard
+from grader.review.learn import Learner, rubric_of
 from grader.review.queue import Item, Order, build_queues, pseudonym, student_order
 
 COOKIE_PREFIX = "grader_review_"
@@ -149,14 +153,27 @@ class ReviewSession:
     """One review of one output folder by one instructor: reads ``OUT`` afresh for
     every page and writes every decision at once (see the module's docstring)."""
 
-    def __init__(self, out_dir: Path, who: str, *, order: Order = student_order) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        who: str,
+        *,
+        order: Order | None = None,
+        learner: Learner | None = None,
+        note: str | None = None,
+    ) -> None:
+        """``learner`` (suggestions that learn from the marks, and groups) is also the
+        order unless ``order`` is given; ``note`` is shown on the queue pages (e.g. why
+        suggestions do not learn)."""
         from grader.results import RESULTS_DIR
 
         self.out_dir = Path(out_dir)
         if not (self.out_dir / RESULTS_DIR).is_dir():
             raise GraderError(f"{self.out_dir}: no results/ folder (run `grade` on it first)")
         self.who = who
-        self.order = order
+        self.learner = learner
+        self.order: Order = order or learner or student_order
+        self.note = note
         self.secret = secrets.token_bytes(32)
         self.token = secrets.token_urlsafe(32)
         self.lock = threading.RLock()  # decisions of concurrent requests, one at a time
@@ -183,9 +200,28 @@ class ReviewSession:
             raise GraderError(f"{results}: holds no results")
         return with_overrides(records, self.out_dir / OVERRIDES_FILE)
 
-    def queues(self, records: Sequence[GradeRecord] | None = None) -> dict[str, list[Item]]:
-        """Every check's queue (overrides applied)."""
-        return build_queues(self.records() if records is None else records, self.order)
+    def queues(
+        self, records: Sequence[GradeRecord] | None = None, *, ordered: bool = True
+    ) -> dict[str, list[Item]]:
+        """Every check's queue (overrides applied), in the session's order (``ordered``)
+        or by student (cheap: for counting)."""
+        records = self.records() if records is None else records
+        return build_queues(records, self.order if ordered else student_order)
+
+    def queue(self, check: str, records: Sequence[GradeRecord] | None = None) -> list[Item]:
+        """One check's queue in the session's order (only this check's order is
+        computed); empty when nothing of ``check`` awaits review."""
+        items = self.queues(records, ordered=False).get(check)
+        return list(self.order(items)) if items else []
+
+    def prepare(self) -> None:
+        """Compute the learning queues ahead of the first visit (loads the model and
+        embeds every answer); run in a background thread by :func:`serve`."""
+        if self.learner is None:
+            return
+        records = self.records()
+        for check in self.learner.specs:
+            self.queue(check, records)
 
     def comment_bank(self, check: str) -> list[str]:
         """The comments already given for ``check``, most used first."""
@@ -216,6 +252,32 @@ class ReviewSession:
                 previous=item.mark if item.mark is not None else item.suggested,
             )
             self.refresh([item.student])
+
+    def mark_group(self, items: Sequence[Item], points: float, comment: str, why: str) -> None:
+        """Record one decision for every answer of a group: each gets its own entry in
+        ``overrides.yaml`` (its own previous mark), ``why`` saying the group's size."""
+        top = min(i.max_score for i in items)
+        if not 0 <= points <= top + 1e-9:
+            raise OverridesError(f"a mark for this group must be between 0 and {top:g}")
+        why = f"{why + ', ' if why != 'marked' else ''}marked as group of {len(items)}"
+        with self.lock:
+            for item in items:
+                save_override(
+                    self.out_dir / OVERRIDES_FILE,
+                    student=item.student,
+                    check=item.check,
+                    points=points,
+                    comment=comment,
+                    who=self.who,
+                    why=why,
+                    previous=item.mark if item.mark is not None else item.suggested,
+                )
+            self.refresh([i.student for i in items])
+
+    def ungroup(self, item: Item) -> None:
+        """Take ``item`` out of its group of similar answers (for this session)."""
+        if self.learner is not None:
+            self.learner.ungroup(item.check, item.student)
 
     def file_regrade(self, student: str, check: str, reason: str) -> audit.Regrade:
         """File a regrade request (see :func:`grader.review.audit.file_regrade`)."""
@@ -360,6 +422,8 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         error = context.pop("error", None) or (
             f"report rendering failed: {session.renderer.error}" if session.renderer.error else None
         )
+        if error is None and session.learner is not None and session.learner.error:
+            error = session.learner.error
         html = env.get_template(template).render(
             csp=page.csp,
             script=page.script,
@@ -370,7 +434,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
             render_state="re-rendering reports…" if session.renderer.busy else "",
             token=session.token,
             error=error,
-            notice=context.pop("notice", None),
+            notice=context.pop("notice", None) or session.note,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -397,7 +461,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
 
     async def home(request: Request) -> Response:
         records = session.records()
-        queues = session.queues(records)
+        queues = session.queues(records, ordered=False)  # counts only
         reveal = reveal_of(request)
         rows = []
         for check, items in queues.items():
@@ -435,6 +499,15 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         status: int = 200,
     ) -> Response:
         item = items[index]
+        members = [
+            {
+                "item": m,
+                "key": pseudonym(session.secret, m.student),
+                "label": m.student if reveal else f"Answer #{n + 1}",
+            }
+            for n, m in enumerate(items)
+            if item.group is not None and m.group == item.group and not m.reviewed
+        ]
         return render(
             "item.html.j2",
             status=status,
@@ -451,13 +524,15 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
             previous_href=queue_href(check, index - 1, reveal) if index > 0 else None,
             next_href=queue_href(check, index + 1, reveal) if index + 1 < len(items) else None,
             bank=session.comment_bank(check),
+            members=members if len(members) > 1 else [],
+            ungroup_action=f"/queue/{quote(check, safe='')}/ungroup",
             error=error,
         )
 
     async def queue_page(request: Request) -> Response:
         check = request.path_params["check"]
         records = session.records()
-        items = session.queues(records).get(check)
+        items = await run_in_threadpool(session.queue, check, records)
         if not items:
             return PlainTextResponse(f"no answers to {check} await review", status_code=404)
         reveal = reveal_of(request)
@@ -488,7 +563,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         fields = await form_of(request)
         reveal = fields.get("reveal") == "1"
         records = session.records()
-        items = session.queues(records).get(check, [])
+        items = await run_in_threadpool(session.queue, check, records)
         key = fields.get("key")
         found = [(n, i) for n, i in enumerate(items) if pseudonym(session.secret, i.student) == key]
         if not found:
@@ -498,7 +573,9 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         text = fields.get("points", "").strip().replace(",", ".")
         comment = fields.get("comment", "").strip()
         if action == "accept" or not text:
-            points, why = item.suggested, "accepted suggestion"
+            calibrated = item.proposal is not None and item.proposal.calibrated
+            points = item.offer
+            why = "accepted calibrated suggestion" if calibrated else "accepted suggestion"
         else:
             try:
                 points = float(text)
@@ -516,15 +593,42 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
                     error=f"the mark must be a number from 0 to {item.max_score:g}, not {text!r}",
                     status=400,
                 )
-        session.mark(item, points, comment, why)
-        items = session.queues().get(check, [])
-        # the next answer still to mark after this one, else any before it, else done
-        order = list(range(index + 1, len(items))) + list(range(0, index + 1))
+        # the group as the page showed it (its members' keys), those still unmarked
+        shown = set(fields.get("members", "").split(",")) | {key}
+        group = [
+            i for i in items if pseudonym(session.secret, i.student) in shown and not i.reviewed
+        ]
+        if fields.get("whole_group") == "1" and len(group) > 1:
+            session.mark_group(group, points, comment, why)
+        else:
+            session.mark(item, points, comment, why)
+        items = await run_in_threadpool(session.queue, check)
+        # the next answer still to mark after this one, else any before it, else done; a
+        # learning queue puts the marked answers first, so that is its most informative
+        start = 0 if session.learner is not None and check in session.learner.specs else index + 1
+        order = list(range(start, len(items))) + list(range(0, start))
         following = next((n for n in order if not items[n].reviewed), None)
         target = queue_href(check, following, reveal)
         if following is None:
             target = queue_href(check, reveal=reveal)  # the queue's "all marked" page
         return RedirectResponse(target, status_code=303)
+
+    async def ungroup(request: Request) -> Response:
+        check = request.path_params["check"]
+        fields = await form_of(request)
+        reveal = fields.get("reveal") == "1"
+        items = await run_in_threadpool(session.queue, check)
+        key = fields.get("key")
+        found = [i for i in items if pseudonym(session.secret, i.student) == key]
+        if not found:
+            return PlainTextResponse("that answer is not in this queue (reload the page)", 404)
+        session.ungroup(found[0])
+        back = fields.get("back")
+        items = await run_in_threadpool(session.queue, check)
+        index = next(
+            (n for n, i in enumerate(items) if pseudonym(session.secret, i.student) == back), 0
+        )
+        return RedirectResponse(queue_href(check, index, reveal), status_code=303)
 
     def regrades_response(
         records: list[GradeRecord], *, notice: str | None = None, error: str | None = None,
@@ -642,6 +746,7 @@ def create_app(session: ReviewSession, port: int) -> Starlette:
         Route("/", home),
         Route("/queue/{check}", queue_page),
         Route("/queue/{check}/mark", mark, methods=["POST"]),
+        Route("/queue/{check}/ungroup", ungroup, methods=["POST"]),
         Route("/regrades", regrades),
         Route("/regrades/file", file_regrade, methods=["POST"]),
         Route("/regrades/{rid:int}/resolve", resolve_regrade, methods=["POST"]),
@@ -763,14 +868,21 @@ def serve(
     who: str,
     port: int = 0,
     user: str | None = None,
+    rubric: str | None = None,
     print_url: Callable[[str], None] = print,
 ) -> None:
-    """``grade review OUT``: bind 127.0.0.1, leave root, print the URL, serve."""
+    """``grade review OUT``: bind 127.0.0.1, leave root, print the URL, serve. The
+    rubric (``rubric``, else the one ``OUT/batch.json`` names when it is unchanged)
+    makes the written answers' suggestions learn from the marks."""
     out_dir = out_dir.resolve()
     sock = bind(port)
     became = drop_privileges(out_dir, user)
-    session = ReviewSession(out_dir, who)
+    found, note = rubric_of(out_dir, rubric)
+    learner = Learner.for_rubric(found) if found is not None else None
+    session = ReviewSession(out_dir, who, learner=learner, note=note)
     server = Server(session, sock)
+    # the model loads and the answers are embedded while the instructor opens the URL
+    threading.Thread(target=session.prepare, name="review-prepare", daemon=True).start()
     if became:
         print_url(f"serving as {became} (uid {os.getuid()}), not root")
     print_url(f"review {out_dir} as {who} at {server.url}")

@@ -1,10 +1,12 @@
 """The verbs ``grade review OUT`` and ``grade regrade OUT STUDENT CHECK --reason …``.
 
-``grade review OUT [--as NAME] [--port N] [--user NAME]`` serves the review page on
+``grade review OUT [--as NAME] [--port N] [--user NAME] [--rubric R]`` serves the review page on
 127.0.0.1 and prints its URL (with the token it requires); ``--as`` names the instructor
 in the audit trail (default: the login name, or sudo's user); ``--port`` picks the port
 (default: any free one); ``--user`` is who to run as when started as root (default: the
-owner of OUT).
+owner of OUT); ``--rubric`` is the rubric OUT was graded with, whose written answers'
+suggestions then learn from the marks (default: the rubric ``OUT/batch.json`` names,
+when its SHA-256 is unchanged).
 
 ``grade regrade OUT STUDENT CHECK --reason TEXT [--as NAME]`` files a regrade request
 (``OUT/regrades.yaml``); it then shows in the review page's regrade queue, where it is
@@ -36,6 +38,12 @@ def add_parser(verb: str) -> argparse.ArgumentParser:
             default=None,
             help="when started as root, serve as this user (default: the owner of DIR)",
         )
+        parser.add_argument(
+            "--rubric",
+            default=None,
+            help="the rubric DIR was graded with, for written answers' suggestions that "
+            "learn from your marks (default: the one batch.json names, if unchanged)",
+        )
     else:
         parser = argparse.ArgumentParser(
             prog="grade regrade",
@@ -63,7 +71,14 @@ def run(verb: str, args: argparse.Namespace) -> int:
         from grader.review.app import serve
 
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the review
-            serve(args.dir, who=who, port=args.port, user=args.user, print_url=_say)
+            serve(
+                args.dir,
+                who=who,
+                port=args.port,
+                user=args.user,
+                rubric=args.rubric,
+                print_url=_say,
+            )
         return 0
     from grader.review.app import ReviewSession, refresh_outputs
     from grader.review.audit import file_regrade

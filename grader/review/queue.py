@@ -6,10 +6,10 @@ review) — whether or not it has been marked since. Nothing here names a check 
 prompt, answer and concepts are read from what every such result holds (``prompt``,
 ``details.answer`` or ``got``, ``details.concepts``).
 
-Two seams for later work (issue 19): :data:`Order` is how a queue is ordered
-(:func:`student_order` by default; a "most informative first" function plugs in through
-:func:`build_queues`' ``order``), and :attr:`Item.group` holds an optional group id of
-similar answers, shown beside the answer when set.
+Two seams: :data:`Order` is how a queue is ordered (:func:`student_order` by default;
+:class:`grader.review.learn.Learner` plugs in "most informative first" with suggestions
+calibrated on the instructor's marks), and :attr:`Item.group` holds an optional group id
+of similar answers that one decision can mark.
 """
 
 from __future__ import annotations
@@ -34,7 +34,30 @@ class Concept:
 
     name: str
     found: bool
-    matched: str = ""
+    matched: str = ""  # the phrase that found it
+    points: float | None = None  # what it is worth in the scheme
+    via: str | None = None  # "phrase" or "meaning"
+    sentence: str | None = None  # the answer's sentence that stated it (or came closest)
+    similarity: float | None = None  # that sentence's similarity to the concept
+    contradicted_by: str | None = None  # the sentence that cancelled it
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The mark the page offers to accept, and how sure it is.
+
+    Before the instructor has marked ``needed`` answers to the check it is the check's
+    own suggestion (the scheme's mark, in the result); from then on it is calibrated on
+    those marks (``calibrated``). It is only ever a proposal: nothing is recorded until
+    an instructor decides.
+    """
+
+    mark: float
+    confidence: float | None
+    low_confidence: bool
+    calibrated: bool = False
+    marked: int = 0  # answers to this check the instructor has marked
+    needed: int = 0  # marks needed before calibration (0: this check does not learn)
 
 
 @dataclass(frozen=True)
@@ -55,11 +78,17 @@ class Item:
     comment: str = ""
     figure: str | None = None  # a PNG/JPEG data: URI, never anything else
     group: str | None = None  # an id shared by similar answers (set by an ordering plugin)
+    proposal: Proposal | None = None  # what the page offers; None: ``suggested``
 
     @property
     def reviewed(self) -> bool:
         """Whether an instructor has marked this answer."""
         return self.mark is not None
+
+    @property
+    def offer(self) -> float:
+        """The mark "accept" records: the proposal's, else the grader's own."""
+        return self.proposal.mark if self.proposal is not None else self.suggested
 
 
 #: Orders one check's items (the queue's order): ``order(items) -> items``.
@@ -94,12 +123,42 @@ def safe_figure(data: bytes) -> str | None:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _concepts(details: Mapping[str, Any]) -> tuple[Concept, ...]:
     out = []
     for c in details.get("concepts") or ():
         if isinstance(c, Mapping) and isinstance(c.get("name"), str):
-            out.append(Concept(c["name"], bool(c.get("found")), str(c.get("matched") or "")))
+            out.append(
+                Concept(
+                    c["name"],
+                    bool(c.get("found")),
+                    str(c.get("matched") or ""),
+                    points=_number(c.get("points")),
+                    via=_text(c.get("via")),
+                    sentence=_text(c.get("sentence")),
+                    similarity=_number(c.get("similarity")),
+                    contradicted_by=_text(c.get("contradicted_by")),
+                )
+            )
     return tuple(out)
+
+
+def _proposal(details: Mapping[str, Any], suggested: float) -> Proposal | None:
+    """The check's own suggestion and confidence, when its details give a confidence
+    (``text`` checks do)."""
+    confidence = _number(details.get("confidence"))
+    if confidence is None:
+        return None
+    return Proposal(suggested, confidence, bool(details.get("low_confidence")))
 
 
 def _answer(check: CheckResult, details: Mapping[str, Any]) -> str:
@@ -118,6 +177,7 @@ def item_of(record: GradeRecord, check: CheckResult, question: str, title: str) 
     details = check.details if isinstance(check.details, Mapping) else {}
     override = check.override
     words = details.get("word_count")
+    suggested = float(override.original_score if override is not None else check.score)
     return Item(
         student=record.student,
         check=check.id,
@@ -127,10 +187,11 @@ def item_of(record: GradeRecord, check: CheckResult, question: str, title: str) 
         answer=_answer(check, details),
         concepts=_concepts(details),
         word_count=words if isinstance(words, int) and not isinstance(words, bool) else None,
-        suggested=float(override.original_score if override is not None else check.score),
+        suggested=suggested,
         max_score=float(check.max_score),
         mark=None if override is None else float(override.points),
         comment="" if override is None else override.comment,
+        proposal=_proposal(details, suggested),
     )
 
 

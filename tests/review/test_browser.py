@@ -219,3 +219,34 @@ def test_the_offline_dashboard_sorts_and_filters(
     shutil.rmtree(out / "results")  # the page needs nothing but itself
     d.refresh()
     wait(d).until(ec.text_to_be_present_in_element((By.ID, "shown"), "3 of 3 students shown"))
+
+
+def test_mark_a_group_of_similar_answers_in_one_decision(
+    klass: Path, browser: webdriver.Chrome, shots: Path
+) -> None:
+    from grader.review.learn import Learner
+    from grader.rubric import load_rubric
+    from tests.review.conftest import BagOfWords
+
+    learner = Learner.for_rubric(load_rubric("hw3"), encoder=BagOfWords())
+    session = ReviewSession(klass, "jdoe", learner=learner)
+    server = Server(session, bind(0))
+    server.start()
+    try:
+        d = browser
+        d.get(server.url)
+        wait(d).until(ec.presence_of_element_located((By.ID, "queues")))
+        leader = next(n for n, i in enumerate(session.queues()["Q1a"]) if i.group is not None)
+        d.get(f"http://127.0.0.1:{server.port}/queue/Q1a?i={leader}")
+        wait(d).until(ec.text_to_be_present_in_element((By.ID, "group"), "3 similar answers"))
+        assert d.find_element(By.ID, "whole-group").is_selected()
+        d.save_screenshot(str(shots / "group.png"))
+        d.find_element(By.TAG_NAME, "body").send_keys("2")
+        d.switch_to.active_element.send_keys(Keys.ENTER)
+        progress_is(d, "7 still to mark")
+    finally:
+        session.renderer.wait_idle(300)
+        server.stop()
+    entries = load_overrides(klass / OVERRIDES_FILE)
+    assert sorted(o.student for o in entries) == ["s01", "s02", "s03"]
+    assert {(o.points, o.who, o.why) for o in entries} == {(2.0, "jdoe", "marked as group of 3")}

@@ -34,6 +34,10 @@
     if (event.key === "a") { event.preventDefault(); click("accept"); }
     else if (event.key === "c") { event.preventDefault(); comment.focus(); }
     else if (event.key === "m") { event.preventDefault(); points.focus(); points.select(); }
+    else if (event.key === "g") {
+      var whole = document.getElementById("whole-group");
+      if (whole) { event.preventDefault(); whole.checked = !whole.checked; }
+    }
     else if (event.key === "n" || event.key === "j") { event.preventDefault(); click("next"); }
     else if (event.key === "p" || event.key === "k") { event.preventDefault(); click("previous"); }
     else if (/^[0-9.]$/.test(event.key)) {
