@@ -38,6 +38,7 @@ import numpy as np
 # package in the grader's own process.
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
+    from grader.harness import keras_adapter as _keras_adapter
     from grader.harness import recorders as _recorders
 else:
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
@@ -47,6 +48,10 @@ else:
     # taken here, before any student cell could replace the registered module.
     _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
         "grader.harness.recorders"
+    )
+    # The Keras adapter of the model probe (``__grader_keras__``), taken the same way.
+    _keras_adapter = sys.modules.get("__grader_keras__") or importlib.import_module(
+        "grader.harness.keras_adapter"
     )
 
 Encoder = _encoding.Encoder
@@ -240,12 +245,23 @@ def _remove_files(name: str, keep: tuple[str, ...]) -> None:
 
 
 def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str, object]:
-    """Probe a ``torch.nn.Module``: returns (status, message, value)."""
+    """Probe a ``torch.nn.Module`` or a Keras model: returns (status, message, value).
+
+    A Keras model (Keras 3 on any backend, ``tf.keras``) goes through the Keras adapter
+    (:mod:`grader.harness.keras_adapter`), which returns the same plain probe data; it
+    is tried first because a Keras 3 model on the torch backend is also a Module."""
+    keras = _keras_adapter.keras_of(obj)
+    if keras is not None:
+        return "ok", "", _keras_adapter.probe(keras, obj, spec, _describe, _trim_traceback)
     torch = sys.modules.get("torch")
     tp = type(obj)
     if torch is None or not issubclass(tp, torch.nn.Module):
         # Without torch imported the object cannot be a Module; do not import it.
-        return "unsupported", f"{name} must be a torch.nn.Module, got {type_name(tp)}", None
+        return (
+            "unsupported",
+            f"{name} must be a torch.nn.Module or a Keras model, got {type_name(tp)}",
+            None,
+        )
     model: Any = obj
     result: dict[str, object] = {
         "ran": False,

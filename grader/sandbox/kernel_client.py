@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 
 from grader.harness import encoding as _encoding
 from grader.harness import kernel as _harness
+from grader.harness import keras_adapter as _keras_adapter
 from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
 
@@ -39,6 +40,7 @@ _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 WORKER_MODULE = "__grader_worker__"
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
 _RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
+_KERAS_SOURCE = Path(_keras_adapter.__file__).read_text(encoding="utf-8")
 # The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
 # printing hundreds of MB at once, an exception message of that size) would be read and
 # decoded whole in the grader's process; ZeroMQ drops the connection instead, which
@@ -67,6 +69,10 @@ try:
     _rec.__file__ = "<grader recorders>"
     sys.modules["__grader_recorders__"] = _rec
     exec(compile(ARGS["recorders_source"], "<grader recorders>", "exec"), _rec.__dict__)
+    _ka = type(sys)("__grader_keras__")
+    _ka.__file__ = "<grader keras adapter>"
+    sys.modules["__grader_keras__"] = _ka
+    exec(compile(ARGS["keras_source"], "<grader keras adapter>", "exec"), _ka.__dict__)
     _mod = type(sys)(ARGS["module"])
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
@@ -108,6 +114,7 @@ def setup_code(
         "encoding_module": _ENCODING_MODULE,
         "encoding_source": _ENCODING_SOURCE,
         "recorders_source": _RECORDERS_SOURCE,
+        "keras_source": _KERAS_SOURCE,
         "outbox": str(outbox),
         "seed": seed,
         "seed_torch": seed_torch,
