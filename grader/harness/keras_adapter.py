@@ -303,6 +303,12 @@ class KerasRecorder:
         return __call__
 
     def _symbolic(self, args: tuple[Any, ...]) -> bool:
+        """A call tracing shapes, not running on the probe's batch: on KerasTensors, or
+        inside Keras's symbolic scope (a subclassed model built by a traced call)."""
+        scope = sys.modules.get("keras.src.backend.common.symbolic_scope")
+        with contextlib.suppress(Exception):
+            if scope is not None and scope.in_symbolic_scope():
+                return True
         symbolic = getattr(self.keras, "KerasTensor", None)
         if symbolic is None or not args:
             return False
@@ -362,7 +368,7 @@ class KerasRecorder:
         rec = self
 
         def concatenate(*args: Any, **kwargs: Any) -> Any:
-            if rec._in_cat:
+            if rec._in_cat or rec._symbolic(args):
                 return original(*args, **kwargs)
             rec._in_cat = True
             try:
