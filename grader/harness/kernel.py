@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -107,12 +108,59 @@ def setup(
     _inline_figures()
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    _seed_tensorflow(seed)
     if seed_torch or "torch" in sys.modules:
         try:
             import torch
         except ImportError:
             return
         torch.manual_seed(seed)
+
+
+def _seed_tensorflow(seed: int) -> None:
+    """Seed TensorFlow's global generator: now when it is already imported (a warm
+    template preloads it for a rubric declaring ``frameworks: [tensorflow]``), else as
+    soon as the student's code imports it, so warm and cold kernels draw alike. Neither
+    TensorFlow nor Keras is imported here: a torch-only notebook pays nothing, and a
+    student's ``KERAS_BACKEND`` still chooses Keras's backend. Keras 3's own random ops
+    draw their seeds from ``random``, seeded by :func:`setup`."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        with contextlib.suppress(Exception):
+            tf.random.set_seed(seed)
+        return
+    for finder in list(sys.meta_path):
+        if type(finder).__name__ == "_SeedOnImport":
+            sys.meta_path.remove(finder)
+    sys.meta_path.insert(0, _SeedOnImport(seed))
+
+
+class _SeedOnImport:
+    """A one-shot import hook: finds ``tensorflow`` with the other finders and seeds it
+    once its module has run."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> Any:
+        if name != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        run = getattr(loader, "exec_module", None)
+        if run is None:
+            return spec
+        seed = self.seed
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            with contextlib.suppress(Exception):
+                module.random.set_seed(seed)
+
+        loader.exec_module = exec_module  # type: ignore[union-attr]
+        return spec
 
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"

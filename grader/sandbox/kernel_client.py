@@ -234,6 +234,9 @@ def kernel_env(
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",  # TensorFlow's pools, like torch's OpenMP one
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
         "MPLBACKEND": "Agg",
         # Keep IPython's and Jupyter's profile/config dirs out of the student's folder,
         # so nothing there (a copied .ipython/startup script) runs before the harness.
