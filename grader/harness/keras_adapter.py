@@ -428,3 +428,85 @@ class KerasRecorder:
             "params": params,
             "error": self.error,
         }
+
+
+# ----------------------------------------------------------------------------- Keras Tuner
+
+MAX_TRIALS = 10_000
+TUNER_KEY = "keras_tuner"
+
+
+def _tuner_classes() -> tuple[Any, Any, Any] | None:
+    """``(BaseTuner, Trial, HyperParameters)`` when the student imported Keras Tuner."""
+    kt = sys.modules.get("keras_tuner")
+    if kt is None:
+        return None
+    base = getattr(sys.modules.get("keras_tuner.src.engine.base_tuner"), "BaseTuner", None)
+    trial = getattr(sys.modules.get("keras_tuner.src.engine.trial"), "Trial", None)
+    hps = getattr(kt, "HyperParameters", None)
+    return base, trial, hps
+
+
+def _is(tp: type, cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(tp, cls)
+
+
+def plain_tuner(obj: Any) -> Any:
+    """A Keras Tuner object as plain trials (the ``search`` check's form), else ``obj``.
+
+    * a tuner (any ``BaseTuner``: ``RandomSearch``, a subclass whose ``run_trial``
+      calls the handout's trainer …) → ``{"keras_tuner": {"objective", "direction",
+      "trials", "best"}}``, its oracle's trials in order, each ``{**hyper-parameter
+      values, <objective name>: score}`` (``None`` for a trial without a score), and
+      ``best`` the oracle's best trial in that form;
+    * a ``Trial`` (``tuner.oracle.get_best_trials(1)[0]``) → that one trial dict;
+    * a ``HyperParameters`` (``tuner.get_best_hyperparameters()[0]``) →
+      ``{"keras_tuner": {"hyperparameters": values}}``: it holds no score, so the check
+      takes the score of the trial with those values.
+    """
+    classes = _tuner_classes()
+    if classes is None:
+        return obj
+    base, trial_cls, hps_cls = classes
+    tp = type(obj)
+    if _is(tp, base):
+        oracle = obj.oracle
+        objective = oracle.objective
+        name = str(getattr(objective, "name", "score"))
+        trials = [
+            _trial_dict(t, name) for t in list(oracle.trials.values())[:MAX_TRIALS]
+        ]
+        best_trials = oracle.get_best_trials(1)
+        return {
+            TUNER_KEY: {
+                "objective": name,
+                "direction": str(getattr(objective, "direction", "max")),
+                "trials": trials,
+                "best": _trial_dict(best_trials[0], name) if best_trials else None,
+            }
+        }
+    if _is(tp, trial_cls):
+        return _trial_dict(obj, _objective_name(obj))
+    if _is(tp, hps_cls):
+        return {TUNER_KEY: {"hyperparameters": _values(obj)}}
+    return obj
+
+
+def _values(hps: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in dict(hps.values).items()}
+
+
+def _trial_dict(trial: Any, objective: str) -> dict[str, Any]:
+    out = _values(trial.hyperparameters)
+    score = trial.score
+    out[objective] = None if score is None else float(score)
+    return out
+
+
+def _objective_name(trial: Any) -> str:
+    """A lone trial's objective: the one metric its tracker follows, else ``score``."""
+    with contextlib.suppress(Exception):
+        names = list(trial.metrics.metrics)
+        if len(names) == 1:
+            return str(names[0])
+    return "score"

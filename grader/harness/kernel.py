@@ -239,6 +239,8 @@ def _harvest_one(
         encoded = encoder.encode(value, "", 0) if status == "ok" else None
         _write_record(name, status, tname, cell, message, encoded, encoder.arrays)
         return
+    # A Keras Tuner tuner, trial or hyper-parameters: its plain trials (search checks).
+    obj = _keras_adapter.plain_tuner(obj)
     encoder = Encoder(name, _State.max_bytes, f"{name}.{_State.generation}")
     try:
         encoded = encoder.encode(obj, "", 0)
