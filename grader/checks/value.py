@@ -75,9 +75,7 @@ def _describe_shape(shape: tuple[int, ...]) -> str:
     return f"an array of shape {shape}"
 
 
-def _read(
-    expected: Any, got: Any, leading_none: bool = False
-) -> tuple[FloatArray, FloatArray]:
+def _read(expected: Any, got: Any, leading_none: bool = False) -> tuple[FloatArray, FloatArray]:
     """Student and reference values as arrays, a shape answer read as a shape."""
     if isinstance(expected, tuple):  # the reference marks shapes as tuples
         return (

@@ -14,7 +14,8 @@ A value becomes a JSON tree of numbers, strings, bools, null, lists and dicts wi
 keys, plus tagged one-key dicts:
 
 * ``{"__ndarray__": "<file>.npy"}`` - a NumPy array, a torch, TensorFlow or JAX tensor,
-  or a TensorFlow or Keras variable saved next to the JSON file with ``np.save(..., allow_pickle=False)``;
+  or a TensorFlow or Keras variable saved next to the JSON file with
+  ``np.save(..., allow_pickle=False)``;
 * ``{"__float__": "nan" | "inf" | "-inf"}`` - a non-finite float (JSON has none);
 * ``{"__dict__": {key: value}}`` - a one-key student dict whose key is one of these tag
   names, so it is not mistaken for a tag.
@@ -364,7 +365,7 @@ def encode_float(v: float) -> object:
 
 
 ACCEPTED_FORMS = (
-    'a number (int, float, NumPy, torch or TensorFlow scalar, or a fraction string such as '
+    "a number (int, float, NumPy, torch or TensorFlow scalar, or a fraction string such as "
     '"7/4"), a string, a list or tuple (torch.Size, tf.TensorShape and named tuples '
     "included), a dict with string keys, a NumPy array, a torch tensor, or a TensorFlow "
     "tensor or variable"

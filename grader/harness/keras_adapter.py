@@ -146,7 +146,9 @@ def _declared_input(model: Any) -> list[Any] | None:
 
 
 def _matches(declared: list[Any], dims: list[int]) -> bool:
-    return len(declared) == len(dims) and all(d is None or d == g for d, g in zip(declared, dims))
+    return len(declared) == len(dims) and all(
+        d is None or d == g for d, g in zip(declared, dims, strict=True)
+    )
 
 
 def _channels_last(keras: Any, model: Any, shape: list[int]) -> bool:
@@ -199,7 +201,9 @@ def _shape_of(value: Any, depth: int = 0) -> Any:
 
 def _describe_output(keras: Any, out: Any, channels_last: bool) -> dict[str, Any]:
     tp = type(out)
-    info: dict[str, Any] = {"output_type": f"{_type_module.__get__(tp)}.{_type_qualname.__get__(tp)}"}
+    info: dict[str, Any] = {
+        "output_type": f"{_type_module.__get__(tp)}.{_type_qualname.__get__(tp)}"
+    }
     if tp in (list, tuple, dict):
         info["output_shape"] = _shape_of(list(out.values()) if tp is dict else out)
         return info
@@ -263,7 +267,11 @@ class KerasRecorder:
             for owner_name in ("keras.src.ops", "keras.src.ops.numpy", "keras.ops"):
                 owner = sys.modules.get(owner_name)
                 if owner is not None and hasattr(owner, "concatenate"):
-                    self._patch(owner, "concatenate", self._wrap_cat(owner.concatenate, "keras.ops.concatenate"))
+                    self._patch(
+                        owner,
+                        "concatenate",
+                        self._wrap_cat(owner.concatenate, "keras.ops.concatenate"),
+                    )
             tf = sys.modules.get("tensorflow")
             if tf is not None and hasattr(tf, "concat"):
                 self._patch(tf, "concat", self._wrap_cat(tf.concat, "tensorflow.concat"))
@@ -355,7 +363,13 @@ class KerasRecorder:
             with contextlib.suppress(Exception):
                 for base in tuple.__iter__(_type_mro.__get__(cls)):
                     if base is object or _type_module.__get__(base).startswith(
-                        ("keras.src.backend", "keras.src.ops", "keras.src.saving", "torch.", "tensorflow.")
+                        (
+                            "keras.src.backend",
+                            "keras.src.ops",
+                            "keras.src.saving",
+                            "torch.",
+                            "tensorflow.",
+                        )
                     ):
                         continue
                     names.append(type_label(self.keras, base))
@@ -398,8 +412,12 @@ class KerasRecorder:
     def leaf_rows(self) -> list[dict[str, Any]]:
         """The leaf layers that ran, as the torch probe's ``modules`` rows."""
         return [
-            {"name": row["name"], "type": row["type"].rsplit(".", 1)[-1], "output_shape": row["output_shape"]}
-            for row, leaf in zip(self.layers, self.leaf)
+            {
+                "name": row["name"],
+                "type": row["type"].rsplit(".", 1)[-1],
+                "output_shape": row["output_shape"],
+            }
+            for row, leaf in zip(self.layers, self.leaf, strict=True)
             if leaf
         ]
 
@@ -473,9 +491,7 @@ def plain_tuner(obj: Any) -> Any:
         oracle = obj.oracle
         objective = oracle.objective
         name = str(getattr(objective, "name", "score"))
-        trials = [
-            _trial_dict(t, name) for t in list(oracle.trials.values())[:MAX_TRIALS]
-        ]
+        trials = [_trial_dict(t, name) for t in list(oracle.trials.values())[:MAX_TRIALS]]
         best_trials = oracle.get_best_trials(1)
         return {
             TUNER_KEY: {

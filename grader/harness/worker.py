@@ -84,7 +84,6 @@ WORKER_FILE = "<grader worker>"
 MAX_TRACEBACK_CHARS = 4000
 
 
-
 def _seed_tensorflow(seed: int) -> None:
     """Seed TensorFlow's global generator (and Keras's) when the student's code imported
     them: never imported here, so a torch-only call pays nothing."""
@@ -97,6 +96,7 @@ def _seed_tensorflow(seed: int) -> None:
             tf.random.set_seed(seed)
     except Exception:
         pass  # a half-imported framework: its generators are not ours to fix
+
 
 class _TimeLimit(BaseException):
     """Raised by SIGALRM: a BaseException, so a student's ``except Exception`` lets it by."""

@@ -25,8 +25,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from grader.harness import encoding as _encoding
-from grader.harness import kernel as _harness
 from grader.harness import keras_adapter as _keras_adapter
+from grader.harness import kernel as _harness
 from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
 

@@ -7,8 +7,8 @@ WITHOUT ``--disable-userns``, so that each forked child can enter namespaces of 
 Only the standard library is used before ``MODULES`` (e.g. ``ipykernel.kernelapp,numpy,
 torch,tensorflow``) are imported; ``keras`` is never imported (it fixes its backend when
 imported), and the Keras that ``import tensorflow`` loads is forgotten again, so each
-student's ``KERAS_BACKEND`` chooses the backend. The template holds nothing secret: every child inherits its
-memory.
+student's ``KERAS_BACKEND`` chooses the backend. The template holds nothing secret:
+every child inherits its memory.
 
 Per request (one ``SOCK_SEQPACKET`` connection on the control socket: a JSON request
 plus the kernel log's stdout/stderr descriptors), the template forks:

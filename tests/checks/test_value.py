@@ -88,7 +88,9 @@ def test_show_expected_false_hides_expected() -> None:
 
 def test_leading_none_only_where_the_rubric_opts_in() -> None:
     exp = {"q6_output_shape": (28, 28, 32)}
-    keras_spec = spec(id="q6_output_shape", answer="q6_output_shape", points=2, atol=0, leading_none=True)
+    keras_spec = spec(
+        id="q6_output_shape", answer="q6_output_shape", points=2, atol=0, leading_none=True
+    )
     for answer in ("(None, 28, 28, 32)", [None, 28, 28, 32], (28, 28, 32)):
         res = grade_value(keras_spec, make_ctx({"q6_output_shape": answer}, exp))
         assert res.score == 2, answer

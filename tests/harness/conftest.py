@@ -15,7 +15,7 @@ import pytest
 def tf_keras() -> tuple[Any, Any]:
     """``(tensorflow, keras)`` on the TensorFlow backend, quiet."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     return tf, keras

@@ -111,7 +111,7 @@ def test_unbuilt_sequential_records_each_layer_once(tmp_path: Path, tf_keras: An
 
 
 def test_output_is_compared_in_the_handouts_layout(tmp_path: Path, tf_keras: Any) -> None:
-    tf, keras = tf_keras
+    tf, _ = tf_keras
     model = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Conv2D(5, 3)])
     v = probe(tmp_path, model, (2, 3, 8, 8))
     assert v["channels_last"] is True
@@ -179,8 +179,9 @@ from grader.harness import kernel
 model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3),
                           keras.layers.Flatten(), keras.layers.Dense(4, activation="sigmoid")])
 status, message, v = kernel._probe_model("m", model, {"input_shape": [3, 1, 8, 8]})
-print(json.dumps({"backend": keras.backend.backend(), "is_module": isinstance(model, torch.nn.Module),
-                  "status": status, "framework": v["framework"], "shape": v["output_shape"],
+print(json.dumps({"backend": keras.backend.backend(),
+                  "is_module": isinstance(model, torch.nn.Module), "status": status,
+                  "framework": v["framework"], "shape": v["output_shape"],
                   "params": v["trainable_params"], "cl": v["channels_last"],
                   "types": [m["type"] for m in v["modules"]]}))
 """

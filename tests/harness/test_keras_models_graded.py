@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from grader.checks.model import ModelSpec, grade_model
-from grader.models import AnswerRequest
 from grader.rubric import load_rubric
 from tests.conftest import make_ctx
 from tests.harness.test_kernel import harvest
@@ -90,9 +89,7 @@ def test_q4_without_the_sigmoid_loses_the_range_points(tmp_path: Path, tf_keras:
     assert res.score == 16 - (0 if parts["output_range"] else 2)
 
 
-def test_q7_inception_block_concatenated_on_the_channel_axis(
-    tmp_path: Path, tf_keras: Any
-) -> None:
+def test_q7_inception_block_concatenated_on_the_channel_axis(tmp_path: Path, tf_keras: Any) -> None:
     _, keras = tf_keras
     L = keras.layers
     inp = keras.Input((32, 32, 3))

@@ -67,8 +67,13 @@ def rubric() -> Iterator[Rubric]:
 
 
 def run(
-    tmp_path: Path, rubric: Rubric, name: str, cells: list[str], requests: list[AnswerRequest],
-    *, use_warm: bool = True,
+    tmp_path: Path,
+    rubric: Rubric,
+    name: str,
+    cells: list[str],
+    requests: list[AnswerRequest],
+    *,
+    use_warm: bool = True,
 ) -> NotebookRun:
     root = tmp_path / name
     work, outbox = root / "work", root / "outbox"
@@ -80,7 +85,13 @@ def run(
     nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     limits = execution_limits(rubric).model_copy(update=TIMES)
     result, _ = notebook_in_session(
-        path, work, outbox, requests, limits, "strict", frameworks=rubric.frameworks,
+        path,
+        work,
+        outbox,
+        requests,
+        limits,
+        "strict",
+        frameworks=rubric.frameworks,
         warm=use_warm,
     )
     return result
@@ -103,9 +114,9 @@ def test_students_keras_backend_is_honoured_and_the_model_probed(
     tmp_path: Path, rubric: Rubric
 ) -> None:
     probe = ProbeSpec(input_shape=(2, 1, 8, 8))
-    requests = [
-        AnswerRequest(n) for n in ("warm", "preloaded_tf", "keras_before", "backend")
-    ] + [AnswerRequest("model", "model", probe)]
+    requests = [AnswerRequest(n) for n in ("warm", "preloaded_tf", "keras_before", "backend")] + [
+        AnswerRequest("model", "model", probe)
+    ]
     got = values(run(tmp_path, rubric, "torch", TORCH_BACKEND, requests))
     assert got["warm"] is True and got["preloaded_tf"] is True
     assert got["keras_before"] is False  # the template forgot the Keras TF loaded
