@@ -19,8 +19,9 @@ from grader.rubric import Rubric, load_rubric
 from grader.sandbox import confine, warm
 from grader.sandbox.protections import detect_protections
 from grader.sandbox.stages import notebook_in_session
+from grader.sandbox.warm_or_cold import preloaded_for
 
-pytestmark = pytest.mark.skipif(
+needs_warm = pytest.mark.skipif(
     os.geteuid() != 0 or not detect_protections().complete,
     reason="warm starts need root, bubblewrap and a writable cgroup (as in CI)",
 )
@@ -103,6 +104,24 @@ def values(result: NotebookRun) -> dict[str, Any]:
     return {n: a.value for n, a in result.answers.items()}
 
 
+def test_tensorflow_is_preloaded_only_for_code_that_mentions_it(tmp_path: Path) -> None:
+    declared = ("numpy", "torch", "tensorflow")
+    torch_only = tmp_path / "torch"
+    (torch_only / "sub").mkdir(parents=True)
+    (torch_only / "hw3.ipynb").write_text('{"cells": ["import torch  # tf-idf, tfidf"]}')
+    (torch_only / "sub" / "notes.txt").write_text("import tensorflow")  # not code
+    os.symlink("/work/nonexistent/keras.py", torch_only / "link.py")
+    os.mkfifo(torch_only / "pipe.py")  # never opened for reading: it would block
+    assert preloaded_for(declared, torch_only) == ("numpy", "torch")
+    for source in ("import tensorflow as tf", "from tensorflow import keras", "import keras"):
+        keras_dir = tmp_path / str(abs(hash(source)))
+        (keras_dir / "pkg").mkdir(parents=True)
+        (keras_dir / "pkg" / "model.py").write_text(source)
+        assert preloaded_for(declared, keras_dir) == declared
+    assert preloaded_for(("numpy", "torch"), torch_only) == ("numpy", "torch")
+
+
+@needs_warm
 def test_template_preloads_tensorflow_but_not_keras(rubric: Rubric) -> None:
     modules = warm.preload(rubric.frameworks)
     assert "tensorflow" in modules and "keras" not in modules
@@ -110,6 +129,20 @@ def test_template_preloads_tensorflow_but_not_keras(rubric: Rubric) -> None:
     assert warm.thread_template(modules, limits, confine.extra_env()) is not None
 
 
+@needs_warm
+def test_a_torch_notebook_keeps_the_torch_template(tmp_path: Path, rubric: Rubric) -> None:
+    # the module's name is spelt in two halves: the notebook must not mention it
+    cells = [WARM, "import sys, torch\ntf_loaded = 'tensor' + 'flow' in sys.modules"]
+    names = [AnswerRequest("warm"), AnswerRequest("tf_loaded")]
+    got = values(run(tmp_path, rubric, "torch_only", cells, names))
+    assert got == {"warm": True, "tf_loaded": False}
+    # and a TensorFlow notebook right after gets its own template, the torch one kept
+    got_tf = values(run(tmp_path, rubric, "tf_after", TF_DEFAULT, [AnswerRequest("warm")]))
+    assert got_tf == {"warm": True}
+    assert len(warm._thread_templates()) == 2
+
+
+@needs_warm
 def test_students_keras_backend_is_honoured_and_the_model_probed(
     tmp_path: Path, rubric: Rubric
 ) -> None:
@@ -126,6 +159,7 @@ def test_students_keras_backend_is_honoured_and_the_model_probed(
     assert m["output_shape"] == [2, 3] and m["trainable_params"] == (9 + 1) * 2 + (72 + 1) * 3
 
 
+@needs_warm
 def test_tensorflow_is_seeded_threads_limited_and_values_read(
     tmp_path: Path, rubric: Rubric
 ) -> None:
