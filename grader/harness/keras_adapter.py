@@ -2,7 +2,8 @@
 as a ``torch.nn.Module`` (see :func:`grader.harness.kernel._probe_model`).
 
 Like :mod:`grader.harness.encoding` and :mod:`grader.harness.recorders`, this module
-arrives in the sandbox as source text (registered as ``__grader_keras__``), imports only
+arrives in the sandbox as source text (compiled by the kernel harness only once the
+student's code has imported Keras or Keras Tuner), imports only
 the standard library and NumPy, and never imports ``grader``, ``keras`` or
 ``tensorflow``: a model can only be a Keras model when the student's code imported Keras
 (Keras 3 on any backend, or ``tf.keras``, which is Keras 3 in TensorFlow >= 2.16; legacy

@@ -39,7 +39,6 @@ import numpy as np
 # package in the grader's own process.
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
-    from grader.harness import keras_adapter as _keras_adapter
     from grader.harness import recorders as _recorders
 else:
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
@@ -50,10 +49,35 @@ else:
     _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
         "grader.harness.recorders"
     )
-    # The Keras adapter of the model probe (``__grader_keras__``), taken the same way.
-    _keras_adapter = sys.modules.get("__grader_keras__") or importlib.import_module(
-        "grader.harness.keras_adapter"
-    )
+
+# The Keras adapter (:mod:`grader.harness.keras_adapter`) is loaded only once the student's
+# code has imported Keras or Keras Tuner (no model or tuner can be theirs before), so a
+# torch-only kernel never compiles it. In the sandbox the notebook runner sets
+# ``_keras_source`` (the adapter's source text) after this module runs; in the grader's
+# own process the package module is imported.
+_keras_source: str | None = None
+_KERAS_MODULES = ("keras", "tf_keras", "keras_tuner")
+_loaded_adapter: list[Any] = []
+_compile = compile
+_exec = exec
+_ModuleType = type(sys)
+
+
+def _keras() -> Any:
+    """The Keras adapter, or None while no Keras package is imported."""
+    if _loaded_adapter:
+        return _loaded_adapter[0]
+    if not any(name in sys.modules for name in _KERAS_MODULES):
+        return None
+    if _keras_source is None:
+        adapter: Any = importlib.import_module("grader.harness.keras_adapter")
+    else:
+        adapter = _ModuleType("__grader_keras__")
+        adapter.__file__ = "<grader keras adapter>"
+        _exec(_compile(_keras_source, "<grader keras adapter>", "exec"), adapter.__dict__)
+    _loaded_adapter.append(adapter)
+    return adapter
+
 
 Encoder = _encoding.Encoder
 Reject = _encoding.Reject
@@ -240,7 +264,9 @@ def _harvest_one(
         _write_record(name, status, tname, cell, message, encoded, encoder.arrays)
         return
     # A Keras Tuner tuner, trial or hyper-parameters: its plain trials (search checks).
-    obj = _keras_adapter.plain_tuner(obj)
+    adapter = _keras()
+    if adapter is not None:
+        obj = adapter.plain_tuner(obj)
     encoder = Encoder(name, _State.max_bytes, f"{name}.{_State.generation}")
     try:
         encoded = encoder.encode(obj, "", 0)
@@ -300,9 +326,10 @@ def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str
     A Keras model (Keras 3 on any backend, ``tf.keras``) goes through the Keras adapter
     (:mod:`grader.harness.keras_adapter`), which returns the same plain probe data; it
     is tried first because a Keras 3 model on the torch backend is also a Module."""
-    keras = _keras_adapter.keras_of(obj)
+    adapter = _keras()
+    keras = adapter.keras_of(obj) if adapter is not None else None
     if keras is not None:
-        return "ok", "", _keras_adapter.probe(keras, obj, spec, _describe, _trim_traceback)
+        return "ok", "", adapter.probe(keras, obj, spec, _describe, _trim_traceback)
     torch = sys.modules.get("torch")
     tp = type(obj)
     if torch is None or not issubclass(tp, torch.nn.Module):

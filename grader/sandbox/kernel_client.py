@@ -69,14 +69,11 @@ try:
     _rec.__file__ = "<grader recorders>"
     sys.modules["__grader_recorders__"] = _rec
     exec(compile(ARGS["recorders_source"], "<grader recorders>", "exec"), _rec.__dict__)
-    _ka = type(sys)("__grader_keras__")
-    _ka.__file__ = "<grader keras adapter>"
-    sys.modules["__grader_keras__"] = _ka
-    exec(compile(ARGS["keras_source"], "<grader keras adapter>", "exec"), _ka.__dict__)
     _mod = type(sys)(ARGS["module"])
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
     exec(compile(ARGS["source"], "<grader harness>", "exec"), _mod.__dict__)
+    _mod._keras_source = ARGS["keras_source"]  # compiled only if Keras is imported
     if ARGS["worker_source"]:
         _wrk = type(sys)(ARGS["worker_module"])
         _wrk.__file__ = "<grader worker>"

@@ -168,7 +168,7 @@ def test_keras_of_ignores_torch_modules_and_plain_objects(tf_keras: Any) -> None
     assert keras_adapter.keras_of(torch.nn.Linear(2, 2)) is None
     assert keras_adapter.keras_of([1]) is None
     assert keras_adapter.keras_of(keras.layers.Dense(2)) is keras
-    assert kernel._keras_adapter is keras_adapter
+    assert kernel._keras() is keras_adapter
 
 
 _TORCH_BACKEND = r"""
