@@ -54,7 +54,8 @@ else:
 # code has imported Keras or Keras Tuner (no model or tuner can be theirs before), so a
 # torch-only kernel never compiles it. In the sandbox the notebook runner sets
 # ``_keras_source`` (the adapter's source text) after this module runs; in the grader's
-# own process the package module is imported.
+# own process the package module is imported; ``""``: the runner sent none (the notebook
+# never mentions Keras), so no object is treated as a Keras model or tuner.
 _keras_source: str | None = None
 _KERAS_MODULES = ("keras", "tf_keras", "keras_tuner")
 _loaded_adapter: list[Any] = []
@@ -67,7 +68,7 @@ def _keras() -> Any:
     """The Keras adapter, or None while no Keras package is imported."""
     if _loaded_adapter:
         return _loaded_adapter[0]
-    if not any(name in sys.modules for name in _KERAS_MODULES):
+    if _keras_source == "" or not any(name in sys.modules for name in _KERAS_MODULES):
         return None
     if _keras_source is None:
         adapter: Any = importlib.import_module("grader.harness.keras_adapter")

@@ -96,13 +96,16 @@ def setup_code(
     seed: int,
     *,
     seed_torch: bool,
+    keras: bool = True,
     max_answer_bytes: int,
     harvest_timeout: float,
     calls: bool = False,
 ) -> str:
     """The silent code that installs the harness in a new kernel (see ``_SETUP_SOURCE``);
     with ``calls``, also the call machinery of :mod:`grader.harness.worker`, before any
-    student cell runs (it keeps private references to what it uses)."""
+    student cell runs (it keeps private references to what it uses); with ``keras``,
+    the Keras adapter's source (:mod:`grader.harness.keras_adapter`), compiled by the
+    harness only once the student's code imports Keras or Keras Tuner."""
     args = {
         "worker_module": WORKER_MODULE,
         "worker_source": _WORKER_SOURCE if calls else "",
@@ -111,7 +114,7 @@ def setup_code(
         "encoding_module": _ENCODING_MODULE,
         "encoding_source": _ENCODING_SOURCE,
         "recorders_source": _RECORDERS_SOURCE,
-        "keras_source": _KERAS_SOURCE,
+        "keras_source": _KERAS_SOURCE if keras else "",
         "outbox": str(outbox),
         "seed": seed,
         "seed_torch": seed_torch,
