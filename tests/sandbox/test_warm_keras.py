@@ -178,3 +178,14 @@ def test_tensorflow_is_seeded_threads_limited_and_values_read(
     # TensorFlow's pools are sized like torch's OpenMP pool, well inside the pids limit
     assert warm_run["pools"] == cold_run["pools"] == [cores, cores]
     assert warm_run["threads"] < limits.processes
+
+
+def test_setup_ships_the_keras_adapter_only_for_notebooks_mentioning_keras() -> None:
+    from grader.sandbox.kernel_client import setup_code
+
+    def code(keras: bool) -> str:
+        return setup_code(
+            Path("/out"), 0, seed_torch=True, keras=keras, max_answer_bytes=1, harvest_timeout=1
+        )
+
+    assert "def plain_tuner" in code(True) and "def plain_tuner" not in code(False)
