@@ -141,6 +141,10 @@ def _runtime_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": version("torch"),
+        # Keras/TensorFlow submissions run on these (issue 15)
+        "tensorflow": version("tensorflow-cpu"),
+        "keras": version("keras"),
+        "keras_tuner": version("keras-tuner"),
         "cache_format": str(CACHE_FORMAT),
         "code": execution_code_hash(),
     }

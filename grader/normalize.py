@@ -67,7 +67,8 @@ def _arith(node: ast.AST, text: str) -> float:
 
 NUMBER_FORMS = 'an int, a float, a NumPy or torch scalar, or a fraction string such as "7/4"'
 SHAPE_FORMS = (
-    'a tuple or list of whole numbers (torch.Size included) or a string such as "(498, 16)"'
+    "a tuple or list of whole numbers (tf.TensorShape and torch.Size included) or a string "
+    'such as "(498, 16)"'
 )
 
 
@@ -112,13 +113,26 @@ def to_array(value: Any) -> FloatArray:
 _SHAPE_SPLIT = re.compile(r"[,x×*\s]+")
 
 
-def to_shape(value: Any) -> tuple[int, ...]:
+def to_shape(value: Any, *, leading_none: bool = False) -> tuple[int, ...]:
     """A shape answer: a tuple/list of ints, an int array, or a string like ``"(498, 16)"``.
 
     ``"(,3776)"`` reads as ``(3776,)``: the empty slot is how Keras users write a
     flattened vector once the batch dimension is left out. A single whole number (an int
     or a 0-d array, such as ``torch.tensor(3776)``) is a one-dimensional shape.
+
+    ``leading_none``: the answer is a shape Keras prints (a ``model.summary()`` row, an
+    output shape), so a leading ``None`` - the batch axis, as Keras writes it, a
+    ``tf.TensorShape``'s unknown first dimension or the text ``"(None, 498, 16)"`` - is
+    dropped. Without it (an argument value such as an LSTM's ``input_shape``) a ``None``
+    makes the answer unreadable as a shape.
     """
+    if leading_none:
+        value = _drop_leading_none(value)
+    elif _has_none(value):
+        raise NotNumeric(
+            f"{value!r} holds None: this answer is a shape of whole numbers without the "
+            "batch axis; write it as " + SHAPE_FORMS
+        )
     if isinstance(value, str):
         inner = value.strip().strip("()[]").strip()
         parts = [p for p in _SHAPE_SPLIT.split(inner) if p]
@@ -144,6 +158,26 @@ def to_shape(value: Any) -> tuple[int, ...]:
     ):
         raise NotNumeric(f"{value!r} is not a shape; write it as {SHAPE_FORMS}")
     return tuple(int(v) for v in arr.reshape(-1))
+
+
+_LEADING_NONE = re.compile(r"^\s*[(\[]?\s*None\s*,", re.IGNORECASE)
+
+
+def _has_none(value: Any) -> bool:
+    if isinstance(value, str):
+        return re.search(r"\bnone\b", value, re.IGNORECASE) is not None
+    return isinstance(value, list | tuple) and any(v is None for v in value)
+
+
+def _drop_leading_none(value: Any) -> Any:
+    """``value`` without a leading ``None`` dimension (a list's or a string's)."""
+    if isinstance(value, list | tuple) and value and value[0] is None:
+        return list(value[1:])
+    if isinstance(value, str):
+        match = _LEADING_NONE.match(value)
+        if match:
+            return value[: match.end() - len(match.group(0))] + value[match.end() :]
+    return value
 
 
 def to_count(value: Any) -> int | None:

@@ -127,3 +127,17 @@ def test_unreadable_values_name_the_accepted_forms() -> None:
     with pytest.raises(NotNumeric) as ragged:
         to_shape([[1, 2]])
     assert "write it as a tuple or list of whole numbers" in str(ragged.value)
+
+
+def test_to_shape_leading_none_is_opt_in() -> None:
+    from grader.normalize import NotNumeric, to_shape
+
+    assert to_shape("(None, 498, 16)", leading_none=True) == (498, 16)
+    assert to_shape([None, 498, 16], leading_none=True) == (498, 16)
+    assert to_shape("None, 3776", leading_none=True) == (3776,)
+    assert to_shape((498, 16), leading_none=True) == (498, 16)
+    for bad in ("(None, 1, 5)", [None, 1, 5], (1, None)):
+        with pytest.raises(NotNumeric, match="holds None"):
+            to_shape(bad)
+    with pytest.raises(NotNumeric):
+        to_shape("(498, None)", leading_none=True)  # only the batch axis may be None

@@ -1,9 +1,16 @@
-"""``type: model`` — a student's ``torch.nn.Module``, graded from its probe results.
+"""``type: model`` — a student's ``torch.nn.Module`` or Keras model, graded from its
+probe results.
 
-The module is probed inside the student's kernel (forward in eval mode on a
-grader-made batch, ``torch.cat`` calls recorded during that forward, parameters
-counted); only the probe's plain results reach this module, which compares them with
-what the reference model gives.
+The model is probed inside the student's kernel (forward in eval mode on a grader-made
+batch, concatenations recorded during that forward, parameters counted); only the
+probe's plain results reach this module, which compares them with what the reference
+model gives. A Keras model (Keras 3 on any backend, ``tf.keras``) is probed by the Keras
+adapter (:mod:`grader.harness.keras_adapter`) into the same data: a channels-last model
+gets the batch channels last and its output is compared in the handout's layout, its
+concatenation axis is read in the handout's layout (the model's own channel axis is
+dim 1), and the trainable count is Keras's (``model.trainable_weights``), which for
+BatchNormalization equals torch's (its moving statistics are non-trainable in Keras and
+buffers in torch; ``param_count`` grades the trainable count).
 """
 
 from __future__ import annotations
@@ -92,7 +99,7 @@ class ModelSpec(CheckSpec):
 
     type: Literal["model"]
     answer: str = Field(min_length=1)
-    """The name of the student's torch.nn.Module instance in the notebook."""
+    """The name of the student's model in the notebook: a torch.nn.Module or a Keras model."""
     probe: Probe
     """The input batch the grader makes and runs the model on."""
     parts: Parts
@@ -241,6 +248,12 @@ def _concat_part(rule: ConcatPart, probe: dict[str, Any], ran: bool) -> ModelPar
     elif calls:
         seen = ", ".join(f"{c.get('n_inputs')} tensors on dim {c.get('dim')}" for c in calls[:3])
         msg = f"expected ≥{rule.min_inputs} tensors concatenated on dim {rule.dim}; saw {seen}"
+    elif probe.get("framework") == "keras":
+        msg = (
+            "no concatenation (a Concatenate layer, keras.ops.concatenate or tf.concat) "
+            f"during the forward pass: the {rule.min_inputs} branches must be concatenated "
+            "on the channel axis"
+        )
     else:
         msg = (
             f"no torch.cat call during the forward pass: the {rule.min_inputs} branches "
@@ -264,7 +277,10 @@ def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
         "output_finite",
         "trainable_params",
         "total_params",
+        "non_trainable_params",
         "cat_calls",
+        "framework",
+        "channels_last",
     )
     summary = {k: to_plain(probe.get(k)) for k in keep if k in probe}
     modules = probe.get("modules") or []
@@ -328,7 +344,7 @@ def model_view(check: CheckResult, details: ModelDetails) -> dict[str, Any]:
                 if isinstance(c, dict)
             )
             text += f" (+{len(cats) - 4} more)" if len(cats) > 4 else ""
-        row("torch.cat calls", text)
+        row("Concatenations" if probe.get("framework") == "keras" else "torch.cat calls", text)
     return {
         "parts": parts,
         "probe_rows": rows,

@@ -21,6 +21,14 @@ Four parts, each worth its own points:
   configuration.
 
 No student code runs here: the trials are plain data harvested from the notebook.
+
+**Keras Tuner.** ``answer`` and ``best`` may also be Keras Tuner objects, converted to plain
+trials inside the student's kernel (:func:`grader.harness.keras_adapter.plain_tuner`): the
+tuner itself (its oracle's trials, each ``{**hyper-parameters, <objective>: score}``; as
+``best``, its oracle's best trial), a ``Trial``, or a ``HyperParameters`` (no score of its
+own: the score of the trial of ``answer`` with the same values). The tuner's objective
+must be the handout's score key (``val_accuracy``); the trials are judged as any others,
+so a search whose trials call the handout's trainer is graded like a hand-written loop.
 """
 
 from __future__ import annotations
@@ -130,6 +138,42 @@ class SearchDetails(Details):
     retrain: Retrain | None = None
 
 
+TUNER_KEY = "keras_tuner"  # grader.harness.keras_adapter.TUNER_KEY
+
+
+def _tuner(value: Any) -> Mapping[str, Any] | None:
+    """The converted Keras Tuner object inside ``value`` (``{"keras_tuner": {...}}``)."""
+    if isinstance(value, Mapping) and set(value) == {TUNER_KEY}:
+        inner = value[TUNER_KEY]
+        return inner if isinstance(inner, Mapping) else None
+    return None
+
+
+def _unwrap(trials: Any, best: Any, space: Mapping[str, list[Any]]) -> tuple[Any, Any]:
+    """Plain trials and best from Keras Tuner objects (see the module docstring)."""
+    tuner = _tuner(trials)
+    if tuner is not None:
+        trials = tuner.get("trials")
+    chosen = _tuner(best)
+    if chosen is not None:
+        if "hyperparameters" in chosen:
+            values = chosen["hyperparameters"]
+            best = values
+            if isinstance(values, Mapping) and isinstance(trials, list | tuple):
+                best = next(
+                    (
+                        t
+                        for t in trials
+                        if isinstance(t, Mapping)
+                        and all(_same(t.get(n), values.get(n)) for n in space)
+                    ),
+                    values,
+                )
+        else:
+            best = chosen.get("best")
+    return trials, best
+
+
 def _same(a: Any, b: Any) -> bool:
     """Hyper-parameter values compared as numbers when both are numbers."""
     try:
@@ -199,8 +243,7 @@ def grade_search(spec: SearchSpec, ctx: CheckContext) -> CheckResult:
     space: dict[str, list[Any]] = ref["space"]
     score_key: str = ref["score_key"]
     n_trials = int(ref["n_trials"])
-    trials = ctx.answers[spec.answer].value
-    best = ctx.answers[spec.best].value
+    trials, best = _unwrap(ctx.answers[spec.answer].value, ctx.answers[spec.best].value, space)
     got = {"trials": to_plain(trials), "best": to_plain(best)}
     if not isinstance(trials, list | tuple):
         return result(

@@ -46,6 +46,10 @@ class ShapeTableSpec(CheckSpec):
     )
     """How an output shape is written without the batch axis: (steps, channels), (height,
     width, channels) or channels first."""
+    leading_none: bool = False
+    """Accept and drop a leading None in a row's shape: the batch axis as Keras prints it
+    in ``model.summary()`` ("(None, 498, 16)", a tf.TensorShape). Set it where the handout
+    says the table's shapes may be copied from Keras."""
     skip_rows: int = Field(default=1, ge=0)
     """Leading rows not graded (the input row, whose values the handout gives)."""
     shape_points: float = Field(default=1.0, ge=0)
@@ -104,10 +108,10 @@ def _row_cells(row: Any) -> tuple[Any, Any, Any] | None:
     return None
 
 
-def _shape_of(value: Any) -> tuple[int, ...] | str:
+def _shape_of(value: Any, leading_none: bool) -> tuple[int, ...] | str:
     if isinstance(value, str) and value.strip().lower() == INVALID:
         return INVALID
-    return to_shape(value)
+    return to_shape(value, leading_none=leading_none)
 
 
 @register("shape_table", ShapeTableSpec, details=ShapeTableDetails)
@@ -184,7 +188,7 @@ def _grade_row(
     _, got_shape_raw, got_params_raw = cells
     notes = []
     try:
-        got_shape = _shape_of(got_shape_raw)
+        got_shape = _shape_of(got_shape_raw, spec.leading_none)
         out["got_shape"] = to_plain(got_shape)
     except NotNumeric as exc:
         got_shape = None

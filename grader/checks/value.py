@@ -42,6 +42,11 @@ class ValueSpec(CheckSpec):
     """Absolute tolerance: each element passes when |got − expected| ≤ atol + rtol·|expected|."""
     rtol: float = Field(default=0.0, ge=0)
     """Relative tolerance (see atol)."""
+    leading_none: bool = False
+    """When the answer is a shape: accept and drop a leading None, the batch axis as Keras
+    prints it ("(None, 498, 16)", a tf.TensorShape). Only for shapes Keras prints (an
+    output shape); an argument value such as an LSTM's input_shape leaves it false, so
+    (None, 1, 5) stays wrong there."""
 
     def max_points(self, expected: Mapping[str, Any]) -> float:
         """All or nothing."""
@@ -70,12 +75,12 @@ def _describe_shape(shape: tuple[int, ...]) -> str:
     return f"an array of shape {shape}"
 
 
-def _read(expected: Any, got: Any) -> tuple[FloatArray, FloatArray]:
+def _read(expected: Any, got: Any, leading_none: bool = False) -> tuple[FloatArray, FloatArray]:
     """Student and reference values as arrays, a shape answer read as a shape."""
     if isinstance(expected, tuple):  # the reference marks shapes as tuples
         return (
             np.asarray(expected, dtype=np.float64),
-            np.asarray(to_shape(got), dtype=np.float64),
+            np.asarray(to_shape(got, leading_none=leading_none), dtype=np.float64),
         )
     exp = to_array(expected)
     arr = to_array(got)
@@ -95,7 +100,7 @@ def grade_value(spec: ValueSpec, ctx: CheckContext) -> CheckResult:
     expected_raw = ctx.expected[spec.reference_key]
     shown = to_plain(expected_raw)
     try:
-        exp, got = _read(expected_raw, got_raw)
+        exp, got = _read(expected_raw, got_raw, spec.leading_none)
     except NotNumeric as exc:
         return result(
             spec,

@@ -5,13 +5,17 @@ Both the notebook harness (:mod:`grader.harness.kernel`) and the module worker
 sandbox as source text (the sandbox binds nothing of the grader's tree) and is executed
 into a module registered as ``__grader_encoding__`` before any student code runs; in the
 grader's own process it is simply ``grader.harness.encoding``. It imports only the
-standard library and NumPy, and never ``grader``.
+standard library and NumPy, and never ``grader``; torch, TensorFlow, Keras and JAX values
+are recognised only through modules the student's code already imported (``sys.modules``),
+so a torch-only notebook never pays for TensorFlow. A ``tf.TensorShape`` becomes a list
+whose unknown dimensions are ``null``.
 
 A value becomes a JSON tree of numbers, strings, bools, null, lists and dicts with string
 keys, plus tagged one-key dicts:
 
-* ``{"__ndarray__": "<file>.npy"}`` - a NumPy array or torch tensor saved next to the
-  JSON file with ``np.save(..., allow_pickle=False)``;
+* ``{"__ndarray__": "<file>.npy"}`` - a NumPy array, a torch, TensorFlow or JAX tensor,
+  or a TensorFlow or Keras variable saved next to the JSON file with
+  ``np.save(..., allow_pickle=False)``;
 * ``{"__float__": "nan" | "inf" | "-inf"}`` - a non-finite float (JSON has none);
 * ``{"__dict__": {key: value}}`` - a one-key student dict whose key is one of these tag
   names, so it is not mistaken for a tag.
@@ -170,7 +174,43 @@ class Encoder:
         torch = sys.modules.get("torch")
         if torch is not None and (tp is torch.Tensor or tp is torch.nn.Parameter):
             return self._encode_tensor(x, where, torch)
+        kind = framework_kind(tp)
+        if kind is not None:
+            return self._encode_framework(x, kind, where, depth)
         raise Reject("unsupported", unsupported_message(self.name, where, tp))
+
+    def _encode_framework(self, x: Any, kind: str, where: str, depth: int) -> object:
+        """A TensorFlow tensor or variable, a ``tf.TensorShape``, a Keras variable or a
+        JAX array, read through its own framework's (exact, whitelisted) class."""
+        if kind == "shape":
+            if x.rank is None:  # TensorShape's own property
+                raise Reject(
+                    "unsupported",
+                    f"{self.name}{where} is a tf.TensorShape of unknown rank; store the "
+                    "shape as a tuple of whole numbers",
+                )
+            return self.encode(x.as_list(), where, depth + 1)  # ints, None unknown
+        if kind == "keras_variable":
+            # The backend's own variable (tf.Variable, torch Parameter, jax array).
+            return self.encode(x.value, where, depth + 1)
+        try:
+            arr = np.asarray(x.numpy() if kind == "tf" else x)
+        except Exception as exc:
+            raise Reject(
+                "unsupported",
+                f"{self.name}{where} is a {type_name(type(x))} that could not be copied to "
+                f"the CPU ({describe(exc)}); store it as a NumPy array (x.numpy())",
+            ) from None
+        if "float" in arr.dtype.name and arr.dtype not in (np.float16, np.float32, np.float64):
+            arr = arr.astype(np.float32)  # bfloat16, float8 (ml_dtypes) have no .npy form
+        if arr.dtype.kind in _NPY_KINDS:
+            return self._save(np.ascontiguousarray(arr).reshape(arr.shape), where)
+        if arr.dtype.kind == "O" or arr.dtype.kind == "S":
+            raise Reject(
+                "unsupported",
+                f"{self.name}{where} is a string tensor; store the text as a Python str",
+            )
+        return self._encode_array(arr, where, depth)
 
     def _encode_dict(self, x: dict[Any, Any], where: str, depth: int) -> object:
         items = list(_dict_items(x))
@@ -258,6 +298,47 @@ class Encoder:
         return {"__ndarray__": fname}
 
 
+# Where the framework classes live, looked up in ``sys.modules`` only: a framework the
+# student never imported cannot have made the value, and is never imported here.
+_TF_TENSOR_CLASSES = (
+    ("tensorflow.python.framework.ops", "EagerTensor"),
+    ("tensorflow.python.ops.resource_variable_ops", "ResourceVariable"),
+    ("tensorflow.python.ops.resource_variable_ops", "UninitializedVariable"),
+)
+_TF_SHAPE_CLASSES = (("tensorflow.python.framework.tensor_shape", "TensorShape"),)
+_KERAS_VARIABLE_CLASSES = (
+    ("keras.src.backend", "Variable"),
+    ("keras.src.backend.tensorflow.core", "Variable"),
+    ("keras.src.backend.torch.core", "Variable"),
+    ("keras.src.backend.jax.core", "Variable"),
+    ("keras.src.backend.numpy.core", "Variable"),
+)
+_JAX_ARRAY_CLASSES = (("jaxlib._jax", "ArrayImpl"), ("jaxlib.xla_extension", "ArrayImpl"))
+
+
+def _is_one_of(tp: type, where: tuple[tuple[str, str], ...]) -> bool:
+    for module_name, cls_name in where:
+        module = sys.modules.get(module_name)
+        if module is not None and tp is getattr(module, cls_name, None):
+            return True
+    return False
+
+
+def framework_kind(tp: type) -> str | None:
+    """``"tf"``, ``"shape"`` (tf.TensorShape), ``"keras_variable"`` or ``"jax"`` when
+    ``tp`` is exactly one of those frameworks' value classes, else None."""
+    if "tensorflow" in sys.modules:
+        if _is_one_of(tp, _TF_TENSOR_CLASSES):
+            return "tf"
+        if _is_one_of(tp, _TF_SHAPE_CLASSES):
+            return "shape"
+    if "keras" in sys.modules and _is_one_of(tp, _KERAS_VARIABLE_CLASSES):
+        return "keras_variable"
+    if "jax" in sys.modules and _is_one_of(tp, _JAX_ARRAY_CLASSES):
+        return "jax"
+    return None
+
+
 def sequence_items(x: object) -> list[object] | None:
     """The items of a list or tuple, subclasses included; None for anything else.
 
@@ -284,9 +365,10 @@ def encode_float(v: float) -> object:
 
 
 ACCEPTED_FORMS = (
-    'a number (int, float, NumPy or torch scalar, or a fraction string such as "7/4"), '
-    "a string, a list or tuple (torch.Size and named tuples included), a dict with string "
-    "keys, a NumPy array or a torch tensor"
+    "a number (int, float, NumPy, torch or TensorFlow scalar, or a fraction string such as "
+    '"7/4"), a string, a list or tuple (torch.Size, tf.TensorShape and named tuples '
+    "included), a dict with string keys, a NumPy array, a torch tensor, or a TensorFlow "
+    "tensor or variable"
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -48,6 +49,36 @@ else:
     _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
         "grader.harness.recorders"
     )
+
+# The Keras adapter (:mod:`grader.harness.keras_adapter`) is loaded only once the student's
+# code has imported Keras or Keras Tuner (no model or tuner can be theirs before), so a
+# torch-only kernel never compiles it. In the sandbox the notebook runner sets
+# ``_keras_source`` (the adapter's source text) after this module runs; in the grader's
+# own process the package module is imported; ``""``: the runner sent none (the notebook
+# never mentions Keras), so no object is treated as a Keras model or tuner.
+_keras_source: str | None = None
+_KERAS_MODULES = ("keras", "tf_keras", "keras_tuner")
+_loaded_adapter: list[Any] = []
+_compile = compile
+_exec = exec
+_ModuleType = type(sys)
+
+
+def _keras() -> Any:
+    """The Keras adapter, or None while no Keras package is imported."""
+    if _loaded_adapter:
+        return _loaded_adapter[0]
+    if _keras_source == "" or not any(name in sys.modules for name in _KERAS_MODULES):
+        return None
+    if _keras_source is None:
+        adapter: Any = importlib.import_module("grader.harness.keras_adapter")
+    else:
+        adapter = _ModuleType("__grader_keras__")
+        adapter.__file__ = "<grader keras adapter>"
+        _exec(_compile(_keras_source, "<grader keras adapter>", "exec"), adapter.__dict__)
+    _loaded_adapter.append(adapter)
+    return adapter
+
 
 Encoder = _encoding.Encoder
 Reject = _encoding.Reject
@@ -102,12 +133,59 @@ def setup(
     _inline_figures()
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    _seed_tensorflow(seed)
     if seed_torch or "torch" in sys.modules:
         try:
             import torch
         except ImportError:
             return
         torch.manual_seed(seed)
+
+
+def _seed_tensorflow(seed: int) -> None:
+    """Seed TensorFlow's global generator: now when it is already imported (a warm
+    template preloads it for a rubric declaring ``frameworks: [tensorflow]``), else as
+    soon as the student's code imports it, so warm and cold kernels draw alike. Neither
+    TensorFlow nor Keras is imported here: a torch-only notebook pays nothing, and a
+    student's ``KERAS_BACKEND`` still chooses Keras's backend. Keras 3's own random ops
+    draw their seeds from ``random``, seeded by :func:`setup`."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        with contextlib.suppress(Exception):
+            tf.random.set_seed(seed)
+        return
+    for finder in list(sys.meta_path):
+        if type(finder).__name__ == "_SeedOnImport":
+            sys.meta_path.remove(finder)
+    sys.meta_path.insert(0, _SeedOnImport(seed))
+
+
+class _SeedOnImport:
+    """A one-shot import hook: finds ``tensorflow`` with the other finders and seeds it
+    once its module has run."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> Any:
+        if name != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        run = getattr(loader, "exec_module", None)
+        if run is None:
+            return spec
+        seed = self.seed
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            with contextlib.suppress(Exception):
+                module.random.set_seed(seed)
+
+        loader.exec_module = exec_module  # type: ignore[union-attr]
+        return spec
 
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -186,6 +264,10 @@ def _harvest_one(
         encoded = encoder.encode(value, "", 0) if status == "ok" else None
         _write_record(name, status, tname, cell, message, encoded, encoder.arrays)
         return
+    # A Keras Tuner tuner, trial or hyper-parameters: its plain trials (search checks).
+    adapter = _keras()
+    if adapter is not None:
+        obj = adapter.plain_tuner(obj)
     encoder = Encoder(name, _State.max_bytes, f"{name}.{_State.generation}")
     try:
         encoded = encoder.encode(obj, "", 0)
@@ -240,12 +322,24 @@ def _remove_files(name: str, keep: tuple[str, ...]) -> None:
 
 
 def _probe_model(name: str, obj: object, spec: dict[str, Any]) -> tuple[str, str, object]:
-    """Probe a ``torch.nn.Module``: returns (status, message, value)."""
+    """Probe a ``torch.nn.Module`` or a Keras model: returns (status, message, value).
+
+    A Keras model (Keras 3 on any backend, ``tf.keras``) goes through the Keras adapter
+    (:mod:`grader.harness.keras_adapter`), which returns the same plain probe data; it
+    is tried first because a Keras 3 model on the torch backend is also a Module."""
+    adapter = _keras()
+    keras = adapter.keras_of(obj) if adapter is not None else None
+    if keras is not None:
+        return "ok", "", adapter.probe(keras, obj, spec, _describe, _trim_traceback)
     torch = sys.modules.get("torch")
     tp = type(obj)
     if torch is None or not issubclass(tp, torch.nn.Module):
         # Without torch imported the object cannot be a Module; do not import it.
-        return "unsupported", f"{name} must be a torch.nn.Module, got {type_name(tp)}", None
+        return (
+            "unsupported",
+            f"{name} must be a torch.nn.Module or a Keras model, got {type_name(tp)}",
+            None,
+        )
     model: Any = obj
     result: dict[str, object] = {
         "ran": False,

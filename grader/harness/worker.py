@@ -84,6 +84,20 @@ WORKER_FILE = "<grader worker>"
 MAX_TRACEBACK_CHARS = 4000
 
 
+def _seed_tensorflow(seed: int) -> None:
+    """Seed TensorFlow's global generator (and Keras's) when the student's code imported
+    them: never imported here, so a torch-only call pays nothing."""
+    keras = sys.modules.get("keras")
+    tf = sys.modules.get("tensorflow")
+    try:
+        if keras is not None and hasattr(keras, "utils"):
+            keras.utils.set_random_seed(seed % 2**32)  # random, NumPy, TF/torch, Keras
+        elif tf is not None and hasattr(tf, "random"):
+            tf.random.set_seed(seed)
+    except Exception:
+        pass  # a half-imported framework: its generators are not ours to fix
+
+
 class _TimeLimit(BaseException):
     """Raised by SIGALRM: a BaseException, so a student's ``except Exception`` lets it by."""
 
@@ -325,6 +339,7 @@ class Caller:
             torch = sys.modules.get("torch")
             if torch is not None:
                 torch.manual_seed(seed)
+            _seed_tensorflow(seed)
         limit = self.call_timeout
         recorder = _recorders.for_call(call.get("record_structure"))
         try:

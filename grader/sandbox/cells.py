@@ -118,6 +118,10 @@ class Runner:
         self.seed_torch = any(r.kind == "model" for r in requests) or any(
             re.search(r"\btorch\b", c.source) for c in code
         )
+        # The Keras adapter's source is sent to the kernel only when the notebook mentions
+        # Keras (``keras``, ``tf.keras``, ``keras_tuner``): no Keras model or tuner can exist
+        # otherwise, and a torch-only kernel's set-up stays as small as it was.
+        self.keras = any("keras" in c.source for c in code)
         self.cell_timeout = limits.cell_timeout
         self.last_execute_id: str | None = None
         self.km: Any = None
@@ -197,6 +201,7 @@ class Runner:
             self.outbox,
             self.seed,
             seed_torch=self.seed_torch,
+            keras=self.keras,
             max_answer_bytes=self.limits.max_answer_bytes,
             harvest_timeout=self.limits.harvest_timeout,
             calls=self.calls,

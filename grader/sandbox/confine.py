@@ -73,6 +73,11 @@ def sandbox_env(limits: ExecutionLimits, extra: dict[str, str]) -> dict[str, str
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
+        # TensorFlow's intra- and inter-op pools, read when its first op runs (after a
+        # warm template forked): sized like torch's OpenMP pool.
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
         **extra,
     }
 

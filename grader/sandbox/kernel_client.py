@@ -25,6 +25,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from grader.harness import encoding as _encoding
+from grader.harness import keras_adapter as _keras_adapter
 from grader.harness import kernel as _harness
 from grader.harness import recorders as _recorders
 from grader.harness import worker as _worker
@@ -39,6 +40,7 @@ _ENCODING_SOURCE = Path(_encoding.__file__).read_text(encoding="utf-8")
 WORKER_MODULE = "__grader_worker__"
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
 _RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
+_KERAS_SOURCE = Path(_keras_adapter.__file__).read_text(encoding="utf-8")
 # The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
 # printing hundreds of MB at once, an exception message of that size) would be read and
 # decoded whole in the grader's process; ZeroMQ drops the connection instead, which
@@ -71,6 +73,7 @@ try:
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
     exec(compile(ARGS["source"], "<grader harness>", "exec"), _mod.__dict__)
+    _mod._keras_source = ARGS["keras_source"]  # compiled only if Keras is imported
     if ARGS["worker_source"]:
         _wrk = type(sys)(ARGS["worker_module"])
         _wrk.__file__ = "<grader worker>"
@@ -93,13 +96,16 @@ def setup_code(
     seed: int,
     *,
     seed_torch: bool,
+    keras: bool = True,
     max_answer_bytes: int,
     harvest_timeout: float,
     calls: bool = False,
 ) -> str:
     """The silent code that installs the harness in a new kernel (see ``_SETUP_SOURCE``);
     with ``calls``, also the call machinery of :mod:`grader.harness.worker`, before any
-    student cell runs (it keeps private references to what it uses)."""
+    student cell runs (it keeps private references to what it uses); with ``keras``,
+    the Keras adapter's source (:mod:`grader.harness.keras_adapter`), compiled by the
+    harness only once the student's code imports Keras or Keras Tuner."""
     args = {
         "worker_module": WORKER_MODULE,
         "worker_source": _WORKER_SOURCE if calls else "",
@@ -108,6 +114,7 @@ def setup_code(
         "encoding_module": _ENCODING_MODULE,
         "encoding_source": _ENCODING_SOURCE,
         "recorders_source": _RECORDERS_SOURCE,
+        "keras_source": _KERAS_SOURCE if keras else "",
         "outbox": str(outbox),
         "seed": seed,
         "seed_torch": seed_torch,
@@ -227,6 +234,9 @@ def kernel_env(
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",  # TensorFlow's pools, like torch's OpenMP one
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
         "MPLBACKEND": "Agg",
         # Keep IPython's and Jupyter's profile/config dirs out of the student's folder,
         # so nothing there (a copied .ipython/startup script) runs before the harness.

@@ -437,6 +437,8 @@ def _plain_env() -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
         "MPLBACKEND": "Agg",
     }
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):

@@ -368,9 +368,13 @@ class WarmTemplate:
         shutil.rmtree(base, ignore_errors=True)
 
 
-# -- one template per grading worker thread ------------------------------------------
+# -- templates per grading worker thread ---------------------------------------------
 
 _local = threading.local()
+#: Templates a thread keeps running at once (least recently used closed first): a batch
+#: mixing torch-only submissions and TensorFlow ones keeps one of each, instead of
+#: restarting a template whenever the preload changes.
+MAX_THREAD_TEMPLATES = 2
 _failed: dict[tuple[object, ...], str] = {}
 
 
@@ -443,12 +447,14 @@ def thread_template(
     """
     if os.geteuid() != 0 or not detect_protections().complete:
         return None
-    template: WarmTemplate | None = getattr(_local, "template", None)
+    templates: dict[tuple[object, ...], WarmTemplate] = _thread_templates()
     key = template_key(modules, limits, extra_env)
-    if template is not None and (template.key != key or not template.alive()):
+    template = templates.pop(key, None)
+    if template is not None and not template.alive():
         template.close()
-        template = _local.template = None
+        template = None
     if template is not None:
+        templates[key] = template  # the most recently used last
         return template
     with _lock:
         if key in _failed:
@@ -464,13 +470,22 @@ def thread_template(
         with _lock:
             _failed[key] = str(exc)
         return None
-    _local.template = template
+    while len(templates) >= MAX_THREAD_TEMPLATES:
+        oldest = next(iter(templates))
+        templates.pop(oldest).close()
+    templates[key] = template
     return template
 
 
+def _thread_templates() -> dict[tuple[object, ...], WarmTemplate]:
+    templates: dict[tuple[object, ...], WarmTemplate] | None = getattr(_local, "templates", None)
+    if templates is None:
+        templates = _local.templates = {}
+    return templates
+
+
 def close_thread_template() -> None:
-    """Stop this thread's template, if any (tests; worker threads end theirs on exit)."""
-    template: WarmTemplate | None = getattr(_local, "template", None)
-    if template is not None:
-        template.close()
-        _local.template = None
+    """Stop this thread's templates, if any (tests; worker threads end theirs on exit)."""
+    templates = _thread_templates()
+    while templates:
+        templates.popitem()[1].close()

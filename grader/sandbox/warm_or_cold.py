@@ -10,6 +10,9 @@ choose alike; both sessions confine alike (:mod:`grader.sandbox.confine`).
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -45,7 +48,8 @@ def open_session(
     """
     env = confine.extra_env()
     if _wants_warm(mode, warm) and usable_paths(work, outbox):
-        template = warm_starts.thread_template(warm_starts.preload(frameworks), limits, env)
+        wanted = preloaded_for(frameworks, work)
+        template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
         if template is not None:
             with template.session(work, outbox, limits, provided=provided) as box:
                 yield box
@@ -54,6 +58,61 @@ def open_session(
         work, outbox, None, limits, mode, extra_env=env, provided=tuple(provided)
     ) as cold:
         yield cold
+
+
+#: Declared frameworks preloaded only for a submission whose code mentions them: a
+#: template holding TensorFlow forks noticeably slower (a larger address space), so a
+#: torch-only submission of a rubric that also accepts Keras keeps the torch template.
+#: Keys are import names; values the words that reveal their use.
+ON_MENTION = {
+    "tensorflow": re.compile(rb"\b(?:tensorflow|keras)\b"),
+    "jax": re.compile(rb"\bjax\b"),
+}
+_SCANNED_SUFFIXES = (".py", ".ipynb")
+_SCAN_BYTES = 4 * 2**20  # per file: enough for any notebook's imports
+
+
+def preloaded_for(frameworks: Sequence[str], work: Path) -> tuple[str, ...]:
+    """``frameworks`` without those of :data:`ON_MENTION` that no ``.py``/``.ipynb`` file
+    of the submission's scratch copy mentions (a choice of speed only: an unmentioned
+    framework that is imported after all is imported in the kernel, as in a cold one)."""
+    optional = [f for f in frameworks if f in ON_MENTION]
+    if not optional:
+        return tuple(frameworks)
+    found: set[str] = set()
+    for path in _scanned_files(work):
+        head = _head(path)
+        found.update(f for f in optional if ON_MENTION[f].search(head))
+        if len(found) == len(optional):
+            break
+    return tuple(f for f in frameworks if f not in ON_MENTION or f in found)
+
+
+def _scanned_files(work: Path) -> list[Path]:
+    """The submission's ``.py``/``.ipynb`` files, symbolic links never followed."""
+    out: list[Path] = []
+    for root, dirs, files in os.walk(work, followlinks=False):
+        dirs.sort()
+        out.extend(Path(root, f) for f in sorted(files) if f.endswith(_SCANNED_SUFFIXES))
+        if len(out) >= 200:
+            break
+    return out[:200]
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a regular file (never a link, FIFO or device), else b""."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, _SCAN_BYTES)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _wants_warm(mode: Mode, warm: bool | None) -> bool:

@@ -5,8 +5,10 @@ and starts it as ``python -c SOURCE CONTROL_SOCKET MODULES`` inside ``bwrap`` (u
 net, ipc, uts, mount and cgroup namespaces, uid 65534, no capabilities, its own cgroup)
 WITHOUT ``--disable-userns``, so that each forked child can enter namespaces of its own.
 Only the standard library is used before ``MODULES`` (e.g. ``ipykernel.kernelapp,numpy,
-torch``) are imported. The template holds nothing secret: every child inherits its
-memory.
+torch,tensorflow``) are imported; ``keras`` is never imported (it fixes its backend when
+imported), and the Keras that ``import tensorflow`` loads is forgotten again, so each
+student's ``KERAS_BACKEND`` chooses the backend. The template holds nothing secret:
+every child inherits its memory.
 
 Per request (one ``SOCK_SEQPACKET`` connection on the control socket: a JSON request
 plus the kernel log's stdout/stderr descriptors), the template forks:
@@ -280,6 +282,8 @@ def _kernel(conn: socket.socket, req: Req, uid: int, gid: int) -> None:
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         torch.manual_seed(torch.initial_seed())
+    # TensorFlow's global seed is set by the harness's setup (KERNEL_SEED), not here:
+    # setting it would start TensorFlow's runtime before the kernel's limits are known.
     if req.get("mode", "kernel") == "python":
         _python(req)
     if req.get("mode", "kernel") != "kernel":
@@ -382,17 +386,35 @@ def _serve(path: str) -> None:
             os.close(fd)
 
 
+# Importing Keras reads KERAS_BACKEND once and fixes the backend for the process: a
+# template that imported it would choose the backend for every student.
+_NEVER_PRELOADED = frozenset({"keras", "tf_keras"})
+
+
+def _forget_keras() -> None:
+    """Drop the Keras that ``import tensorflow`` loads eagerly (``keras.src.optimizers``,
+    TensorFlow >= 2.16), so a student's ``os.environ["KERAS_BACKEND"] = ...`` before
+    ``import keras`` is honoured: Keras is imported afresh, reading it, as in a cold
+    kernel. ``tf.keras`` is a lazy loader and imports it again on first use."""
+    for name in [n for n in sys.modules if n.split(".", 1)[0] in _NEVER_PRELOADED]:
+        del sys.modules[name]
+
+
 def _main() -> None:
     path, modules = sys.argv[1], [m for m in sys.argv[2].split(",") if m]
     import importlib
 
     for name in modules:
+        if name in _NEVER_PRELOADED:
+            sys.stderr.write(f"template: {name} is never preloaded (it fixes its backend)\n")
+            continue
         try:
             importlib.import_module(name)
         except ImportError as exc:
             if name == modules[0]:
                 raise
             sys.stderr.write(f"template: {name} not imported: {exc}\n")
+    _forget_keras()
     if len(os.listdir("/proc/self/task")) != 1:
         sys.stderr.write("template: importing started threads; refusing to fork\n")
         sys.exit(3)

@@ -94,3 +94,12 @@ def test_concat_rule() -> None:
 def test_forged_probe_is_error() -> None:
     res = grade_model(Q4, make_ctx({"m": [1, 2, 3]}, EXP4))
     assert (res.status, res.score) == ("error", 0)
+
+
+def test_keras_probe_without_concatenation_names_keras_forms() -> None:
+    from grader.checks.model import ConcatPart, _concat_part
+
+    part = _concat_part(ConcatPart(points=4, min_inputs=4), {"framework": "keras"}, True)
+    assert part.ok is False and "Concatenate layer" in part.message
+    hit = {"framework": "keras", "cat_calls": [{"n_inputs": 4, "dim": 1, "axis": -1}]}
+    assert _concat_part(ConcatPart(points=4, min_inputs=4), hit, True).ok is True

@@ -99,3 +99,37 @@ def test_unreadable_shape_names_the_accepted_forms() -> None:
     assert (res.status, res.score) == ("partial", 7)
     assert res.message.startswith("row 2 (Conv1D): its shape cannot be read (")
     assert "torch.Size included" in res.message
+
+
+KERAS_SPEC = ShapeTableSpec.model_validate(
+    {"id": "t", "type": "shape_table", "answer": "t", "leading_none": True}
+)
+
+
+def test_leading_none_as_keras_prints_it_when_the_rubric_opts_in() -> None:
+    keras_rows = [
+        ["input_1 (InputLayer)", "(None, 500, 7)", 0],
+        ["conv1d (Conv1D)", "(None, 498, 16)", 352],
+        ["max_pooling1d", [None, 249, 16], 0],
+        ["flatten", "(None, 3984)", 0],
+        ["dense", (None, 5), 19925],
+    ]
+    res = grade_shape_table(KERAS_SPEC, make_ctx({"t": keras_rows}, {"t": REF}))
+    assert (res.status, res.score) == ("pass", 8)
+    # without the opt-in the same rows' shapes cannot be read: parameters only
+    plain = grade(keras_rows)
+    assert plain.score == 4
+    assert "holds None" in plain.message
+
+
+def test_leading_none_does_not_excuse_a_batch_size_or_a_none_elsewhere() -> None:
+    rows = [
+        ["Input", (500, 7), 0],
+        ["c", "(8, 498, 16)", 352],
+        ["p", "(249, None)", 0],
+        ["f", (3984,), 0],
+        ["d", (5,), 19925],
+    ]
+    res = grade_shape_table(KERAS_SPEC, make_ctx({"t": rows}, {"t": REF}))
+    assert res.score == 6
+    assert [r["shape_ok"] for r in res.details["rows"]] == [False, False, True, True]

@@ -84,3 +84,20 @@ def test_missing_error_unsupported() -> None:
 def test_show_expected_false_hides_expected() -> None:
     res = grade_value(spec(show_expected=False), make_ctx({"q2_dL_dX": DX.T}, {"q2_dL_dX": DX}))
     assert res.expected is None
+
+
+def test_leading_none_only_where_the_rubric_opts_in() -> None:
+    exp = {"q6_output_shape": (28, 28, 32)}
+    keras_spec = spec(
+        id="q6_output_shape", answer="q6_output_shape", points=2, atol=0, leading_none=True
+    )
+    for answer in ("(None, 28, 28, 32)", [None, 28, 28, 32], (28, 28, 32)):
+        res = grade_value(keras_spec, make_ctx({"q6_output_shape": answer}, exp))
+        assert res.score == 2, answer
+    # an argument value (HW4's LSTM input_shape): (None, 1, 5) stays wrong
+    arg_spec = spec(id="q3_input_shape", answer="q3_input_shape", points=4, atol=0)
+    for answer in ("(None, 1, 5)", [None, 1, 5]):
+        ctx = make_ctx({"q3_input_shape": answer}, {"q3_input_shape": (1, 5)})
+        res = grade_value(arg_spec, ctx)
+        assert (res.status, res.score) == ("fail", 0), answer
+        assert "holds None" in res.message

@@ -256,5 +256,44 @@ def test_refusal_names_the_accepted_forms() -> None:
     assert rej.status == "unsupported"
     assert rej.message.startswith("x['m'][1] is a ")
     assert "Matrix, which the grader cannot read; store the answer as a number" in rej.message
-    for form in ("torch.Size", "NumPy or torch scalar", "NumPy array", "torch tensor"):
+    for form in (
+        "torch.Size",
+        "NumPy, torch or TensorFlow scalar",
+        "NumPy array",
+        "torch tensor",
+        "tf.TensorShape",
+        "TensorFlow tensor or variable",
+    ):
         assert form in rej.message
+
+
+# ------------------------------------------------------- TensorFlow, Keras (issue 15)
+
+
+def test_tensorflow_tensors_variables_and_keras_variables_are_arrays(tf_keras: Any) -> None:
+    tf, keras = tf_keras
+    assert only_array(tf.constant(2.5)).tolist() == 2.5
+    assert only_array(tf.constant([[1, 2]])).tolist() == [[1, 2]]
+    assert only_array(tf.Variable([1.0, 2.0])).tolist() == [1.0, 2.0]
+    assert only_array(keras.Variable([3.0, 4.0])).tolist() == [3.0, 4.0]
+    bf16 = only_array(tf.constant([1.5], dtype=tf.bfloat16))
+    assert bf16.dtype == np.float32 and bf16.tolist() == [1.5]
+    tree, arrays = encode({"loss": tf.constant(0.25), "w": [tf.constant(1)]})
+    assert tree == {"loss": {"__ndarray__": "x.0.0.npy"}, "w": [{"__ndarray__": "x.0.1.npy"}]}
+    assert [a.tolist() for a in arrays] == [0.25, 1]
+
+
+def test_tensor_shape_is_a_list_with_null_for_unknown_dimensions(tf_keras: Any) -> None:
+    tf, _ = tf_keras
+    assert encode(tf.TensorShape([None, 498, 16])) == ([None, 498, 16], [])
+    assert "unknown rank" in refused(tf.TensorShape(None)).message
+
+
+def test_string_tensors_and_subclasses_are_refused(tf_keras: Any) -> None:
+    tf, _ = tf_keras
+    assert "string tensor" in refused(tf.constant("a")).message
+
+    class MyShape(tf.TensorShape):  # type: ignore[misc,name-defined]
+        pass
+
+    assert refused(MyShape([1])).status == "unsupported"  # exact classes only

@@ -301,7 +301,7 @@ def test_probe_of_a_failing_forward(tmp_path: Path) -> None:
 def test_probe_requires_a_module(tmp_path: Path) -> None:
     a = probe(tmp_path, [1, 2], (1, 2))
     assert a.status == "unsupported"
-    assert a.message == "m must be a torch.nn.Module, got list"
+    assert a.message == "m must be a torch.nn.Module or a Keras model, got list"
 
 
 def test_probe_keeps_training_flags_and_rng(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -335,3 +336,62 @@ def test_torch_model_argument_is_built_from_plain_data(tmp_path: Path) -> None:
     assert r.results["bad"].status != "ok"
     assert "not allowed" in r.results["bad"].message
     assert torch is not None
+
+
+def test_each_call_seeds_tensorflow_like_numpy_and_torch(tf_keras: Any) -> None:
+    """A randomised function written with TensorFlow ops (HW1's dropout) draws the same
+    numbers on every call with the same seed (issue 15)."""
+    from grader.harness import worker as worker_module
+
+    tf, _ = tf_keras
+    draws = []
+    for _ in range(2):
+        worker_module._seed_tensorflow(7)
+        draws.append(float(tf.random.uniform(())))
+    worker_module._seed_tensorflow(8)
+    other = float(tf.random.uniform(()))
+    assert draws[0] == draws[1] and other != draws[0]
+
+
+TF_OPS = """
+import tensorflow as tf
+
+def forward_pass(x, w):
+    return tf.nn.relu(tf.matmul(x, w))
+
+def dropout(x, p):
+    # seed 004's bug: scaled by 1/p instead of 1/(1 - p)
+    keep = tf.cast(tf.random.uniform(tf.shape(x), dtype=x.dtype) >= p, x.dtype)
+    return x * keep / p
+
+def scalar_loss(x):
+    return tf.reduce_mean(x)
+
+def variables():
+    return {"W1": tf.Variable([[1.0, 2.0]]), "b1": tf.Variable([0.5])}
+"""
+
+
+def test_module_written_with_tensorflow_ops(tmp_path: Path) -> None:
+    """HW1 in TensorFlow (issue 15): NumPy float64 in, tensors and variables out."""
+    x = np.array([[1.0, -2.0], [3.0, 4.0]])
+    w = np.eye(2)
+    calls = [
+        Call("fwd", "forward_pass", (x, w)),
+        Call("drop1", "dropout", (np.ones((4, 50)), 0.5), seed=3),
+        Call("drop2", "dropout", (np.ones((4, 50)), 0.5), seed=3),
+        Call("loss", "scalar_loss", (x,)),
+        Call("vars", "variables"),
+    ]
+    limits = ExecutionLimits(import_timeout=120, call_timeout=60, module_timeout=300)
+    r = run(tmp_path, TF_OPS, calls, limits)
+    assert r.import_error is None, r.import_error
+    got = r.results
+    assert all(c.status == "ok" for c in got.values()), [(c.id, c.message) for c in got.values()]
+    assert got["fwd"].value.tolist() == [[1.0, 0.0], [3.0, 4.0]]
+    assert got["fwd"].value.dtype == np.float64
+    # seeded per call: the same draws twice, every kept unit scaled by 1/p = 2
+    assert got["drop1"].value.tolist() == got["drop2"].value.tolist()
+    assert set(np.unique(got["drop1"].value).tolist()) == {0.0, 2.0}
+    assert float(got["loss"].value) == 1.5
+    assert got["vars"].value["W1"].tolist() == [[1.0, 2.0]]
