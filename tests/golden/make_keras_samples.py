@@ -858,13 +858,13 @@ def mean_absolute_error(y, predicted_y):
 # Seed 004's two bugs, as they wrote them: the accuracy of the rounded probabilities
 # over all N×C entries, and the survivors divided by p (the keep threshold is 1 - p).
 HW1_TF_SEED_MODULE = HW1_TF_MODULE.replace(
-    '''def calculate_accuracy(y, predicted_y):
+    """def calculate_accuracy(y, predicted_y):
     # the arg-max class of each row against the true class
     predictions_correct = tf.equal(tf.argmax(predicted_y, axis=1), tf.argmax(y, axis=1))
     accuracy = tf.reduce_mean(tf.cast(predictions_correct, dtype=tf.float64))
     return accuracy
-''',
-    '''def calculate_accuracy(y, predicted_y):
+""",
+    """def calculate_accuracy(y, predicted_y):
     # round the predictions by the logistical unit to either 1 or 0
     predictions = tf.round(predicted_y)
     # tf.equal will return a Boolean array: True if prediction correct,
@@ -873,22 +873,22 @@ HW1_TF_SEED_MODULE = HW1_TF_MODULE.replace(
     # Finally, we just determine the mean value of predictions_correct
     accuracy = tf.reduce_mean(predictions_correct)
     return accuracy
-''',
+""",
 ).replace(
-    '''def dropout(p, h1):
+    """def dropout(p, h1):
     h1 = tf.convert_to_tensor(h1)
     if p == 0:
         return h1
     keep = tf.cast(tf.random.uniform(tf.shape(h1), dtype=h1.dtype) >= p, h1.dtype)
     return h1 * keep / (1 - p)  # inverted dropout: the expected output is h1
-''',
-    '''def dropout(p, h1):
+""",
+    """def dropout(p, h1):
     probthreshold = 1 - p
     u1 = tf.random.uniform(tf.shape(h1), dtype=tf.float64) < probthreshold
     h1 = h1 * tf.cast(u1, tf.float64)
     h1 = h1 / p
     return h1
-''',
+""",
 )
 assert HW1_TF_SEED_MODULE.count("/ p\n") == 1 and "tf.round" in HW1_TF_SEED_MODULE
 
