@@ -566,18 +566,32 @@ print(q6_params_without_bn, q6_params_with_bn)
 """
 
 
-def hw4_notebook(student: str) -> Notebook:
+# Two numbers read off a summary as Keras prints them, where the handout wants otherwise:
+# the LSTM's input_shape with the batch axis (an argument value: None is not accepted
+# there) and the BN network's total count, moving mean and variance included.
+HW4_Q3_BATCH_AXIS = HW4_Q3.replace(
+    "lstm.summary()\n", "lstm.summary()\nq3_input_shape = lstm.input_shape  # (None, 1, 5)\n"
+)
+HW4_Q6_COUNT_PARAMS = HW4_Q6.replace(
+    "q6_params_with_bn = trainable(with_bn)", "q6_params_with_bn = with_bn.count_params()"
+)
+assert HW4_Q3_BATCH_AXIS != HW4_Q3 and HW4_Q6_COUNT_PARAMS != HW4_Q6
+
+
+def hw4_notebook(
+    student: str, *, search: str = HW4_SEARCH_TUNER, q3: str = HW4_Q3, q6: str = HW4_Q6
+) -> Notebook:
     cells = [
         md(f"# HW4 — Search, shapes, batch normalisation, Grad-CAM\n\nStudent: {student}"),
         code(HW4_IMPORTS),
         md("## Q1 — Hyper-parameter search (Keras Tuner)"),
-        code(HW4_SEARCH_TUNER),
+        code(search),
         md("## Q3 — LSTM input"),
-        code(HW4_Q3),
+        code(q3),
         md("## Q5 — Shape table"),
         code(HW4_Q5),
         md("## Q6 — Batch normalisation"),
-        code(HW4_Q6),
+        code(q6),
         md(
             "## Q7 — Grad-CAM\n\nThe heat map shows where the last convolutional layer "
             "looks for each class."
@@ -956,6 +970,14 @@ STUDENTS: dict[tuple[str, str], dict[str, Callable[[], Notebook] | str]] = {
     ("hw4", "keras_tuner"): {
         "hw4.py": HW4.SOLUTION.module,
         "hw4.ipynb": lambda: hw4_notebook("keras_tuner"),
+    },
+    # The search's results as literals (the trainer's seed-0 figures, as the other HW4
+    # mistakes keep them): this sample's mistakes are Q3's and Q6's.
+    ("hw4", "keras_summary_habits"): {
+        "hw4.py": HW4.SOLUTION.module,
+        "hw4.ipynb": lambda: hw4_notebook(
+            "keras_summary_habits", search=HW4.HONEST, q3=HW4_Q3_BATCH_AXIS, q6=HW4_Q6_COUNT_PARAMS
+        ),
     },
     ("project1", "keras_lc_layer"): {"project1.ipynb": lambda: project1_notebook("keras_lc_layer")},
     ("hw1", "tf_ops"): {"hw1.py": HW1_TF_MODULE, "hw1.ipynb": lambda: hw1_notebook("tf_ops")},
