@@ -29,6 +29,7 @@ from grader.sandbox import (
 )
 from grader.sandbox.isolation import SandboxSession
 from grader.sandbox.session import Session
+from grader.sandbox.warm_or_cold import preloaded_for
 from grader.sandbox.warm_session import WarmSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,11 +124,25 @@ def test_unknown_framework_is_a_rubric_error(tmp_path: Path) -> None:
         load_rubric(rubric_file(tmp_path, "frameworks: [pytorch]"))
 
 
-def test_the_six_rubrics_preload_numpy_and_torch() -> None:
-    """As before the key existed: every reference imports torch, so every template did."""
+def test_the_six_rubrics_preload_torch_and_tensorflow_only_when_mentioned(
+    tmp_path: Path,
+) -> None:
+    """Every reference imports torch, so every template does; the rubrics that accept
+    Keras/TensorFlow (all but HW2, a NumPy module) declare tensorflow, which a template
+    preloads only for a submission whose files mention it."""
+    torch_only = tmp_path / "torch_only"
+    torch_only.mkdir()
+    (torch_only / "hw.py").write_text("import torch\n")
+    keras = tmp_path / "keras"
+    keras.mkdir()
+    (keras / "hw.py").write_text("from tensorflow import keras\n")
     for name in ("hw1", "hw2", "hw3", "hw4", "hw4b", "project1"):
-        rubric = load_rubric(name)
-        assert warm.preload(rubric.frameworks) == (*warm.KERNEL_MODULES, "torch"), name
+        frameworks = load_rubric(name).frameworks
+        declared = ("numpy", "torch") if name == "hw2" else ("numpy", "torch", "tensorflow")
+        assert frameworks == declared, name
+        for_torch = preloaded_for(frameworks, torch_only)
+        assert warm.preload(for_torch) == (*warm.KERNEL_MODULES, "torch"), name
+        assert ("tensorflow" in preloaded_for(frameworks, keras)) == (name != "hw2"), name
 
 
 # --- the request ------------------------------------------------------------------------
@@ -147,7 +162,7 @@ def test_the_pipeline_builds_a_complete_request(tmp_path: Path) -> None:
     assert request.notebook.wanted == "hw3.ipynb"
     assert list(request.notebook.harvest) == rubric.requests()
     assert request.limits == execution_limits(rubric)
-    assert request.frameworks == ("numpy", "torch")
+    assert request.frameworks == ("numpy", "torch", "tensorflow")
     assert request.mode == "permissive"
     assert (request.devices.gpus, request.provided, request.notebook.calls) == (0, (), ())
 
