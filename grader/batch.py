@@ -47,7 +47,8 @@ from grader.reference import Expected, load_expected
 from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
 from grader.roster import Roster
 from grader.rubric import Rubric
-from grader.sandbox import Executed, Mode, preflight, sandbox_warnings
+from grader.sandbox import Executed, Mode, gpus, preflight, sandbox_warnings
+from grader.sandbox.gpus import GpuInventory
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
@@ -494,3 +495,40 @@ def _add_missing(
     after_grading(result.out_dir, graded)
     counts = {**result.counts, "missing": len(zeros)}
     return dataclasses.replace(result, records=records, graded=graded, counts=counts)
+
+
+def plan_jobs(jobs: int, gpu_units: int) -> int:
+    """Submissions graded at once: ``jobs`` (the cores), but with GPUs lent no more than
+    the GPU units, since each concurrent job holds a whole unit (a second CUDA context
+    on a unit would cost its 300-500 MB and share the GPU with another student)."""
+    return max(1, min(jobs, gpu_units)) if gpu_units else jobs
+
+
+def lend_gpus(
+    rubric: Rubric,
+    count: int | None,
+    jobs: int,
+    *,
+    inventory: GpuInventory | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Lend ``count`` of this machine's GPU units (None: all) to the batch's jobs, for
+    ``grade --gpus``; the job count to use. Raises :class:`GraderError` for a rubric
+    that does not declare ``devices: gpu`` or a machine with fewer units."""
+    if rubric.devices != "gpu":
+        raise GraderError(
+            f"{rubric.path}: --gpus given, but the rubric does not declare `devices: gpu` "
+            "(GPUs are lent only to rubrics that ask for them); add it or drop --gpus"
+        )
+    found = inventory if inventory is not None else gpus.detect()
+    if not found.units or (count is not None and count > len(found.units)):
+        raise GraderError(
+            f"--gpus {'all' if count is None else count}: this machine has "
+            f"{len(found.units)} NVIDIA GPU unit(s) the grader can use (nvidia-smi -L, "
+            "/dev/nvidia*); see docs/guide/gpu.md"
+        )
+    lent = gpus.configure(count, found)
+    planned = plan_jobs(jobs, lent.size)
+    names = ", ".join(u.name for u in lent.inventory.units[: lent.size])
+    log(f"GPUs: {lent.size} lent ({names}); {planned} submission(s) at once")
+    return planned

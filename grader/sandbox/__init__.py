@@ -38,6 +38,7 @@ from grader.sandbox.provided import target_path as provided_target
 from grader.sandbox.readiness import preflight, sandbox_warnings
 from grader.sandbox.records import (
     KERNEL_SEED,
+    DatasetBind,
     DeviceRequest,
     Executed,
     ExecutionRequest,
@@ -57,6 +58,7 @@ __all__ = [
     "CallResult",
     "CellFailure",
     "CgroupError",
+    "DatasetBind",
     "DeviceRequest",
     "Executed",
     "ExecutionLimits",

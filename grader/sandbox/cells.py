@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from grader.headings import heading_matches
 from grader.models import AnswerRequest, CellFailure, FailureKind
 from grader.sandbox.errors import KernelStartError
 from grader.sandbox.kernel_client import (
@@ -37,8 +38,8 @@ from grader.sandbox.kernel_client import (
     kernel_env,
     setup_code,
 )
-from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.nbfile import Cell
+from grader.sandbox.limits import CellBudget, ExecutionLimits
+from grader.sandbox.nbfile import Cell, enclosing_headings
 from grader.sandbox.session import Transport
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -75,6 +76,24 @@ class RunState:
 
 class KernelDied(Exception):
     """The kernel process exited while the runner waited for a reply."""
+
+
+def matching_budgets(rules: Sequence[CellBudget], cells: list[Any], position: int) -> list[float]:
+    """The seconds of every rule in ``rules`` that matches the cell at 1-based
+    ``position`` of ``cells`` (nbformat cells): by a metadata tag it carries, or by a
+    Markdown heading enclosing it (:func:`grader.headings.heading_matches`)."""
+    if not rules:
+        return []
+    meta = cells[position - 1].get("metadata") or {}
+    raw_tags = meta.get("tags") or []
+    tags = {str(t) for t in raw_tags} if isinstance(raw_tags, list) else set()
+    headings = enclosing_headings(cells).get(position, ())
+    return [
+        rule.timeout
+        for rule in rules
+        if (rule.tag is not None and rule.tag in tags)
+        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in headings))
+    ]
 
 
 class Runner:
@@ -307,13 +326,15 @@ class Runner:
 
     def _budget(self, cell: Cell) -> float:
         """The seconds ``cell`` may run: its budget (by position, else by a marker in its
-        source), or the cell limit."""
+        source), else the largest of the ``limits.cells`` budgets matching its tags or
+        the headings it sits under, else the cell limit."""
         if cell.position in self.budgets:
             return self.budgets[cell.position]
         for key, seconds in self.budgets.items():
             if isinstance(key, str) and key in cell.source:
                 return seconds
-        return self.limits.cell_timeout
+        found = matching_budgets(self.limits.cells, self.nb.cells, cell.position)
+        return max(found) if found else self.limits.cell_timeout
 
     def _cell_error(self, state: RunState, cell: Cell, ename: str, evalue: str, tb: str) -> None:
         ename, evalue = _short(ename, _MAX_ENAME_CHARS), _short(evalue, _MAX_EVALUE_CHARS)

@@ -11,9 +11,36 @@ session reads its limits from it. Where each one is enforced is listed in CONTRI
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MIB = 2**20
+
+
+class CellBudget(BaseModel):
+    """Seconds for the cells with a tag, or under a Markdown heading, instead of the cell
+    limit: ``{tag: train, timeout: 600}`` or ``{heading: Q7, timeout: 900}``.
+
+    ``tag``: a cell metadata tag (nbformat ``metadata.tags``, as Jupyter's tag editor and
+    Colab write them). ``heading``: the cells under a Markdown heading for that part,
+    matched as a text answer's ``heading:`` is (``Q7`` finds ``## Q7 (b) Training``; any
+    enclosing heading level counts). Where several budgets match a cell the largest wins;
+    what is left of ``notebook_timeout`` caps every cell.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tag: str | None = Field(default=None, min_length=1)
+    """A cell metadata tag; the budget applies to every cell carrying it."""
+    heading: str | None = Field(default=None, min_length=1)
+    """A heading's part (``Q7``); the budget applies to every code cell under it."""
+    timeout: float = Field(gt=0)
+    """Seconds each matching cell may run."""
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> CellBudget:
+        if (self.tag is None) == (self.heading is None):
+            raise ValueError("a cell budget names exactly one of `tag:` or `heading:`")
+        return self
 
 
 class LimitSettings(BaseModel):
@@ -26,6 +53,16 @@ class LimitSettings(BaseModel):
     and the notebook runs on (a kernel that does not stop is shut down instead)."""
     notebook_timeout: float = Field(default=900.0, gt=0)
     """Seconds all cells of a notebook may run together; cells not started by then do not run."""
+    cells: tuple[CellBudget, ...] = ()
+    """Time budgets for particular cells (training cells), by cell tag or by the heading
+    the cells sit under: ``cells: [{tag: train, timeout: 600}, {heading: Q7, timeout:
+    900}]``. The largest matching budget wins over ``cell_timeout``, capped by what is left
+    of ``notebook_timeout``; a cell past its budget is interrupted like any other and the
+    answers defined before it still count."""
+    gpu_memory_mb: int | None = Field(default=None, ge=256)
+    """MiB of GPU memory one submission should use (with `devices: gpu`). Advisory: it
+    is passed to the kernel (``GRADER_GPU_MEMORY_MB``, TensorFlow's memory growth, JAX's
+    memory fraction) before student code runs; CUDA itself enforces no per-process cap."""
     memory_mb: int = Field(default=2048, ge=256)
     """MiB of memory for the submission's whole process tree (kernel or worker and its
     children)."""

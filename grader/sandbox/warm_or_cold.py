@@ -10,17 +10,23 @@ choose alike; both sessions confine alike (:mod:`grader.sandbox.confine`).
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import stat
+    data_binds, data_env = dataset_binds(datasets, bound=mode != "off")
+    env.update(data_env)
+    if grant is not None:
+        env.update(grant.env)
+    special = grant is not None or bool(datasets)
+    if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
+        wanted = preloaded_for(frameworks, work)
+        template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from grader.sandbox import confine
 from grader.sandbox import warm as warm_starts
+from grader.sandbox.gpus import GpuGrant
 from grader.sandbox.isolation import SandboxSession
 from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.records import Mode
+from grader.sandbox.records import DATASETS_MOUNT, DatasetBind, Mode
 from grader.sandbox.session import Session
 from grader.sandbox.warm_session import usable_paths
 
@@ -35,6 +41,8 @@ def open_session(
     *,
     warm: bool | None = None,
     provided: Sequence[tuple[Path, Path]] = (),
+    grant: GpuGrant | None = None,
+    datasets: Sequence[DatasetBind] = (),
 ) -> Iterator[Session]:
     """One submission's session, open for the ``with`` block: warm when possible.
 
@@ -44,22 +52,43 @@ def open_session(
     ``GRADER_WARM``, ``False`` forces the cold path (the preflight kernel: a template
     belongs to a grading thread), ``True`` asks for warm even when ``GRADER_WARM=0``
     (still cold where warm starts cannot be had). ``provided``: (instructor's file,
-    placeholder in ``work``) pairs, bound read-only over the placeholders.
+    placeholder in ``work``) pairs, bound read-only over the placeholders. ``grant``
+    (GPUs lent to the run) and ``datasets`` (data sets bound read-only) take the cold
+    path: a warm template's namespace has neither the device nodes nor the data binds.
     """
     env = confine.extra_env()
+<<<<<<< HEAD
     if _wants_warm(mode, warm) and usable_paths(work, outbox):
         wanted = preloaded_for(frameworks, work)
         template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
+=======
+    data_binds, data_env = dataset_binds(datasets, bound=mode != "off")
+    env.update(data_env)
+    if grant is not None:
+        env.update(grant.env)
+    special = grant is not None or bool(datasets)
+    if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
+        template = warm_starts.thread_template(warm_starts.preload(frameworks), limits, env)
+>>>>>>> 731b562 (Issue 14 part A: cell budgets by tag/heading, GPU lending (detection, binds, pool, env, usage), data cache, rubric devices:/datasets:, grade --gpus, grade data)
         if template is not None:
             with template.session(work, outbox, limits, provided=provided) as box:
                 yield box
             return
     with SandboxSession(
-        work, outbox, None, limits, mode, extra_env=env, provided=tuple(provided)
+        work,
+        outbox,
+        None,
+        limits,
+        mode,
+        extra_env=env,
+        provided=tuple(provided),
+        device_binds=grant.binds if grant is not None else (),
+        data_binds=data_binds,
     ) as cold:
         yield cold
 
 
+<<<<<<< HEAD
 #: Declared frameworks preloaded only for a submission whose code mentions them: a
 #: template holding TensorFlow forks noticeably slower (a larger address space), so a
 #: torch-only submission of a rubric that also accepts Keras keeps the torch template.
@@ -113,6 +142,22 @@ def _head(path: Path) -> bytes:
         return b""
     finally:
         os.close(fd)
+=======
+def dataset_binds(
+    datasets: Sequence[DatasetBind], *, bound: bool
+) -> tuple[tuple[tuple[Path, str], ...], dict[str, str]]:
+    """The read-only binds of ``datasets`` at ``/grader-data/NAME`` and the kernel's
+    ``GRADER_DATASETS`` (JSON: name to folder) for the loader shims. ``bound=False``
+    (the sandbox off): no binds, the variable names the cache folders themselves."""
+    if not datasets:
+        return (), {}
+    binds = tuple((d.source, f"{DATASETS_MOUNT}/{d.name}") for d in datasets)
+    where = {
+        d.name: (target if bound else str(d.source))
+        for d, (_, target) in zip(datasets, binds, strict=True)
+    }
+    return (binds if bound else ()), {"GRADER_DATASETS": json.dumps(where, sort_keys=True)}
+>>>>>>> 731b562 (Issue 14 part A: cell budgets by tag/heading, GPU lending (detection, binds, pool, env, usage), data cache, rubric devices:/datasets:, grade --gpus, grade data)
 
 
 def _wants_warm(mode: Mode, warm: bool | None) -> bool:
