@@ -48,7 +48,6 @@ from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_res
 from grader.roster import Roster
 from grader.rubric import Rubric
 from grader.sandbox import Executed, Mode, gpus, preflight, sandbox_warnings
-from grader.sandbox.gpus import GpuInventory
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
@@ -509,7 +508,7 @@ def lend_gpus(
     count: int | None,
     jobs: int,
     *,
-    inventory: GpuInventory | None = None,
+    inventory: gpus.GpuInventory | None = None,
     log: Callable[[str], None] = print,
 ) -> int:
     """Lend ``count`` of this machine's GPU units (None: all) to the batch's jobs, for

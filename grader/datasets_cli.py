@@ -19,7 +19,9 @@ def add_parser() -> argparse.ArgumentParser:
         description="The grader's data cache: data sets a rubric's `datasets:` lets "
         "notebooks load offline (bound read-only at /grader-data/NAME).",
     )
-    sub = parser.add_subparsers(dest="action", required=True)
+    sub = parser.add_subparsers(
+        dest="action", required=True, help="add: import a data set; list: show the cache"
+    )
     add = sub.add_parser("add", help="import a data set from local files")
     add.add_argument("name", help="the name rubrics use in `datasets:` (mnist)")
     add.add_argument(

@@ -23,6 +23,7 @@ from grader.models import (
     ProbeSpec,
     Stored,
 )
+from grader.sandbox import gpus
 from grader.sandbox.entry import execute
 from grader.sandbox.errors import (
     CgroupError,
@@ -81,6 +82,7 @@ __all__ = [
     "SubmissionFiles",
     "UnsupportedRequest",
     "execute",
+    "gpus",
     "preflight",
     "provided_size",
     "provided_target",

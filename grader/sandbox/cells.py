@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from grader.headings import heading_matches
 from grader.models import AnswerRequest, CellFailure, FailureKind
 from grader.sandbox.errors import KernelStartError
 from grader.sandbox.kernel_client import (
@@ -38,8 +37,8 @@ from grader.sandbox.kernel_client import (
     kernel_env,
     setup_code,
 )
-from grader.sandbox.limits import CellBudget, ExecutionLimits
-from grader.sandbox.nbfile import Cell, enclosing_headings
+from grader.sandbox.limits import ExecutionLimits, matching_budgets
+from grader.sandbox.nbfile import Cell
 from grader.sandbox.session import Transport
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -76,24 +75,6 @@ class RunState:
 
 class KernelDied(Exception):
     """The kernel process exited while the runner waited for a reply."""
-
-
-def matching_budgets(rules: Sequence[CellBudget], cells: list[Any], position: int) -> list[float]:
-    """The seconds of every rule in ``rules`` that matches the cell at 1-based
-    ``position`` of ``cells`` (nbformat cells): by a metadata tag it carries, or by a
-    Markdown heading enclosing it (:func:`grader.headings.heading_matches`)."""
-    if not rules:
-        return []
-    meta = cells[position - 1].get("metadata") or {}
-    raw_tags = meta.get("tags") or []
-    tags = {str(t) for t in raw_tags} if isinstance(raw_tags, list) else set()
-    headings = enclosing_headings(cells).get(position, ())
-    return [
-        rule.timeout
-        for rule in rules
-        if (rule.tag is not None and rule.tag in tags)
-        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in headings))
-    ]
 
 
 class Runner:

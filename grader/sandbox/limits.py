@@ -11,7 +11,13 @@ session reads its limits from it. Where each one is enforced is listed in CONTRI
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from grader.headings import heading_matches
+from grader.sandbox.nbfile import enclosing_headings
 
 MIB = 2**20
 
@@ -120,3 +126,21 @@ class ExecutionLimits(LimitSettings):
     def memory_bytes(self) -> int:
         """The memory limit in bytes (the cgroup's unit)."""
         return self.memory_mb * MIB
+
+
+def matching_budgets(rules: Sequence[CellBudget], cells: list[Any], position: int) -> list[float]:
+    """The seconds of every rule in ``rules`` that matches the cell at 1-based
+    ``position`` of ``cells`` (nbformat cells): by a metadata tag it carries, or by a
+    Markdown heading enclosing it (:func:`grader.headings.heading_matches`)."""
+    if not rules:
+        return []
+    meta = cells[position - 1].get("metadata") or {}
+    raw_tags = meta.get("tags") or []
+    tags = {str(t) for t in raw_tags} if isinstance(raw_tags, list) else set()
+    headings = enclosing_headings(cells).get(position, ())
+    return [
+        rule.timeout
+        for rule in rules
+        if (rule.tag is not None and rule.tag in tags)
+        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in headings))
+    ]
