@@ -27,6 +27,7 @@ from grader.cache import (
     execution_key,
     result_key,
 )
+from grader.datasets import resolve as resolve_datasets
 from grader.errors import GraderError
 from grader.intake import Handin, Intake, Layout, read_submissions
 from grader.integrity.given import GivenCheck
@@ -132,8 +133,13 @@ def grade_batch(
     given cells are noted in each result (and restored before execution when the rubric
     asks), and the batch's similarity (with the ``compare_with`` earlier output folders'
     students too) is written to ``OUT/similarity.csv``.
+
+    Raises :class:`grader.datasets.DatasetError` before anything runs when a data set
+    the rubric names (``datasets:``) is not in the data cache.
     """
     report = reporter if reporter is not None else Reporter(log)
+    # A data set missing from the cache fails every run alike: refuse before any runs.
+    resolve_datasets(rubric.datasets)
     intake = read_submissions(submissions_dir, out_dir, layout)
     for warning in intake.warnings:
         report.warning(warning)
