@@ -48,7 +48,7 @@ from grader.reference import Expected, load_expected
 from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
 from grader.roster import Roster
 from grader.rubric import Rubric
-from grader.sandbox import Executed, Mode, gpus, preflight, sandbox_warnings
+from grader.sandbox import CELL_PROGRESS, Executed, Mode, gpus, preflight, sandbox_warnings
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
@@ -289,7 +289,13 @@ def _dispatch(
                 executed = cache.load_execution(p.exec_key)
             if executed is None:
                 how = "executed"
-                executed = execute_submission(p.run or p.sub, rubric, expected, sandbox=sandbox)
+                student = p.sub.student
+                token = CELL_PROGRESS.set(lambda n, total: report.cell(student, n, total))
+                try:
+                    executed = execute_submission(p.run or p.sub, rubric, expected, sandbox=sandbox)
+                finally:
+                    CELL_PROGRESS.reset(token)
+                    report.cell(student, 0, 0)
                 store(p, executed)
             record = score_execution(p.sub, rubric, expected, executed, started)
         except Exception as exc:

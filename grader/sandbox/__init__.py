@@ -32,7 +32,7 @@ from grader.sandbox.errors import (
     SandboxUnavailable,
     UnsupportedRequest,
 )
-from grader.sandbox.limits import ExecutionLimits, LimitSettings
+from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, LimitSettings
 from grader.sandbox.nbfile import NotebookFormatError, read_notebook
 from grader.sandbox.provided import provided_size
 from grader.sandbox.provided import target_path as provided_target
@@ -52,6 +52,7 @@ from grader.sandbox.records import (
 )
 
 __all__ = [
+    "CELL_PROGRESS",
     "KERNEL_SEED",
     "Answer",
     "AnswerRequest",

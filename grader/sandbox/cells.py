@@ -37,7 +37,7 @@ from grader.sandbox.kernel_client import (
     kernel_env,
     setup_code,
 )
-from grader.sandbox.limits import ExecutionLimits, matching_budgets
+from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, matching_budgets
 from grader.sandbox.nbfile import Cell
 from grader.sandbox.session import Transport
 
@@ -150,6 +150,10 @@ class Runner:
             if left <= 0:
                 self._deadline_hit(state, self.code[index:])
                 break
+            hook = CELL_PROGRESS.get()
+            if hook is not None:
+                with contextlib.suppress(Exception):  # a display never stops a run
+                    hook(index + 1, len(self.code))
             await self._run_cell(state, index, cell, left)
         if state.alive and self.has_requests:
             last = self.code[-1].position if self.code else 0

@@ -11,7 +11,8 @@ session reads its limits from it. Where each one is enforced is listed in CONTRI
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -144,3 +145,12 @@ def matching_budgets(rules: Sequence[CellBudget], cells: list[Any], position: in
         if (rule.tag is not None and rule.tag in tags)
         or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in headings))
     ]
+
+
+#: Called as ``hook(n, total)`` when the notebook runner starts its ``n``-th code cell of
+#: ``total`` (1-based): how a batch's progress bar learns which cell of a long notebook
+#: runs. Set it in the thread that calls :func:`grader.sandbox.execute` (a context
+#: variable: each grading thread has its own; ``asyncio.run`` carries it to the runner).
+CELL_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "cell_progress", default=None
+)

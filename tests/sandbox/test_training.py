@@ -215,3 +215,20 @@ def test_only_the_named_data_sets_are_bound_read_only(tmp_path: Path) -> None:
         "secret_seen": False,  # nor at its own path on the grader's machine
     }
     assert (mnist.folder / "mnist.npz").exists()
+
+
+def test_the_runner_reports_each_cell_it_starts(tmp_path: Path) -> None:
+    from grader.sandbox import CELL_PROGRESS
+
+    seen: list[tuple[int, int]] = []
+    request = ExecutionRequest(
+        files=submission(tmp_path, notebook(["a = 1", "md:## Q1", "b = 2", "c = 3"])),
+        notebook=NotebookTask("hw.ipynb"),
+        mode=MODE,
+    )
+    token = CELL_PROGRESS.set(lambda n, total: seen.append((n, total)))
+    try:
+        execute(request)
+    finally:
+        CELL_PROGRESS.reset(token)
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # code cells only
