@@ -237,3 +237,63 @@ def test_a_real_gpu_is_found_with_its_nodes() -> None:
     for unit in found.units:
         assert os.path.exists(found.gpu_node(unit.minor))
     assert any(p.name.startswith("libcuda.so") for p in found.libraries)
+
+
+def test_the_usage_section_fits_the_result_schema() -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads(
+        (Path(gpus.__file__).parents[1] / "schema" / "result.schema.json").read_text()
+    )
+    section = schema["properties"]["devices"]
+    monitor = GpuMonitor(gpus.parse_smi_list(SMI)[:1], pids=set, query=lambda: "")
+    monitor.sample(1.0)
+    jsonschema.validate(monitor.usage(), section)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**monitor.usage(), "kind": "tpu"}, section)
+
+
+@pytest.mark.gpu
+def test_a_lent_gpu_is_visible_in_the_sandbox_and_only_it(tmp_path: Path) -> None:
+    import nbformat
+
+    from grader.sandbox import (
+        AnswerRequest,
+        DeviceRequest,
+        ExecutionRequest,
+        NotebookTask,
+        SubmissionFiles,
+        execute,
+    )
+
+    saved = gpus._POOL
+    try:
+        lent = gpus.configure(1)
+        nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+        nb.cells = [
+            nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
+                "import os\nvisible = os.environ['CUDA_VISIBLE_DEVICES']\n"
+                "nodes = sorted(n for n in os.listdir('/dev') if n.startswith('nvidia'))"
+            )
+        ]
+        (tmp_path / "s").mkdir()
+        nbformat.write(nb, tmp_path / "s" / "hw.ipynb")  # type: ignore[no-untyped-call]
+        got = execute(
+            ExecutionRequest(
+                files=SubmissionFiles(tmp_path / "s", ("hw.ipynb",)),
+                notebook=NotebookTask(
+                    "hw.ipynb", harvest=(AnswerRequest("visible"), AnswerRequest("nodes"))
+                ),
+                devices=DeviceRequest(gpus=1),
+            )
+        )
+        assert got.run is not None
+        unit = lent.inventory.units[0]
+        assert got.run.answers["visible"].value == unit.uuid
+        gpu_nodes = [n for n in got.run.answers["nodes"].value if n[len("nvidia") :].isdigit()]
+        assert gpu_nodes == [f"nvidia{unit.minor}"]
+        assert got.devices is not None and got.devices["kind"] == "gpu"
+    finally:
+        gpus._POOL = saved
