@@ -68,7 +68,7 @@ from grader.models import (
 from grader.plain import Unencodable, decode, encode
 from grader.results import SCHEMA_VERSION, record_from_dict
 from grader.rubric import Rubric, provided_sha256
-from grader.sandbox import Executed
+from grader.sandbox import Executed, gpus
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
 CACHE_FORMAT = 2  # 2: values in grader.plain's trees (str-keyed dicts as objects)
@@ -187,6 +187,8 @@ def execution_spec(
         "versions": _runtime_versions(),
         # Only when set, so that fingerprints of rubrics without them stay as they were.
         **({"devices": rubric.devices} if rubric.devices != "cpu" else {}),
+        # A `devices: gpu` rubric runs elsewhere with GPUs lent (`grade --gpus`) than without.
+        **({"gpus_lent": gpus.pool().size > 0} if rubric.devices == "gpu" else {}),
         **({"datasets": manifests_sha256(rubric.datasets)} if rubric.datasets else {}),
     }
 

@@ -51,7 +51,9 @@ def _execute(request: ExecutionRequest, grant: GpuGrant | None) -> Executed:
         module_problem: str | None = None
         warnings: list[str] = []
         if request.module is not None:
-            module_run, module_problem, warnings = module_stage(request, scratch_root / "module")
+            module_run, module_problem, warnings = module_stage(
+                request, scratch_root / "module", grant
+            )
         if execution is None:
             execution = ExecutionReport.not_run()
         execution = dataclasses.replace(

@@ -152,9 +152,10 @@ def notebook_stage(
 
 
 def module_stage(
-    request: ExecutionRequest, root: Path
+    request: ExecutionRequest, root: Path, grant: GpuGrant | None = None
 ) -> tuple[ModuleRun | None, str | None, list[str]]:
-    """Import the module and make every call: the run, the problem, warnings."""
+    """Import the module and make every call: the run, the problem, warnings (``grant``:
+    the GPUs lent to the execution, exposed to the workers too)."""
     task = request.module
     assert task is not None
     work, outbox = root / "work", root / "outbox"
@@ -176,6 +177,7 @@ def module_stage(
         request.mode,
         request.frameworks,
         provided=placed.binds,
+        grant=grant,
         datasets=request.datasets,
     ) as box:
         module_run = run_module(

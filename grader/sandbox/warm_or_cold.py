@@ -10,14 +10,10 @@ choose alike; both sessions confine alike (:mod:`grader.sandbox.confine`).
 from __future__ import annotations
 
 import contextlib
-    data_binds, data_env = dataset_binds(datasets, bound=mode != "off")
-    env.update(data_env)
-    if grant is not None:
-        env.update(grant.env)
-    special = grant is not None or bool(datasets)
-    if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
-        wanted = preloaded_for(frameworks, work)
-        template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
+import json
+import os
+import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +22,7 @@ from grader.sandbox import warm as warm_starts
 from grader.sandbox.gpus import GpuGrant
 from grader.sandbox.isolation import SandboxSession
 from grader.sandbox.limits import ExecutionLimits
+from grader.sandbox.protections import detect_protections
 from grader.sandbox.records import DATASETS_MOUNT, DatasetBind, Mode
 from grader.sandbox.session import Session
 from grader.sandbox.warm_session import usable_paths
@@ -57,19 +54,16 @@ def open_session(
     path: a warm template's namespace has neither the device nodes nor the data binds.
     """
     env = confine.extra_env()
-<<<<<<< HEAD
-    if _wants_warm(mode, warm) and usable_paths(work, outbox):
-        wanted = preloaded_for(frameworks, work)
-        template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
-=======
-    data_binds, data_env = dataset_binds(datasets, bound=mode != "off")
-    env.update(data_env)
+    # Without bubblewrap (permissive on a bare machine, or off) nothing can be bound:
+    # the kernel is then told the cache folders themselves.
+    bound = bool(datasets) and mode != "off" and detect_protections().bubblewrap
+    data_binds, run_env = dataset_binds(datasets, bound=bound)
     if grant is not None:
-        env.update(grant.env)
+        run_env.update(grant.env)
     special = grant is not None or bool(datasets)
     if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
-        template = warm_starts.thread_template(warm_starts.preload(frameworks), limits, env)
->>>>>>> 731b562 (Issue 14 part A: cell budgets by tag/heading, GPU lending (detection, binds, pool, env, usage), data cache, rubric devices:/datasets:, grade --gpus, grade data)
+        wanted = preloaded_for(frameworks, work)
+        template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
         if template is not None:
             with template.session(work, outbox, limits, provided=provided) as box:
                 yield box
@@ -84,11 +78,27 @@ def open_session(
         provided=tuple(provided),
         device_binds=grant.binds if grant is not None else (),
         data_binds=data_binds,
+        run_env=run_env,
     ) as cold:
         yield cold
 
 
-<<<<<<< HEAD
+def dataset_binds(
+    datasets: Sequence[DatasetBind], *, bound: bool
+) -> tuple[tuple[tuple[Path, str], ...], dict[str, str]]:
+    """The read-only binds of ``datasets`` at ``/grader-data/NAME`` and the kernel's
+    ``GRADER_DATASETS`` (JSON: name to folder) for the loader shims. ``bound=False``
+    (the sandbox off): no binds, the variable names the cache folders themselves."""
+    if not datasets:
+        return (), {}
+    binds = tuple((d.source, f"{DATASETS_MOUNT}/{d.name}") for d in datasets)
+    where = {
+        d.name: (target if bound else str(d.source))
+        for d, (_, target) in zip(datasets, binds, strict=True)
+    }
+    return (binds if bound else ()), {"GRADER_DATASETS": json.dumps(where, sort_keys=True)}
+
+
 #: Declared frameworks preloaded only for a submission whose code mentions them: a
 #: template holding TensorFlow forks noticeably slower (a larger address space), so a
 #: torch-only submission of a rubric that also accepts Keras keeps the torch template.
@@ -142,22 +152,6 @@ def _head(path: Path) -> bytes:
         return b""
     finally:
         os.close(fd)
-=======
-def dataset_binds(
-    datasets: Sequence[DatasetBind], *, bound: bool
-) -> tuple[tuple[tuple[Path, str], ...], dict[str, str]]:
-    """The read-only binds of ``datasets`` at ``/grader-data/NAME`` and the kernel's
-    ``GRADER_DATASETS`` (JSON: name to folder) for the loader shims. ``bound=False``
-    (the sandbox off): no binds, the variable names the cache folders themselves."""
-    if not datasets:
-        return (), {}
-    binds = tuple((d.source, f"{DATASETS_MOUNT}/{d.name}") for d in datasets)
-    where = {
-        d.name: (target if bound else str(d.source))
-        for d, (_, target) in zip(datasets, binds, strict=True)
-    }
-    return (binds if bound else ()), {"GRADER_DATASETS": json.dumps(where, sort_keys=True)}
->>>>>>> 731b562 (Issue 14 part A: cell budgets by tag/heading, GPU lending (detection, binds, pool, env, usage), data cache, rubric devices:/datasets:, grade --gpus, grade data)
 
 
 def _wants_warm(mode: Mode, warm: bool | None) -> bool:
