@@ -67,7 +67,7 @@ def test_resolve_names_every_missing_set(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     datasets.add("mnist", mnist_npz(tmp_path / "mnist.npz"), cache)
     assert [d.name for d in datasets.resolve(["mnist"], cache)] == ["mnist"]
-    with pytest.raises(DatasetError, match="cifar10, imdb .*grade data add NAME"):
+    with pytest.raises(DatasetError, match=r"cifar10, imdb .*grade data add NAME"):
         datasets.resolve(["mnist", "cifar10", "imdb"], cache)
 
 
