@@ -134,10 +134,11 @@ def execution_request(
 
 def device_request(rubric: Rubric) -> DeviceRequest:
     """One whole GPU (or MIG instance) per job for a ``devices: gpu`` rubric when the
-    grader was given GPUs (``grade --gpus``); the CPU only otherwise."""
+    grader was given GPUs (``grade --gpus``); the CPU only otherwise. The rubric's
+    ``devices:`` travels along as the request's ``policy``."""
     if rubric.devices == "gpu" and gpus.pool().size:
-        return DeviceRequest(gpus=1, memory_mb=rubric.limits.gpu_memory_mb)
-    return DeviceRequest()
+        return DeviceRequest(gpus=1, memory_mb=rubric.limits.gpu_memory_mb, policy="gpu")
+    return DeviceRequest(policy=rubric.devices)
 
 
 def execute_submission(

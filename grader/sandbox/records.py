@@ -69,10 +69,14 @@ class ProvidedFile:
 class DeviceRequest:
     """Devices the execution may use: ``gpus`` whole GPUs (or MIG instances) lent from
     this process's pool (:mod:`grader.sandbox.gpus`) for the run, 0 for the CPU only.
-    ``memory_mb``: the advisory GPU memory cap passed to the kernel."""
+    ``memory_mb``: the advisory GPU memory cap passed to the kernel. ``policy``: the
+    rubric's ``devices:`` (``cpu``, ``gpu`` or ``strict``), for the in-kernel CUDA shim
+    (issue 14 part B: ``strict`` means code asking for CUDA is not moved to the CPU);
+    carried here, not yet applied by the sandbox."""
 
     gpus: int = 0
     memory_mb: int | None = None
+    policy: Literal["cpu", "gpu", "strict"] = "cpu"
 
 
 #: Where the named data sets are, inside the sandbox: ``/grader-data/NAME``.
