@@ -93,7 +93,9 @@ class SandboxSession:
     (:func:`grader.sandbox.gpus.bwrap_args`), placed after the sandbox's own ``/dev``.
     ``data_binds``: (data set folder, absolute path inside) pairs, bound read-only
     (:mod:`grader.datasets`); without bubblewrap nothing is bound and the environment's
-    ``GRADER_DATASETS`` names the folders where they are.
+    ``GRADER_DATASETS`` names the folders where they are. ``run_env``: variables the
+    run needs in every mode (the lent GPUs, the data sets): sandboxed they join ``env()``;
+    with the sandbox off the runners add them to their own plain environments.
     """
 
     def __init__(
@@ -112,8 +114,10 @@ class SandboxSession:
         provided: tuple[tuple[Path, Path], ...] = (),
         device_binds: tuple[str, ...] = (),
         data_binds: tuple[tuple[Path, str], ...] = (),
+        run_env: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_env = dict(extra_env or {})
+        self.run_env = dict(run_env or {})
         self.device_binds = tuple(device_binds)
         self.data_binds = tuple((Path(os.path.abspath(src)), dst) for src, dst in data_binds)
         self.provided = tuple(
@@ -257,7 +261,7 @@ class SandboxSession:
             env = dict(os.environ)
             env.pop("JPY_PARENT_PID", None)
             return env
-        return confine.sandbox_env(self.limits, self.extra_env)
+        return confine.sandbox_env(self.limits, {**self.extra_env, **self.run_env})
 
     def launcher(self, argv: list[str]) -> list[str]:
         """Wrap ``argv`` (e.g. the kernel spec's argv) so it runs confined.

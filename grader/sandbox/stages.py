@@ -19,6 +19,7 @@ from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, Noteb
 from grader.sandbox import confine
 from grader.sandbox.gpus import GpuGrant, GpuMonitor
 from grader.sandbox.limits import MIB, ExecutionLimits
+from grader.sandbox.module import _plain_env as plain_worker_env
 from grader.sandbox.module import run_module
 from grader.sandbox.nbfile import NotebookFormatError
 from grader.sandbox.notebook import run_notebook
@@ -87,7 +88,7 @@ def notebook_in_session(
             launcher=box.launcher,
             transport=box.transport,
             runtime_dir=box.runtime,
-            env=confine.launcher_env(),
+            env={**confine.launcher_env(), **off_env(box, mode)},
             budgets=budgets,
             calls=calls,
             limit_hit=box.limit_hit,
@@ -188,13 +189,26 @@ def module_stage(
             task.calls,
             request.limits,
             launcher=box.worker_launcher,
-            env=box.worker_env(),
+            env=box.worker_env() or off_worker_env(box, request.mode),
             limit_hit=box.limit_hit,
         )
     problem = module_run.import_error
     if problem is not None:
         warnings.append(problem)
     return module_run, problem, [*warnings, *module_run.warnings]
+
+
+def off_env(box: object, mode: Mode) -> dict[str, str]:
+    """With the sandbox off, the variables the run needs (data sets, lent GPUs), which
+    a sandboxed session sets itself; nothing otherwise."""
+    return dict(getattr(box, "run_env", {})) if mode == "off" else {}
+
+
+def off_worker_env(box: object, mode: Mode) -> dict[str, str] | None:
+    """A module worker's environment with the sandbox off: the runner's plain one plus
+    :func:`off_env`'s variables (None: the runner's plain one as it is)."""
+    extra = off_env(box, mode)
+    return {**plain_worker_env(), **extra} if extra else None
 
 
 def provide(request: ExecutionRequest, work: Path, base: Path) -> Placed:

@@ -232,3 +232,19 @@ def test_the_runner_reports_each_cell_it_starts(tmp_path: Path) -> None:
     finally:
         CELL_PROGRESS.reset(token)
     assert seen == [(1, 3), (2, 3), (3, 3)]  # code cells only
+
+
+def test_with_the_sandbox_off_the_kernel_is_told_the_cache_folder(tmp_path: Path) -> None:
+    mnist = datasets.add("mnist", tiny_mnist(tmp_path / "mnist.npz"), tmp_path / "cache")
+    request = ExecutionRequest(
+        files=submission(tmp_path, notebook(["import numpy as np", READ])),
+        notebook=NotebookTask(
+            "hw.ipynb", harvest=(AnswerRequest("n_train"), AnswerRequest("where"))
+        ),
+        datasets=(mnist.bind(),),
+        mode="off",
+    )
+    got = execute(request)
+    assert got.run is not None
+    assert got.run.answers["n_train"].value == 12
+    assert got.run.answers["where"].value == {"mnist": str(mnist.folder)}  # nothing bound
