@@ -221,6 +221,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.gpus != 0:
         from grader.batch import lend_gpus
 
+        if args.cluster is not None:
+            raise GraderError(
+                "--gpus lends this machine's GPUs; with --cluster the workers run the "
+                "submissions: drop one of them (GPU workers are not supported yet)"
+            )
+
         jobs = lend_gpus(rubric, args.gpus, args.jobs, log=print)
     _check_compare_with(args.compare_with, args.out)
     roster = None

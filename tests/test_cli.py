@@ -73,3 +73,15 @@ def test_gpus_takes_all_or_a_count(capsys: pytest.CaptureFixture[str]) -> None:
     assert _grade_parser().parse_args(["s", "--rubric", "r", "--gpus", "2"]).gpus == 2
     with pytest.raises(SystemExit):
         _grade_parser().parse_args(["s", "--rubric", "r", "--gpus", "some"])
+
+
+def test_gpus_with_a_cluster_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "subs").mkdir()
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\ndevices: gpu\n"
+        "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+    )
+    argv = [str(tmp_path / "subs"), "--rubric", str(rubric), "--gpus", "1"]
+    assert main([*argv, "--cluster", "tcp://127.0.0.1:1"]) == 2
+    assert "GPU workers are not supported yet" in capsys.readouterr().err

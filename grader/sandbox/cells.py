@@ -38,7 +38,7 @@ from grader.sandbox.kernel_client import (
     setup_code,
 )
 from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, matching_budgets
-from grader.sandbox.nbfile import Cell
+from grader.sandbox.nbfile import Cell, enclosing_headings
 from grader.sandbox.session import Transport
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -108,6 +108,7 @@ class Runner:
         self.transport = transport
         self.runtime_dir = runtime_dir
         self.budgets = dict(budgets or {})
+        self._headings: dict[int, tuple[str, ...]] | None = None
         self.requests_json = json.dumps(
             [
                 {"name": r.name, "kind": r.kind, "probe": asdict(r.probe) if r.probe else None}
@@ -318,7 +319,9 @@ class Runner:
         for key, seconds in self.budgets.items():
             if isinstance(key, str) and key in cell.source:
                 return seconds
-        found = matching_budgets(self.limits.cells, self.nb.cells, cell.position)
+        if self.limits.cells and self._headings is None:
+            self._headings = enclosing_headings(self.nb.cells)  # once per notebook
+        found = matching_budgets(self.limits.cells, self.nb.cells, cell.position, self._headings)
         return max(found) if found else self.limits.cell_timeout
 
     def _cell_error(self, state: RunState, cell: Cell, ename: str, evalue: str, tb: str) -> None:

@@ -129,21 +129,28 @@ class ExecutionLimits(LimitSettings):
         return self.memory_mb * MIB
 
 
-def matching_budgets(rules: Sequence[CellBudget], cells: list[Any], position: int) -> list[float]:
+def matching_budgets(
+    rules: Sequence[CellBudget],
+    cells: list[Any],
+    position: int,
+    headings: dict[int, tuple[str, ...]] | None = None,
+) -> list[float]:
     """The seconds of every rule in ``rules`` that matches the cell at 1-based
     ``position`` of ``cells`` (nbformat cells): by a metadata tag it carries, or by a
-    Markdown heading enclosing it (:func:`grader.headings.heading_matches`)."""
+    Markdown heading enclosing it (:func:`grader.headings.heading_matches`).
+    ``headings``: :func:`~grader.sandbox.nbfile.enclosing_headings` of ``cells``, when
+    the caller keeps it (computed here otherwise)."""
     if not rules:
         return []
     meta = cells[position - 1].get("metadata") or {}
     raw_tags = meta.get("tags") or []
     tags = {str(t) for t in raw_tags} if isinstance(raw_tags, list) else set()
-    headings = enclosing_headings(cells).get(position, ())
+    around = (headings if headings is not None else enclosing_headings(cells)).get(position, ())
     return [
         rule.timeout
         for rule in rules
         if (rule.tag is not None and rule.tag in tags)
-        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in headings))
+        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in around))
     ]
 
 
