@@ -27,6 +27,7 @@ from grader.cache import (
     execution_key,
     result_key,
 )
+from grader.datasets import resolve as resolve_datasets
 from grader.errors import GraderError
 from grader.intake import Handin, Intake, Layout, read_submissions
 from grader.integrity.given import GivenCheck
@@ -47,7 +48,7 @@ from grader.reference import Expected, load_expected
 from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
 from grader.roster import Roster
 from grader.rubric import Rubric
-from grader.sandbox import Executed, Mode, preflight, sandbox_warnings
+from grader.sandbox import CELL_PROGRESS, Executed, Mode, gpus, preflight, sandbox_warnings
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
     from grader.cluster import ClusterRun
@@ -132,8 +133,13 @@ def grade_batch(
     given cells are noted in each result (and restored before execution when the rubric
     asks), and the batch's similarity (with the ``compare_with`` earlier output folders'
     students too) is written to ``OUT/similarity.csv``.
+
+    Raises :class:`grader.datasets.DatasetError` before anything runs when a data set
+    the rubric names (``datasets:``) is not in the data cache.
     """
     report = reporter if reporter is not None else Reporter(log)
+    # A data set missing from the cache fails every run alike: refuse before any runs.
+    resolve_datasets(rubric.datasets)
     intake = read_submissions(submissions_dir, out_dir, layout)
     for warning in intake.warnings:
         report.warning(warning)
@@ -283,7 +289,13 @@ def _dispatch(
                 executed = cache.load_execution(p.exec_key)
             if executed is None:
                 how = "executed"
-                executed = execute_submission(p.run or p.sub, rubric, expected, sandbox=sandbox)
+                student = p.sub.student
+                token = CELL_PROGRESS.set(lambda n, total: report.cell(student, n, total))
+                try:
+                    executed = execute_submission(p.run or p.sub, rubric, expected, sandbox=sandbox)
+                finally:
+                    CELL_PROGRESS.reset(token)
+                    report.cell(student, 0, 0)
                 store(p, executed)
             record = score_execution(p.sub, rubric, expected, executed, started)
         except Exception as exc:
@@ -494,3 +506,40 @@ def _add_missing(
     after_grading(result.out_dir, graded)
     counts = {**result.counts, "missing": len(zeros)}
     return dataclasses.replace(result, records=records, graded=graded, counts=counts)
+
+
+def plan_jobs(jobs: int, gpu_units: int) -> int:
+    """Submissions graded at once: ``jobs`` (the cores), but with GPUs lent no more than
+    the GPU units, since each concurrent job holds a whole unit (a second CUDA context
+    on a unit would cost its 300-500 MB and share the GPU with another student)."""
+    return max(1, min(jobs, gpu_units)) if gpu_units else jobs
+
+
+def lend_gpus(
+    rubric: Rubric,
+    count: int | None,
+    jobs: int,
+    *,
+    inventory: gpus.GpuInventory | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Lend ``count`` of this machine's GPU units (None: all) to the batch's jobs, for
+    ``grade --gpus``; the job count to use. Raises :class:`GraderError` for a rubric
+    that does not declare ``devices: gpu`` or a machine with fewer units."""
+    if rubric.devices != "gpu":
+        raise GraderError(
+            f"{rubric.path}: --gpus given, but the rubric does not declare `devices: gpu` "
+            "(GPUs are lent only to rubrics that ask for them); add it or drop --gpus"
+        )
+    found = inventory if inventory is not None else gpus.detect()
+    if not found.units or (count is not None and count > len(found.units)):
+        raise GraderError(
+            f"--gpus {'all' if count is None else count}: this machine has "
+            f"{len(found.units)} NVIDIA GPU unit(s) the grader can use (nvidia-smi -L, "
+            "/dev/nvidia*); see docs/guide/gpu.md"
+        )
+    lent = gpus.configure(count, found)
+    planned = plan_jobs(jobs, lent.size)
+    names = ", ".join(u.name for u in lent.inventory.units[: lent.size])
+    log(f"GPUs: {lent.size} lent ({names}); {planned} submission(s) at once")
+    return planned

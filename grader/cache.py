@@ -51,6 +51,7 @@ import numpy as np
 
 from grader import __version__
 from grader.atomic import sweep, write_atomic
+from grader.datasets import manifests_sha256
 from grader.models import (
     Answer,
     AnswerRequest,
@@ -67,7 +68,7 @@ from grader.models import (
 from grader.plain import Unencodable, decode, encode
 from grader.results import SCHEMA_VERSION, record_from_dict
 from grader.rubric import Rubric, provided_sha256
-from grader.sandbox import Executed
+from grader.sandbox import Executed, gpus
 
 #: Bump when the layout of cache entries changes: every entry is then a miss.
 CACHE_FORMAT = 2  # 2: values in grader.plain's trees (str-keyed dicts as objects)
@@ -160,7 +161,8 @@ def execution_spec(
     its kind and probe (input shape, range, seed, dtype); every call of the module's or the
     notebook's functions (id, function, arguments by content, store, seed; where each
     check's calls are made); the reference hash when there are calls; the contents of the
-    provided files (``files:``); the sandbox mode; the grader/Python/NumPy/torch versions
+    provided files (``files:``); ``devices:``; the named data sets' manifests (their
+    files' hashes, :mod:`grader.datasets`); the sandbox mode; the grader/Python/NumPy/torch versions
     and the hash of the grader's execution code (:func:`execution_code_hash`). Excluded
     on purpose: points, tolerances, messages, prompts, titles, concepts,
     ``show_expected`` - they only change scoring, which always re-runs over the cached
@@ -183,6 +185,11 @@ def execution_spec(
         "provided": provided_sha256(rubric.provided),  # the `files:` contents
         "sandbox": sandbox,
         "versions": _runtime_versions(),
+        # Only when set, so that fingerprints of rubrics without them stay as they were.
+        **({"devices": rubric.devices} if rubric.devices != "cpu" else {}),
+        # A `devices: gpu` rubric runs elsewhere with GPUs lent (`grade --gpus`) than without.
+        **({"gpus_lent": gpus.pool().size > 0} if rubric.devices == "gpu" else {}),
+        **({"datasets": manifests_sha256(rubric.datasets)} if rubric.datasets else {}),
     }
 
 

@@ -26,7 +26,7 @@ from grader.intake.records import LAYOUTS
 if TYPE_CHECKING:  # the verbs import what they use, so `grade --help` stays fast
     from grader.models import GradeRecord
 
-VERBS = ("validate", "report", "export", "review", "regrade", "new", "assign")
+VERBS = ("validate", "report", "export", "review", "regrade", "new", "assign", "data")
 
 
 def _grade_parser() -> argparse.ArgumentParser:
@@ -74,6 +74,15 @@ def _grade_parser() -> argparse.ArgumentParser:
         "the `cluster` extra, and the same grader installed on every worker); --jobs then "
         "only sets the report processes",
     )
+    parser.add_argument(
+        "--gpus",
+        type=_gpus,
+        default=0,
+        metavar="all|N",
+        help="lend this machine's NVIDIA GPUs (whole GPUs or MIG instances, one per "
+        "concurrent job; --jobs is lowered to their number) to a rubric that declares "
+        "`devices: gpu` (default 0: no GPU is exposed)",
+    )
     parser.add_argument("--no-reports", action="store_true", help="skip the PDF reports")
     parser.add_argument(
         "--force",
@@ -104,6 +113,19 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _gpus(text: str) -> int | None:
+    # None: all of this machine's GPUs
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be `all` or a number of GPUs") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be `all` or a number of GPUs")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -195,6 +217,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
+    jobs = args.jobs
+    if args.gpus != 0:
+        from grader.batch import lend_gpus
+
+        if args.cluster is not None:
+            raise GraderError(
+                "--gpus lends this machine's GPUs; with --cluster the workers run the "
+                "submissions: drop one of them (GPU workers are not supported yet)"
+            )
+
+        jobs = lend_gpus(rubric, args.gpus, args.jobs, log=print)
     _check_compare_with(args.compare_with, args.out)
     roster = None
     if args.roster is not None:
@@ -211,7 +244,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             args.submissions,
             rubric,
             args.out,
-            jobs=args.jobs,
+            jobs=jobs,
             sandbox=args.sandbox,
             force=args.force,
             reporter=make_reporter("quiet" if args.quiet else "auto"),
@@ -384,6 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from grader.review import cli as review_cli
 
                 return review_cli.run(verb, review_cli.add_parser(verb).parse_args(rest))
+            if verb == "data":  # grader/datasets_cli.py
+                from grader import datasets_cli
+
+                return datasets_cli.run(datasets_cli.add_parser().parse_args(rest))
             if verb in ("new", "assign"):
                 from grader.authoring import cli as authoring
 

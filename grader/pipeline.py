@@ -24,6 +24,7 @@ import numpy as np
 from grader import __version__
 from grader.checks import REGISTRY, CheckContext
 from grader.checks.base import CheckSpec
+from grader.datasets import resolve as resolve_datasets
 from grader.models import (
     CheckResult,
     ExecutionReport,
@@ -35,6 +36,7 @@ from grader.reference import Expected, torch_version
 from grader.rubric import Rubric, provided_sha256
 from grader.sandbox import (
     KERNEL_SEED,
+    DeviceRequest,
     Executed,
     ExecutionLimits,
     ExecutionRequest,
@@ -43,6 +45,7 @@ from grader.sandbox import (
     NotebookTask,
     SubmissionFiles,
     execute,
+    gpus,
 )
 from grader.scoring import question_result, total
 
@@ -121,10 +124,21 @@ def execution_request(
         module=module,
         frameworks=rubric.frameworks,
         provided=rubric.provided,
+        devices=device_request(rubric),
+        datasets=tuple(d.bind() for d in resolve_datasets(rubric.datasets)),
         limits=execution_limits(rubric),
         mode=sandbox,
         workroot=workroot,
     )
+
+
+def device_request(rubric: Rubric) -> DeviceRequest:
+    """One whole GPU (or MIG instance) per job for a ``devices: gpu`` rubric when the
+    grader was given GPUs (``grade --gpus``); the CPU only otherwise. The rubric's
+    ``devices:`` travels along as the request's ``policy``."""
+    if rubric.devices == "gpu" and gpus.pool().size:
+        return DeviceRequest(gpus=1, memory_mb=rubric.limits.gpu_memory_mb, policy="gpu")
+    return DeviceRequest(policy=rubric.devices)
 
 
 def execute_submission(
@@ -159,7 +173,10 @@ def score_execution(
         # cells that displayed an image, with their headings (the figure check)
         extras={"image_cells": run.image_cells} if run else {},
     )
-    return _record(sub, rubric, expected, ctx, executed.execution, started)
+    record = _record(sub, rubric, expected, ctx, executed.execution, started)
+    if executed.devices is not None:  # the GPUs lent and their use
+        record = dataclasses.replace(record, devices=dict(executed.devices))
+    return record
 
 
 def for_cache(executed: Executed) -> Executed:

@@ -11,6 +11,8 @@ failed on that submission (the batch knows; the record then says so in its warni
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
@@ -93,6 +95,10 @@ class Reporter:
         self.tally.add(record, how, failed)
         self.log(result_line(record, how))
 
+    def cell(self, student: str, n: int, total: int) -> None:
+        """``student``'s notebook started its ``n``-th code cell of ``total`` (``n`` 0:
+        it is no longer running). Called from grading threads; logs show nothing."""
+
     def close(self) -> None:
         """Called once, whether the batch finished or was interrupted."""
 
@@ -109,8 +115,39 @@ class QuietReporter(Reporter):
             print(f"grade: error: {result_line(record, how)}", file=self.err or sys.stderr)
 
 
+class RunningCells:
+    """The notebooks running now, each with its current cell and when it started (thread
+    safe: grading threads report, the bar's refresh reads)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[int, int, float]] = {}
+
+    def update(self, student: str, n: int, total: int) -> None:
+        with self._lock:
+            if n <= 0:
+                self._running.pop(student, None)
+            else:
+                self._running[student] = (n, total, self.clock())
+
+    def text(self, min_seconds: float = 5.0) -> str:
+        """The longest-running cell, once it has run ``min_seconds`` (short cells would
+        only flicker): ``alice: cell 5 of 12, 1:07``; empty when there is none."""
+        with self._lock:
+            if not self._running:
+                return ""
+            student, (n, total, since) = min(self._running.items(), key=lambda kv: kv[1][2])
+        elapsed = self.clock() - since
+        if elapsed < min_seconds:
+            return ""
+        minutes, seconds = divmod(int(elapsed), 60)
+        return f"{student}: cell {n} of {total}, {minutes}:{seconds:02d}"
+
+
 class BarReporter(Reporter):
-    """A rich progress bar with counts, elapsed time, ETA and a live tally."""
+    """A rich progress bar with counts, elapsed time, ETA, a live tally and the running
+    cell of the longest-running notebook."""
 
     def __init__(self, stream: TextIO | None = None, width: int | None = None) -> None:
         super().__init__()
@@ -125,6 +162,7 @@ class BarReporter(Reporter):
         )
 
         self.console = Console(file=stream or sys.stdout, width=width)
+        self.running = RunningCells()
         self.progress = Progress(
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
@@ -132,6 +170,7 @@ class BarReporter(Reporter):
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[tally]}"),
+            _RunningColumn(self.running),
             console=self.console,
             transient=False,
         )
@@ -152,8 +191,24 @@ class BarReporter(Reporter):
         if self.task is not None:
             self.progress.update(self.task, advance=1, tally=self.tally.text())
 
+    def cell(self, student: str, n: int, total: int) -> None:
+        self.running.update(student, n, total)
+
     def close(self) -> None:
         self.progress.stop()
+
+
+def _RunningColumn(running: RunningCells) -> Any:
+    """A rich column rendering ``running.text()`` at each refresh (rich imported late so
+    that the line and quiet reporters never load it)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RunningColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(running.text(), style="dim")
+
+    return RunningColumn()
 
 
 def make_reporter(

@@ -6,6 +6,7 @@ import difflib
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ from grader.yamlpos import Path_, line_of, load_with_lines
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
 MIB = 2**20
 
+
+#: A rubric's ``devices:`` (:class:`RubricFile`).
+Devices = Literal["cpu", "gpu", "strict"]
+
+#: A data set's name in the grader's data cache (:mod:`grader.datasets`).
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 #: A rubric's ``limits:``: the sandbox declares which of its limits an assignment may set,
 #: with their defaults and bounds (:class:`grader.sandbox.ExecutionLimits` adds the rest).
@@ -95,7 +102,28 @@ class RubricFile(StrictModel):
     similarity: SimilaritySettings = SimilaritySettings()
     """Similarity across the batch and the policy for edited given cells (threshold, floor,
     starter files, given_cells: warn | run_original | ignore)."""
+    devices: Devices = "cpu"
+    """Where the notebook's code may run: `cpu` (default: no GPU is ever exposed, code
+    that asks for CUDA runs on the CPU and the result says so), `gpu` (GPUs are exposed
+    when graded with `grade --gpus all|N` on a machine that has them; see the GPU page)
+    or `strict` (no GPU, and code that asks for one is not moved to the CPU: it fails as
+    it would on a machine without CUDA, for assignments where the CPU would be unfair)."""
+    datasets: tuple[str, ...] = ()
+    """Data sets the notebook may load (mnist, ...), by their names in the grader's data
+    cache (`grade data add NAME --from PATH`). Only these are bound, read-only, into the
+    sandbox; `grade validate` fails when one is not in the cache."""
     questions: list[QuestionSpec] = Field(min_length=1)
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not DATASET_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a data set name: use letters, digits, '-', '_' and '.' "
+                    "(as `grade data list` shows them)"
+                )
+        return value
 
     @field_validator("files", mode="before")
     @classmethod
@@ -160,6 +188,8 @@ class Rubric:
     late: LatePolicy | None = None
     provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
+    devices: Devices = "cpu"  # `devices:`
+    datasets: tuple[str, ...] = ()  # `datasets:`, names in the data cache
 
     def checks(self) -> list[CheckSpec]:
         """Every check, in rubric order."""
@@ -286,6 +316,8 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         late=top.late,
         provided=provided,
         similarity=top.similarity,
+        devices=top.devices,
+        datasets=top.datasets,
     )
 
 

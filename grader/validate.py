@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable
 
 from grader.checks.base import CheckSpec
+from grader.datasets import DatasetError
+from grader.datasets import resolve as resolve_datasets
 from grader.discover import files_under
 from grader.errors import ReferenceComputationError
 from grader.models import ExecutionReport, GradeRecord, Submission
@@ -39,6 +41,11 @@ def validate_rubric(
     leaks = provided_leaks(rubric)
     if leaks:
         return leaks
+    try:  # the named data sets must be in the data cache before anything runs
+        for found in resolve_datasets(rubric.datasets):
+            log(f"data set {found.name}: {found.files} file(s) in {found.folder}")
+    except DatasetError as exc:
+        return [str(exc)]
     for line in rules_listing(rubric):
         log(line)
     try:

@@ -268,3 +268,76 @@ def test_a_roster_names_kept_results_without_running_them_and_adds_zero_rows(
         "none",
     ]
     assert result.counts["missing"] == 1
+
+
+# --- GPUs (issue 14): job planning and lending ------------------------------------------
+
+GPU_RUBRIC = """\
+assignment: t
+title: T
+reference: hw3
+notebook: t.ipynb
+{extra}
+questions:
+  - id: q
+    checks:
+      - {{id: c, type: value, answer: c, points: 1}}
+"""
+
+
+def _gpu_rubric(tmp_path: Path, extra: str) -> Rubric:
+    path = tmp_path / "t.yaml"
+    path.write_text(GPU_RUBRIC.format(extra=extra))
+    return load_rubric(path)
+
+
+def _units(n: int) -> Any:
+    from grader.sandbox import gpus
+
+    return gpus.GpuInventory(tuple(gpus.GpuUnit(f"GPU-{i}", i, "fake") for i in range(n)))
+
+
+def test_jobs_follow_the_gpus_rather_than_the_cores() -> None:
+    assert grader.batch.plan_jobs(8, 0) == 8  # no GPU lent: the cores decide
+    assert grader.batch.plan_jobs(8, 2) == 2  # one unit per concurrent job
+    assert grader.batch.plan_jobs(1, 4) == 1
+
+
+def test_gpus_are_lent_only_to_a_rubric_that_asks(tmp_path: Path) -> None:
+    from grader.errors import GraderError
+    from grader.sandbox import gpus
+
+    saved = gpus._POOL
+    try:
+        cpu = _gpu_rubric(tmp_path, "")
+        assert cpu.devices == "cpu"
+        with pytest.raises(GraderError, match="does not declare `devices: gpu`"):
+            grader.batch.lend_gpus(cpu, None, 4, inventory=_units(2), log=lambda _: None)
+        gpu = _gpu_rubric(tmp_path, "devices: gpu")
+        with pytest.raises(GraderError, match="--gpus 3: this machine has 2"):
+            grader.batch.lend_gpus(gpu, 3, 4, inventory=_units(2), log=lambda _: None)
+        with pytest.raises(GraderError, match="--gpus all: this machine has 0"):
+            grader.batch.lend_gpus(gpu, None, 4, inventory=_units(0), log=lambda _: None)
+        lines: list[str] = []
+        assert grader.batch.lend_gpus(gpu, None, 4, inventory=_units(3), log=lines.append) == 3
+        assert lines == ["GPUs: 3 lent (fake, fake, fake); 3 submission(s) at once"]
+        assert gpus.pool().size == 3
+        from grader.pipeline import device_request
+
+        assert device_request(gpu).gpus == 1
+        assert device_request(cpu).gpus == 0  # a CPU rubric never gets one
+    finally:
+        gpus._POOL = saved
+
+
+def test_devices_and_datasets_keys_are_checked(tmp_path: Path) -> None:
+    from grader.errors import RubricError
+
+    assert _gpu_rubric(tmp_path, "datasets: [mnist, fashion-mnist]").datasets == (
+        "mnist",
+        "fashion-mnist",
+    )
+    with pytest.raises(RubricError, match="not a data set name"):
+        _gpu_rubric(tmp_path, "datasets: [../etc]")
+    with pytest.raises(RubricError, match="devices"):
+        _gpu_rubric(tmp_path, "devices: tpu")

@@ -166,6 +166,35 @@ def test_sandbox_mode_is_part_of_the_key(tmp_path: Path) -> None:
     )
 
 
+def test_named_data_sets_and_devices_are_part_of_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grader import datasets
+    from grader.cache import execution_spec
+
+    monkeypatch.setenv("GRADER_DATA", str(tmp_path / "data"))
+    head = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\n"
+    body = (
+        "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+    )
+    paths = {}
+    for name, extra in (("plain", ""), ("data", "datasets: [mnist]\n"), ("gpu", "devices: gpu\n")):
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(head + extra + body)
+    plain = load_rubric(paths["plain"])
+    # a rubric without the keys keeps the key it had before they existed
+    assert not {"datasets", "devices", "gpus_lent"} & set(execution_spec(plain, [], REF, "strict"))
+    assert fingerprint(load_rubric(paths["gpu"]), []) != fingerprint(plain, [])
+    data = load_rubric(paths["data"])
+    missing = fingerprint(data, [])
+    (tmp_path / "mnist.npz").write_bytes(b"one")
+    datasets.add("mnist", tmp_path / "mnist.npz")
+    first = fingerprint(data, [])
+    (tmp_path / "mnist.npz").write_bytes(b"two")
+    datasets.add("mnist", tmp_path / "mnist.npz", replace=True)
+    assert len({missing, first, fingerprint(data, [])}) == 3  # the contents count
+
+
 # ------------------------------------------------------------------- storage format
 
 

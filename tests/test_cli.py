@@ -55,3 +55,33 @@ def test_no_kernel_can_start_exits_2_before_grading(
     err = capsys.readouterr().err
     assert "cannot start a sandboxed Python kernel here" in err and "execvp" in err
     assert not list((out / "results").glob("*.json"))
+
+
+def test_gpus_for_a_rubric_without_devices_gpu_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "subs").mkdir()
+    assert main([str(tmp_path / "subs"), "--rubric", "hw3", "--gpus", "all"]) == 2
+    assert "does not declare `devices: gpu`" in capsys.readouterr().err
+
+
+def test_gpus_takes_all_or_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.cli import _grade_parser
+
+    assert _grade_parser().parse_args(["s", "--rubric", "r"]).gpus == 0
+    assert _grade_parser().parse_args(["s", "--rubric", "r", "--gpus", "all"]).gpus is None
+    assert _grade_parser().parse_args(["s", "--rubric", "r", "--gpus", "2"]).gpus == 2
+    with pytest.raises(SystemExit):
+        _grade_parser().parse_args(["s", "--rubric", "r", "--gpus", "some"])
+
+
+def test_gpus_with_a_cluster_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "subs").mkdir()
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\ndevices: gpu\n"
+        "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+    )
+    argv = [str(tmp_path / "subs"), "--rubric", str(rubric), "--gpus", "1"]
+    assert main([*argv, "--cluster", "tcp://127.0.0.1:1"]) == 2
+    assert "GPU workers are not supported yet" in capsys.readouterr().err

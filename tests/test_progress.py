@@ -115,3 +115,35 @@ def test_jobs_default_is_the_cores_this_process_may_use() -> None:
     assert args.jobs == cores and args.force is False and args.quiet is False
     with pytest.raises(SystemExit):
         _grade_parser().parse_args(["subs", "--rubric", "hw3", "--jobs", "0"])
+
+
+def test_the_running_cell_shows_once_it_has_run_a_while() -> None:
+    from grader.progress import RunningCells
+
+    now = [100.0]
+    running = RunningCells(clock=lambda: now[0])
+    assert running.text() == ""
+    running.update("alice", 5, 12)
+    now[0] += 1
+    running.update("bob", 2, 3)
+    assert running.text() == ""  # 2 s: not long enough to show
+    now[0] += 66
+    assert running.text() == "alice: cell 5 of 12, 1:07"  # the longest-running one
+    running.update("alice", 0, 0)  # alice's notebook finished
+    assert running.text() == "bob: cell 2 of 3, 1:06"
+
+
+def test_the_bar_shows_the_running_cell() -> None:
+    import io
+
+    from grader.progress import BarReporter
+
+    out = io.StringIO()
+    bar = BarReporter(out, width=160)
+    bar.running.clock = lambda: 1000.0
+    bar.start(2)
+    bar.cell("carol", 3, 9)
+    bar.running.clock = lambda: 1042.0
+    bar.progress.refresh()
+    bar.close()
+    assert "carol: cell 3 of 9, 0:42" in out.getvalue()

@@ -208,3 +208,17 @@ def test_a_value_compute_does_not_return_names_the_check_and_the_key() -> None:
         f"b: compute() in {DATA / 'tiny_ref.py'} returns no value under 'b'; add it to the "
         "dict compute() returns, or set the check's `expected:` to the key that holds its value"
     ]
+
+
+def test_a_data_set_missing_from_the_cache_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADER_DATA", str(tmp_path / "data"))
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\ndatasets: [mnist]\n"
+        "questions:\n  - id: q1\n    checks:\n      - {id: a, type: value, answer: a, points: 1}\n"
+    )
+    problems = validate_rubric(str(rubric), log=lambda _: None)
+    assert len(problems) == 1
+    assert "mnist named by the rubric's `datasets:` are not in the data cache" in problems[0]

@@ -10,7 +10,6 @@ statements). The status stays ``manual`` until an instructor confirms or overrid
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -26,6 +25,8 @@ from grader.checks.base import (
     result,
     view,
 )
+from grader.headings import HEADING
+from grader.headings import heading_pattern as heading_pattern  # re-exported for its readers
 from grader.marks.match import DEFAULT_MARGIN, match_answer
 from grader.marks.scheme import (
     Cap,
@@ -40,7 +41,6 @@ from grader.marks.words import count_words
 from grader.models import CheckResult, CheckStatus
 from grader.report.format import text_direction
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _MAX_ANSWER_CHARS = 1500
 
 
@@ -140,26 +140,19 @@ class TextDetails(Details):
     model_similarity: float | None = None
 
 
-def heading_pattern(part: str) -> re.Pattern[str]:
-    """A regex matching headings that start with ``part`` (``Q1a`` ≡ ``Q1 a)`` ≡ ``Q1 (a)``)."""
-    tokens = re.findall(r"[A-Za-z]+|\d+", part)
-    body = r"[\s\-_.:]*[(\[]?\s*".join(re.escape(t) for t in tokens)
-    return re.compile(r"^\W*" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
-
-
 def find_answer(markdown: tuple[str, ...], part: str) -> str | None:
     """The text under the first heading for ``part``, up to the next heading of the
     same or a higher level, across cells; None when there is no such heading."""
     pattern = heading_pattern(part)
     lines = [line for cell in markdown for line in cell.splitlines()]
     for start, line in enumerate(lines):
-        match = _HEADING.match(line.strip())
+        match = HEADING.match(line.strip())
         if not match or not pattern.match(match.group(2)):
             continue
         level = len(match.group(1))
         body: list[str] = []
         for later in lines[start + 1 :]:
-            nxt = _HEADING.match(later.strip())
+            nxt = HEADING.match(later.strip())
             if nxt and len(nxt.group(1)) <= level:
                 break
             body.append(later)

@@ -23,6 +23,7 @@ from grader.models import (
     ProbeSpec,
     Stored,
 )
+from grader.sandbox import gpus
 from grader.sandbox.entry import execute
 from grader.sandbox.errors import (
     CgroupError,
@@ -31,13 +32,14 @@ from grader.sandbox.errors import (
     SandboxUnavailable,
     UnsupportedRequest,
 )
-from grader.sandbox.limits import ExecutionLimits, LimitSettings
+from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, LimitSettings
 from grader.sandbox.nbfile import NotebookFormatError, read_notebook
 from grader.sandbox.provided import provided_size
 from grader.sandbox.provided import target_path as provided_target
 from grader.sandbox.readiness import preflight, sandbox_warnings
 from grader.sandbox.records import (
     KERNEL_SEED,
+    DatasetBind,
     DeviceRequest,
     Executed,
     ExecutionRequest,
@@ -50,6 +52,7 @@ from grader.sandbox.records import (
 )
 
 __all__ = [
+    "CELL_PROGRESS",
     "KERNEL_SEED",
     "Answer",
     "AnswerRequest",
@@ -57,6 +60,7 @@ __all__ = [
     "CallResult",
     "CellFailure",
     "CgroupError",
+    "DatasetBind",
     "DeviceRequest",
     "Executed",
     "ExecutionLimits",
@@ -79,6 +83,7 @@ __all__ = [
     "SubmissionFiles",
     "UnsupportedRequest",
     "execute",
+    "gpus",
     "preflight",
     "provided_size",
     "provided_target",

@@ -37,8 +37,8 @@ from grader.sandbox.kernel_client import (
     kernel_env,
     setup_code,
 )
-from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.nbfile import Cell
+from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, matching_budgets
+from grader.sandbox.nbfile import Cell, enclosing_headings
 from grader.sandbox.session import Transport
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -108,6 +108,7 @@ class Runner:
         self.transport = transport
         self.runtime_dir = runtime_dir
         self.budgets = dict(budgets or {})
+        self._headings: dict[int, tuple[str, ...]] | None = None
         self.requests_json = json.dumps(
             [
                 {"name": r.name, "kind": r.kind, "probe": asdict(r.probe) if r.probe else None}
@@ -150,6 +151,10 @@ class Runner:
             if left <= 0:
                 self._deadline_hit(state, self.code[index:])
                 break
+            hook = CELL_PROGRESS.get()
+            if hook is not None:
+                with contextlib.suppress(Exception):  # a display never stops a run
+                    hook(index + 1, len(self.code))
             await self._run_cell(state, index, cell, left)
         if state.alive and self.has_requests:
             last = self.code[-1].position if self.code else 0
@@ -307,13 +312,17 @@ class Runner:
 
     def _budget(self, cell: Cell) -> float:
         """The seconds ``cell`` may run: its budget (by position, else by a marker in its
-        source), or the cell limit."""
+        source), else the largest of the ``limits.cells`` budgets matching its tags or
+        the headings it sits under, else the cell limit."""
         if cell.position in self.budgets:
             return self.budgets[cell.position]
         for key, seconds in self.budgets.items():
             if isinstance(key, str) and key in cell.source:
                 return seconds
-        return self.limits.cell_timeout
+        if self.limits.cells and self._headings is None:
+            self._headings = enclosing_headings(self.nb.cells)  # once per notebook
+        found = matching_budgets(self.limits.cells, self.nb.cells, cell.position, self._headings)
+        return max(found) if found else self.limits.cell_timeout
 
     def _cell_error(self, state: RunState, cell: Cell, ename: str, evalue: str, tb: str) -> None:
         ename, evalue = _short(ename, _MAX_ENAME_CHARS), _short(evalue, _MAX_EVALUE_CHARS)

@@ -88,6 +88,14 @@ class SandboxSession:
     ``provided``: (instructor's file or folder, its placeholder inside ``scratch``)
     pairs, each bound read-only over its placeholder inside the sandbox (without
     bubblewrap the caller copies them instead: :mod:`grader.sandbox.provided`).
+
+    ``device_binds``: bubblewrap arguments exposing lent GPUs
+    (:func:`grader.sandbox.gpus.bwrap_args`), placed after the sandbox's own ``/dev``.
+    ``data_binds``: (data set folder, absolute path inside) pairs, bound read-only
+    (:mod:`grader.datasets`); without bubblewrap nothing is bound and the environment's
+    ``GRADER_DATASETS`` names the folders where they are. ``run_env``: variables the
+    run needs in every mode (the lent GPUs, the data sets): sandboxed they join ``env()``;
+    with the sandbox off the runners add them to their own plain environments.
     """
 
     def __init__(
@@ -104,8 +112,14 @@ class SandboxSession:
         protections: Protections | None = None,
         extra_env: Mapping[str, str] | None = None,
         provided: tuple[tuple[Path, Path], ...] = (),
+        device_binds: tuple[str, ...] = (),
+        data_binds: tuple[tuple[Path, str], ...] = (),
+        run_env: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_env = dict(extra_env or {})
+        self.run_env = dict(run_env or {})
+        self.device_binds = tuple(device_binds)
+        self.data_binds = tuple((Path(os.path.abspath(src)), dst) for src, dst in data_binds)
         self.provided = tuple(
             (Path(os.path.abspath(src)), Path(os.path.abspath(dst))) for src, dst in provided
         )
@@ -247,7 +261,7 @@ class SandboxSession:
             env = dict(os.environ)
             env.pop("JPY_PARENT_PID", None)
             return env
-        return confine.sandbox_env(self.limits, self.extra_env)
+        return confine.sandbox_env(self.limits, {**self.extra_env, **self.run_env})
 
     def launcher(self, argv: list[str]) -> list[str]:
         """Wrap ``argv`` (e.g. the kernel spec's argv) so it runs confined.
@@ -311,6 +325,7 @@ class SandboxSession:
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+        args += self.device_binds  # only the lent GPUs' nodes, after the private /dev
         if self._private is not None:
             args += ["--ro-bind", str(self._private / "passwd"), "/etc/passwd"]
             args += ["--ro-bind", str(self._private / "group"), "/etc/group"]
@@ -322,6 +337,8 @@ class SandboxSession:
         # After the scratch's bind, so each lies over its placeholder in the scratch.
         for src, dst in self.provided:
             args += ["--ro-bind", self._staged(src), str(dst)]
+        for src, target in self.data_binds:
+            args += ["--ro-bind", self._staged(src), target]
         args += ["--chdir", str(self.scratch), "--remount-ro", "/"]
         return args
 
@@ -335,6 +352,7 @@ class SandboxSession:
             self._runtime(),
             *self.extra_ro_binds,
             *(src for src, _ in self.provided),
+            *(src for src, _ in self.data_binds),
         )
         # Only directories behind an ancestor that uid 65534 cannot search need a stage
         # (staging costs a mount namespace and a few milliseconds per start).

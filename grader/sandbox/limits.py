@@ -11,9 +11,43 @@ session reads its limits from it. Where each one is enforced is listed in CONTRI
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from grader.headings import heading_matches
+from grader.sandbox.nbfile import enclosing_headings
 
 MIB = 2**20
+
+
+class CellBudget(BaseModel):
+    """Seconds for the cells with a tag, or under a Markdown heading, instead of the cell
+    limit: ``{tag: train, timeout: 600}`` or ``{heading: Q7, timeout: 900}``.
+
+    ``tag``: a cell metadata tag (nbformat ``metadata.tags``, as Jupyter's tag editor and
+    Colab write them). ``heading``: the cells under a Markdown heading for that part,
+    matched as a text answer's ``heading:`` is (``Q7`` finds ``## Q7 (b) Training``; any
+    enclosing heading level counts). Where several budgets match a cell the largest wins;
+    what is left of ``notebook_timeout`` caps every cell.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tag: str | None = Field(default=None, min_length=1)
+    """A cell metadata tag; the budget applies to every cell carrying it."""
+    heading: str | None = Field(default=None, min_length=1)
+    """A heading's part (``Q7``); the budget applies to every code cell under it."""
+    timeout: float = Field(gt=0)
+    """Seconds each matching cell may run."""
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> CellBudget:
+        if (self.tag is None) == (self.heading is None):
+            raise ValueError("a cell budget names exactly one of `tag:` or `heading:`")
+        return self
 
 
 class LimitSettings(BaseModel):
@@ -26,6 +60,16 @@ class LimitSettings(BaseModel):
     and the notebook runs on (a kernel that does not stop is shut down instead)."""
     notebook_timeout: float = Field(default=900.0, gt=0)
     """Seconds all cells of a notebook may run together; cells not started by then do not run."""
+    cells: tuple[CellBudget, ...] = ()
+    """Time budgets for particular cells (training cells), by cell tag or by the heading
+    the cells sit under: ``cells: [{tag: train, timeout: 600}, {heading: Q7, timeout:
+    900}]``. The largest matching budget wins over ``cell_timeout``, capped by what is left
+    of ``notebook_timeout``; a cell past its budget is interrupted like any other and the
+    answers defined before it still count."""
+    gpu_memory_mb: int | None = Field(default=None, ge=256)
+    """MiB of GPU memory one submission should use (with `devices: gpu`). Advisory: it
+    is passed to the kernel (``GRADER_GPU_MEMORY_MB``, TensorFlow's memory growth, JAX's
+    memory fraction) before student code runs; CUDA itself enforces no per-process cap."""
     memory_mb: int = Field(default=2048, ge=256)
     """MiB of memory for the submission's whole process tree (kernel or worker and its
     children)."""
@@ -83,3 +127,37 @@ class ExecutionLimits(LimitSettings):
     def memory_bytes(self) -> int:
         """The memory limit in bytes (the cgroup's unit)."""
         return self.memory_mb * MIB
+
+
+def matching_budgets(
+    rules: Sequence[CellBudget],
+    cells: list[Any],
+    position: int,
+    headings: dict[int, tuple[str, ...]] | None = None,
+) -> list[float]:
+    """The seconds of every rule in ``rules`` that matches the cell at 1-based
+    ``position`` of ``cells`` (nbformat cells): by a metadata tag it carries, or by a
+    Markdown heading enclosing it (:func:`grader.headings.heading_matches`).
+    ``headings``: :func:`~grader.sandbox.nbfile.enclosing_headings` of ``cells``, when
+    the caller keeps it (computed here otherwise)."""
+    if not rules:
+        return []
+    meta = cells[position - 1].get("metadata") or {}
+    raw_tags = meta.get("tags") or []
+    tags = {str(t) for t in raw_tags} if isinstance(raw_tags, list) else set()
+    around = (headings if headings is not None else enclosing_headings(cells)).get(position, ())
+    return [
+        rule.timeout
+        for rule in rules
+        if (rule.tag is not None and rule.tag in tags)
+        or (rule.heading is not None and any(heading_matches(h, rule.heading) for h in around))
+    ]
+
+
+#: Called as ``hook(n, total)`` when the notebook runner starts its ``n``-th code cell of
+#: ``total`` (1-based): how a batch's progress bar learns which cell of a long notebook
+#: runs. Set it in the thread that calls :func:`grader.sandbox.execute` (a context
+#: variable: each grading thread has its own; ``asyncio.run`` carries it to the runner).
+CELL_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "cell_progress", default=None
+)

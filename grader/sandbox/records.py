@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox.limits import ExecutionLimits
@@ -67,9 +67,31 @@ class ProvidedFile:
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    """Devices the execution may use. CPU only today; ``gpus`` is for later."""
+    """Devices the execution may use: ``gpus`` whole GPUs (or MIG instances) lent from
+    this process's pool (:mod:`grader.sandbox.gpus`) for the run, 0 for the CPU only.
+    ``memory_mb``: the advisory GPU memory cap passed to the kernel. ``policy``: the
+    rubric's ``devices:`` (``cpu``, ``gpu`` or ``strict``), for the in-kernel CUDA shim
+    (issue 14 part B: ``strict`` means code asking for CUDA is not moved to the CPU);
+    carried here, not yet applied by the sandbox."""
 
     gpus: int = 0
+    memory_mb: int | None = None
+    policy: Literal["cpu", "gpu", "strict"] = "cpu"
+
+
+#: Where the named data sets are, inside the sandbox: ``/grader-data/NAME``.
+DATASETS_MOUNT = "/grader-data"
+
+
+@dataclass(frozen=True)
+class DatasetBind:
+    """A data set of the grader's data cache (:mod:`grader.datasets`) the notebook may
+    read: ``source`` (its folder on the grader's machine) is bound read-only at
+    ``/grader-data/<name>``; the kernel's ``GRADER_DATASETS`` (JSON, name to folder)
+    says where each is."""
+
+    name: str
+    source: Path
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,7 @@ class ExecutionRequest:
     frameworks: tuple[Framework, ...] = ()
     devices: DeviceRequest = field(default_factory=DeviceRequest)
     provided: tuple[ProvidedFile, ...] = ()
+    datasets: tuple[DatasetBind, ...] = ()
     limits: ExecutionLimits = field(default_factory=ExecutionLimits)
     mode: Mode = "strict"
     seed: int = KERNEL_SEED
@@ -133,3 +156,4 @@ class Executed:
     execution: ExecutionReport  # merged notebook + module report
     module_run: ModuleRun | None
     module_problem: str | None
+    devices: Mapping[str, Any] | None = None  # GPU use (the result's `devices` section)

@@ -9,19 +9,23 @@ grader-side problem raises.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox import confine
+from grader.sandbox.gpus import GpuGrant, GpuMonitor
 from grader.sandbox.limits import MIB, ExecutionLimits
+from grader.sandbox.module import _plain_env as plain_worker_env
 from grader.sandbox.module import run_module
 from grader.sandbox.nbfile import NotebookFormatError
 from grader.sandbox.notebook import run_notebook
 from grader.sandbox.protections import OFF, detect_protections
 from grader.sandbox.provided import Bind, Placed, place_provided
-from grader.sandbox.records import ExecutionRequest, Mode
+from grader.sandbox.records import DatasetBind, ExecutionRequest, Mode
 from grader.sandbox.scratch import copy_to_scratch, locate_module, locate_notebook
 from grader.sandbox.warm_or_cold import open_session
 
@@ -40,13 +44,40 @@ def notebook_in_session(
     warm: bool | None = None,
     provided: Sequence[Bind] = (),
     calls: Sequence[Call] = (),
+    grant: GpuGrant | None = None,
+    datasets: Sequence[DatasetBind] = (),
+    devices: list[dict[str, Any]] | None = None,
 ) -> tuple[NotebookRun, str | None]:
     """Run ``notebook`` (in ``work``) with its kernel in one session, then make ``calls``
     of the functions it defines in that kernel (a new one after a crash, in the same
     session); the run and the sandbox limit that stopped it, if any (``warm`` as in
     ``open_session``; ``provided``: read-only binds,
-    :func:`grader.sandbox.provided.place_provided`)."""
-    with open_session(work, outbox, limits, mode, frameworks, warm=warm, provided=provided) as box:
+    :func:`grader.sandbox.provided.place_provided`; ``grant``: the GPUs lent to the run,
+    whose use is appended to ``devices``; ``datasets``: data sets bound read-only)."""
+    with contextlib.ExitStack() as stack:
+        box = stack.enter_context(
+            open_session(
+                work,
+                outbox,
+                limits,
+                mode,
+                frameworks,
+                warm=warm,
+                provided=provided,
+                grant=grant,
+                datasets=datasets,
+            )
+        )
+        monitor = None
+        if grant is not None:
+            pids = getattr(box, "pids", None)
+            monitor = stack.enter_context(
+                GpuMonitor(
+                    grant.units,
+                    pids if callable(pids) else set,
+                    memory_cap_mb=limits.gpu_memory_mb,
+                )
+            )
         run = run_notebook(
             notebook,
             work,
@@ -57,18 +88,23 @@ def notebook_in_session(
             launcher=box.launcher,
             transport=box.transport,
             runtime_dir=box.runtime,
-            env=confine.launcher_env(),
+            env={**confine.launcher_env(), **off_env(box, mode)},
             budgets=budgets,
             calls=calls,
             limit_hit=box.limit_hit,
         )
-        return run, box.limit_hit()
+        hit = box.limit_hit()
+    if monitor is not None and devices is not None:
+        devices.append(monitor.usage())
+    return run, hit
 
 
 def notebook_stage(
-    request: ExecutionRequest, root: Path
-) -> tuple[NotebookRun | None, str | None, ExecutionReport]:
-    """Run the notebook: its run (None when nothing ran), why not, and the report."""
+    request: ExecutionRequest, root: Path, grant: GpuGrant | None = None
+) -> tuple[NotebookRun | None, str | None, ExecutionReport, dict[str, Any] | None]:
+    """Run the notebook: its run (None when nothing ran), why not, the report and the
+    GPU use (with ``grant``, the GPUs lent to it)."""
+    used: list[dict[str, Any]] = []
     task = request.notebook
     assert task is not None
     work, outbox = root / "work", root / "outbox"
@@ -95,6 +131,9 @@ def notebook_stage(
                 budgets=task.cell_budgets,
                 provided=placed.binds,
                 calls=task.calls,
+                grant=grant,
+                datasets=request.datasets,
+                devices=used,
             )
         except NotebookFormatError as exc:
             problem = str(exc)
@@ -107,15 +146,17 @@ def notebook_stage(
             None,
             problem,
             ExecutionReport.not_run(name, (*warnings, problem or "the notebook did not run")),
+            used[0] if used else None,
         )
     execution = dataclasses.replace(run.execution, warnings=(*warnings, *run.execution.warnings))
-    return run, problem, execution
+    return run, problem, execution, used[0] if used else None
 
 
 def module_stage(
-    request: ExecutionRequest, root: Path
+    request: ExecutionRequest, root: Path, grant: GpuGrant | None = None
 ) -> tuple[ModuleRun | None, str | None, list[str]]:
-    """Import the module and make every call: the run, the problem, warnings."""
+    """Import the module and make every call: the run, the problem, warnings (``grant``:
+    the GPUs lent to the execution, exposed to the workers too)."""
     task = request.module
     assert task is not None
     work, outbox = root / "work", root / "outbox"
@@ -131,7 +172,14 @@ def module_stage(
     warnings.extend(placed.warnings)
     # Every worker of the run (restarts included) shares this session's cgroup and scratch.
     with open_session(
-        work, outbox, request.limits, request.mode, request.frameworks, provided=placed.binds
+        work,
+        outbox,
+        request.limits,
+        request.mode,
+        request.frameworks,
+        provided=placed.binds,
+        grant=grant,
+        datasets=request.datasets,
     ) as box:
         module_run = run_module(
             located.path,
@@ -141,13 +189,26 @@ def module_stage(
             task.calls,
             request.limits,
             launcher=box.worker_launcher,
-            env=box.worker_env(),
+            env=box.worker_env() or off_worker_env(box, request.mode),
             limit_hit=box.limit_hit,
         )
     problem = module_run.import_error
     if problem is not None:
         warnings.append(problem)
     return module_run, problem, [*warnings, *module_run.warnings]
+
+
+def off_env(box: object, mode: Mode) -> dict[str, str]:
+    """With the sandbox off, the variables the run needs (data sets, lent GPUs), which
+    a sandboxed session sets itself; nothing otherwise."""
+    return dict(getattr(box, "run_env", {})) if mode == "off" else {}
+
+
+def off_worker_env(box: object, mode: Mode) -> dict[str, str] | None:
+    """A module worker's environment with the sandbox off: the runner's plain one plus
+    :func:`off_env`'s variables (None: the runner's plain one as it is)."""
+    extra = off_env(box, mode)
+    return {**plain_worker_env(), **extra} if extra else None
 
 
 def provide(request: ExecutionRequest, work: Path, base: Path) -> Placed:

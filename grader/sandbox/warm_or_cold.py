@@ -10,6 +10,7 @@ choose alike; both sessions confine alike (:mod:`grader.sandbox.confine`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import stat
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from grader.sandbox import confine
 from grader.sandbox import warm as warm_starts
+from grader.sandbox.gpus import GpuGrant
 from grader.sandbox.isolation import SandboxSession
 from grader.sandbox.limits import ExecutionLimits
-from grader.sandbox.records import Mode
+from grader.sandbox.protections import detect_protections
+from grader.sandbox.records import DATASETS_MOUNT, DatasetBind, Mode
 from grader.sandbox.session import Session
 from grader.sandbox.warm_session import usable_paths
 
@@ -35,6 +38,8 @@ def open_session(
     *,
     warm: bool | None = None,
     provided: Sequence[tuple[Path, Path]] = (),
+    grant: GpuGrant | None = None,
+    datasets: Sequence[DatasetBind] = (),
 ) -> Iterator[Session]:
     """One submission's session, open for the ``with`` block: warm when possible.
 
@@ -44,10 +49,19 @@ def open_session(
     ``GRADER_WARM``, ``False`` forces the cold path (the preflight kernel: a template
     belongs to a grading thread), ``True`` asks for warm even when ``GRADER_WARM=0``
     (still cold where warm starts cannot be had). ``provided``: (instructor's file,
-    placeholder in ``work``) pairs, bound read-only over the placeholders.
+    placeholder in ``work``) pairs, bound read-only over the placeholders. ``grant``
+    (GPUs lent to the run) and ``datasets`` (data sets bound read-only) take the cold
+    path: a warm template's namespace has neither the device nodes nor the data binds.
     """
     env = confine.extra_env()
-    if _wants_warm(mode, warm) and usable_paths(work, outbox):
+    # Without bubblewrap (permissive on a bare machine, or off) nothing can be bound:
+    # the kernel is then told the cache folders themselves.
+    bound = bool(datasets) and mode != "off" and detect_protections().bubblewrap
+    data_binds, run_env = dataset_binds(datasets, bound=bound)
+    if grant is not None:
+        run_env.update(grant.env)
+    special = grant is not None or bool(datasets)
+    if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
         wanted = preloaded_for(frameworks, work)
         template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)
         if template is not None:
@@ -55,9 +69,34 @@ def open_session(
                 yield box
             return
     with SandboxSession(
-        work, outbox, None, limits, mode, extra_env=env, provided=tuple(provided)
+        work,
+        outbox,
+        None,
+        limits,
+        mode,
+        extra_env=env,
+        provided=tuple(provided),
+        device_binds=grant.binds if grant is not None else (),
+        data_binds=data_binds,
+        run_env=run_env,
     ) as cold:
         yield cold
+
+
+def dataset_binds(
+    datasets: Sequence[DatasetBind], *, bound: bool
+) -> tuple[tuple[tuple[Path, str], ...], dict[str, str]]:
+    """The read-only binds of ``datasets`` at ``/grader-data/NAME`` and the kernel's
+    ``GRADER_DATASETS`` (JSON: name to folder) for the loader shims. ``bound=False``
+    (the sandbox off): no binds, the variable names the cache folders themselves."""
+    if not datasets:
+        return (), {}
+    binds = tuple((d.source, f"{DATASETS_MOUNT}/{d.name}") for d in datasets)
+    where = {
+        d.name: (target if bound else str(d.source))
+        for d, (_, target) in zip(datasets, binds, strict=True)
+    }
+    return (binds if bound else ()), {"GRADER_DATASETS": json.dumps(where, sort_keys=True)}
 
 
 #: Declared frameworks preloaded only for a submission whose code mentions them: a

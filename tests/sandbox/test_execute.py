@@ -224,7 +224,7 @@ def test_a_missing_module_is_the_students_problem(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"devices": DeviceRequest(gpus=1)}, "CPU only"),
+        ({"devices": DeviceRequest(gpus=1)}, "1 GPU\\(s\\) asked for, but the grader has 0"),
     ],
 )
 def test_what_the_sandbox_cannot_do_yet_is_refused_before_anything_runs(

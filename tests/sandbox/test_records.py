@@ -77,11 +77,19 @@ def test_every_rubric_limit_reaches_the_execution_limits(tmp_path: Path) -> None
         "call_timeout": 2.0,
         "module_timeout": 40.0,
         "provided_mb": 100,
+        "gpu_memory_mb": 1024,
     }
-    assert set(values) == set(LimitSettings.model_fields)  # a new setting needs a line here
+    cells = "[{tag: train, timeout: 600}, {heading: Q7, timeout: 900}]"
+    # a new setting needs a line here
+    assert {*values, "cells"} == set(LimitSettings.model_fields)
     listed = ", ".join(f"{k}: {v}" for k, v in values.items())
-    limits = execution_limits(load_rubric(rubric_file(tmp_path, f"limits: {{{listed}}}")))
+    text = f"limits: {{{listed}, cells: {cells}}}"
+    limits = execution_limits(load_rubric(rubric_file(tmp_path, text)))
     assert {k: getattr(limits, k) for k in values} == values
+    assert [(c.tag, c.heading, c.timeout) for c in limits.cells] == [
+        ("train", None, 600.0),
+        (None, "Q7", 900.0),
+    ]
     assert limits.memory_bytes == 512 * 2**20
     # the grader's own limits keep their defaults
     assert limits.tmp_bytes == ExecutionLimits().tmp_bytes
