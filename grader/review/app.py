@@ -241,17 +241,21 @@ class ReviewSession:
                 f"a mark for {item.check} must be between 0 and {item.max_score:g}, got {points:g}"
             )
         with self.lock:
-            save_override(
-                self.out_dir / OVERRIDES_FILE,
-                student=item.student,
-                check=item.check,
-                points=points,
-                comment=comment,
-                who=self.who,
-                why=why,
-                previous=item.mark if item.mark is not None else item.suggested,
-            )
+            self._save(item, points, comment, why)
             self.refresh([item.student])
+
+    def _save(self, item: Item, points: float, comment: str, why: str) -> None:
+        """One audited entry in ``overrides.yaml`` (under the session's lock)."""
+        save_override(
+            self.out_dir / OVERRIDES_FILE,
+            student=item.student,
+            check=item.check,
+            points=points,
+            comment=comment,
+            who=self.who,
+            why=why,
+            previous=item.mark if item.mark is not None else item.suggested,
+        )
 
     def mark_group(self, items: Sequence[Item], points: float, comment: str, why: str) -> None:
         """Record one decision for every answer of a group: each gets its own entry in
@@ -262,16 +266,7 @@ class ReviewSession:
         why = f"{why + ', ' if why != 'marked' else ''}marked as group of {len(items)}"
         with self.lock:
             for item in items:
-                save_override(
-                    self.out_dir / OVERRIDES_FILE,
-                    student=item.student,
-                    check=item.check,
-                    points=points,
-                    comment=comment,
-                    who=self.who,
-                    why=why,
-                    previous=item.mark if item.mark is not None else item.suggested,
-                )
+                self._save(item, points, comment, why)
             self.refresh([i.student for i in items])
 
     def ungroup(self, item: Item) -> None:
