@@ -47,6 +47,7 @@ def notebook_in_session(
     grant: GpuGrant | None = None,
     datasets: Sequence[DatasetBind] = (),
     devices: list[dict[str, Any]] | None = None,
+    cuda_on_cpu: bool = True,
 ) -> tuple[NotebookRun, str | None]:
     """Run ``notebook`` (in ``work``) with its kernel in one session, then make ``calls``
     of the functions it defines in that kernel (a new one after a crash, in the same
@@ -92,6 +93,7 @@ def notebook_in_session(
             budgets=budgets,
             calls=calls,
             limit_hit=box.limit_hit,
+            cuda_on_cpu=cuda_on_cpu,
         )
         hit = box.limit_hit()
     if monitor is not None and devices is not None:
@@ -134,6 +136,7 @@ def notebook_stage(
                 grant=grant,
                 datasets=request.datasets,
                 devices=used,
+                cuda_on_cpu=request.devices.policy != "strict",
             )
         except NotebookFormatError as exc:
             problem = str(exc)
