@@ -183,7 +183,7 @@ async def run_notebook_async(
         timed_out=state.timed_out,
         kernel_died=state.kernel_died,
         limit_hit=state.limit_hit,
-        warnings=tuple(dict.fromkeys((*state.warnings, *warnings, *habit_notes(outbox)))),
+        warnings=tuple(dict.fromkeys((*habit_notes(outbox), *state.warnings, *warnings))),
         duration_s=round(time.monotonic() - started, 3),
     )
     return NotebookRun(
