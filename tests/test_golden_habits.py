@@ -70,3 +70,49 @@ def test_strict_devices_fail_the_answers_that_touch_the_device(tmp_path: Path) -
     assert answers["q3_total_params"].status == "ok"  # no device in Q3 and Q6
     assert answers["q6_params"].status == "ok"
     assert not any("asked for a GPU" in w for w in run.execution.warnings)
+
+
+def test_keras_mnist_offline_from_the_bound_data_set(tmp_path: Path) -> None:
+    """End to end once part A's data-set binding is merged (``ExecutionRequest.datasets``,
+    bound read-only at ``/grader-data/NAME``, ``GRADER_DATASETS`` in the kernel): a
+    notebook calling ``keras.datasets.mnist.load_data()`` runs offline from a tiny
+    ``mnist.npz`` laid out as the data cache keeps it."""
+    import dataclasses
+
+    import nbformat
+    import numpy as np
+
+    from grader import sandbox
+
+    if "datasets" not in {f.name for f in dataclasses.fields(ExecutionRequest)}:
+        pytest.skip("needs part A's ExecutionRequest.datasets (issue 14, data sets bound)")
+    folder = tmp_path / "cache" / "mnist"
+    (folder / "data").mkdir(parents=True)
+    np.savez(
+        folder / "data" / "mnist.npz",
+        x_train=np.zeros((3, 28, 28), np.uint8),
+        y_train=np.array([1, 2, 3], np.uint8),
+        x_test=np.zeros((1, 28, 28), np.uint8),
+        y_test=np.array([9], np.uint8),
+    )
+    subs = tmp_path / "sub"
+    subs.mkdir()
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    nb.cells = [
+        nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
+            "import os\nos.environ['KERAS_BACKEND'] = 'torch'\nimport keras\n"
+            "(xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()\n"
+            "labels = [int(v) for v in ytr] + [int(v) for v in yte]"
+        )
+    ]
+    nbformat.write(nb, subs / "hw.ipynb")  # type: ignore[no-untyped-call]
+    bind = sandbox.DatasetBind("mnist", folder)  # type: ignore[attr-defined]
+    request = ExecutionRequest(  # type: ignore[call-arg]
+        files=SubmissionFiles(subs, ("hw.ipynb",)),
+        notebook=NotebookTask("hw.ipynb", harvest=(AnswerRequest("labels"),)),
+        datasets=(bind,),
+        workroot=tmp_path,
+    )
+    run = execute(request).run
+    assert run is not None and run.execution.failures == ()
+    assert run.answers["labels"].value == [1, 2, 3, 9]

@@ -23,6 +23,8 @@ code imports them (an import hook), or at once when a warm template preloaded th
   ``tf.keras`` included) reads the data sets the rubric names from the folders in
   ``GRADER_DATASETS`` (JSON: name to folder; the files under ``data/``), never the
   network; a file no named set holds fails with a message naming the sets there are.
+  A set holding ``data/scikit_learn_data`` becomes scikit-learn's default data home
+  (``SCIKIT_LEARN_DATA``) for its ``fetch_*`` loaders.
 
 What happened is kept as plain counts (:func:`notes`), written by the harness to the
 outbox as ``__grader_notes__.json`` with the answers.
@@ -31,6 +33,7 @@ outbox as ``__grader_notes__.json`` with the answers.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -102,6 +105,11 @@ def install(*, cuda_on_cpu: bool = True) -> None:
         }
     except (ValueError, AttributeError):
         _Notes.datasets = {}
+    for _name, folder in sorted(_Notes.datasets.items()):
+        home = os.path.join(folder, "data", "scikit_learn_data")
+        if os.path.isdir(home):
+            # scikit-learn's fetch_* read their cache here when called without data_home=
+            os.environ.setdefault("SCIKIT_LEARN_DATA", home)
     if cuda_on_cpu:
         _after_import("torch", _patch_torch)
     _after_import("keras", _patch_keras)
@@ -132,13 +140,15 @@ class _AfterImport:
     pending callbacks once its module has executed."""
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> Any:
+        # The callbacks stay pending until the module has run: a mere probe
+        # (``importlib.util.find_spec``, as TensorFlow does for keras) runs nothing.
         if name not in _pending:
             return None
-        callbacks = _pending.pop(name)
-        if not _pending:
-            with contextlib.suppress(ValueError):
-                sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        sys.meta_path.remove(self)  # the real finders find it, not this one again
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         loader = getattr(spec, "loader", None)
         run = getattr(loader, "exec_module", None)
         if run is None:
@@ -146,7 +156,7 @@ class _AfterImport:
 
         def exec_module(module: Any) -> None:
             run(module)
-            for callback in callbacks:
+            for callback in _pending.pop(name, []):
                 with contextlib.suppress(Exception):
                     callback(module)
 
@@ -305,9 +315,17 @@ def find_dataset_file(fname: str) -> str:
 def _patch_keras(keras: Any) -> None:
     """Route Keras' ``get_file`` (every ``keras.datasets`` loader) to the named sets."""
     prefix = keras.__name__
-    utils = sys.modules.get(f"{prefix}.src.utils.file_utils") or sys.modules.get(
-        f"{prefix}.src.utils.data_utils"
-    )
+    utils = None
+    # Keras 3 keeps it in file_utils, tf_keras (Keras 2) in data_utils; imported here when
+    # Keras itself did not yet (TensorFlow's tf.keras imports the data set modules later,
+    # and they take get_file from this module then).
+    for where in (f"{prefix}.src.utils.file_utils", f"{prefix}.src.utils.data_utils"):
+        try:
+            utils = importlib.import_module(where)
+        except ImportError:
+            continue
+        if hasattr(utils, "get_file"):
+            break
     original = getattr(utils, "get_file", None)
     if original is None or getattr(original, "__grader_offline__", False):
         return
@@ -318,6 +336,7 @@ def _patch_keras(keras: Any) -> None:
 
     get_file.__grader_offline__ = True  # type: ignore[attr-defined]
     get_file.__doc__ = original.__doc__
+    utils.get_file = get_file  # type: ignore[union-attr]
     for mod_name, module in list(sys.modules.items()):
         if mod_name.startswith(prefix) and getattr(module, "get_file", None) is original:
             with contextlib.suppress(Exception):

@@ -173,16 +173,35 @@ def test_keras_mnist_loads_offline_from_a_named_set(tmp_path: Path) -> None:
     """Without the sandbox, standing in for part A's binding: ``GRADER_DATASETS`` points
     at a folder laid out as the data cache keeps a set."""
     _tiny_mnist(tmp_path / "mnist")
-    env = {"GRADER_DATASETS": json.dumps({"mnist": str(tmp_path / "mnist")})}
+    (tmp_path / "openml" / "data" / "scikit_learn_data").mkdir(parents=True)
+    sets = {"mnist": str(tmp_path / "mnist"), "openml": str(tmp_path / "openml")}
+    env = {"GRADER_DATASETS": json.dumps(sets)}
     cells = [
         "import os\nos.environ['KERAS_BACKEND'] = 'torch'\n"
         "import keras\n(xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()\n"
         "shape = list(xtr.shape); labels = [int(v) for v in yte]",
         "try:\n    keras.datasets.cifar10.load_data()\nexcept Exception as e:\n    why = str(e)",
+        "from sklearn.datasets import get_data_home\nhome = get_data_home()",
     ]
-    r = run(tmp_path, cells, ["shape", "labels", "why"], env=env)
+    r = run(tmp_path, cells, ["shape", "labels", "why", "home"], env=env)
     assert r.execution.failures == ()
     assert r.answers["shape"].value == [6, 28, 28]
     assert r.answers["labels"].value == [7, 8]
     assert "no network" in r.answers["why"].value
-    assert "this assignment provides: mnist" in r.answers["why"].value
+    assert "this assignment provides: mnist, openml" in r.answers["why"].value
+    assert r.answers["home"].value == str(tmp_path / "openml" / "data" / "scikit_learn_data")
+
+
+def test_tf_keras_mnist_loads_offline(tmp_path: Path) -> None:
+    """``tf.keras`` (Keras 3 behind TensorFlow's lazy attribute) goes through the same
+    download step."""
+    _tiny_mnist(tmp_path / "mnist")
+    env = {"GRADER_DATASETS": json.dumps({"mnist": str(tmp_path / "mnist")})}
+    cells = [
+        "import tensorflow as tf\n"
+        "(xtr, ytr), (xte, yte) = tf.keras.datasets.mnist.load_data()\n"
+        "labels = [int(v) for v in ytr]",
+    ]
+    r = run(tmp_path, cells, ["labels"], env=env)
+    assert r.execution.failures == ()
+    assert r.answers["labels"].value == [0, 1, 2, 3, 4, 5]
