@@ -205,3 +205,31 @@ def test_tf_keras_mnist_loads_offline(tmp_path: Path) -> None:
     r = run(tmp_path, cells, ["labels"], env=env)
     assert r.execution.failures == ()
     assert r.answers["labels"].value == [0, 1, 2, 3, 4, 5]
+
+
+def test_cuda_shim_in_a_warm_kernel_with_torch_preloaded(tmp_path: Path) -> None:
+    """A warm template imported torch before the harness ran: the shim patches it at
+    set-up instead of on import."""
+    from grader.sandbox.stages import notebook_in_session
+
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    cells = ["import sys\npreloaded = 'torch' in sys.modules", *CUDA_CELLS]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]  # type: ignore[no-untyped-call]
+    work, outbox = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    outbox.mkdir()
+    nbformat.write(nb, work / "hw.ipynb")  # type: ignore[no-untyped-call]
+    run, _ = notebook_in_session(
+        work / "hw.ipynb",
+        work,
+        outbox,
+        [AnswerRequest("preloaded"), AnswerRequest("out")],
+        LIMITS,
+        "strict",
+        frameworks=("numpy", "torch"),
+        warm=True,
+    )
+    assert run.answers["preloaded"].value is True
+    assert run.execution.failures == ()
+    assert np.asarray(run.answers["out"].value).shape == (4, 2)
+    assert sum("asked for a GPU" in w for w in run.execution.warnings) == 1
