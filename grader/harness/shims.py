@@ -8,7 +8,9 @@ code imports them (an import hook), or at once when a warm template preloaded th
 * **CUDA asked for on a CPU machine** (torch sees no usable CUDA device and the request
   did not say ``devices: strict``): ``.to('cuda')``, ``.cuda()``, ``device='cuda'`` of
   torch's factory functions, ``torch.load`` of a GPU-saved checkpoint, ``pin_memory``
-  and ``torch.cuda.synchronize`` run on (or for) the CPU. ``torch.device('cuda')`` is
+  and ``torch.cuda.synchronize`` run on (or for) the CPU; ``torch.cuda.get_device_name``,
+  ``set_device``, ``current_device``, ``torch.cuda.device(0)`` and the memory-statistics
+  resets answer harmlessly. ``torch.device('cuda')`` is
   left alone (it already works without CUDA, and stays a real ``torch.device``);
   ``torch.cuda.is_available()`` still answers False; autocast, ``GradScaler``,
   ``torch.cuda.manual_seed*`` and ``torch.backends.cudnn`` flags already run on a
@@ -273,10 +275,21 @@ def _patch_torch(torch: Any) -> None:
 
         torch.set_default_device = set_default_device
 
-    def synchronize(*args: Any, **kwargs: Any) -> None:
-        return None
+    def nothing() -> Callable[..., None]:
+        # A new function each time: torch._dynamo refuses one object under two names.
+        def call(*args: Any, **kwargs: Any) -> None:
+            return None
 
-    torch.cuda.synchronize = synchronize
+        return call
+
+    # Queries and settings a Colab preamble makes (printing the GPU's name, choosing
+    # device 0) that raise on a CPU-only torch: harmless answers instead.
+    for name in ("synchronize", "set_device", "reset_peak_memory_stats", "ipc_collect"):
+        setattr(torch.cuda, name, nothing())
+    torch.cuda.get_device_name = lambda *a, **k: "none (no GPU while grading: CPU)"
+    torch.cuda.current_device = lambda: 0
+    torch.cuda.memory_summary = lambda *a, **k: "no GPU while grading: the code ran on the CPU"
+    torch.cuda.device = lambda *a, **k: contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------- Keras data sets

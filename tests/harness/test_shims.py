@@ -49,6 +49,9 @@ def run(
 
 CUDA_CELLS = [
     "import torch\ndevice = torch.device('cuda')\nok_device = isinstance(device, torch.device)",
+    "print(torch.cuda.get_device_name(0)); torch.cuda.set_device(0)\n"
+    "torch.cuda.reset_peak_memory_stats()\n"
+    "with torch.cuda.device(0):\n    pass\n"
     "torch.cuda.manual_seed(0); torch.cuda.manual_seed_all(0)\n"
     "torch.backends.cudnn.benchmark = True; torch.backends.cudnn.deterministic = True",
     "model = torch.nn.Linear(3, 2).to(device)\nmodel = model.cuda()\n"
@@ -83,7 +86,8 @@ def test_cuda_requests_run_on_the_cpu_and_are_noted_once(tmp_path: Path) -> None
 
 def test_strict_lets_cuda_requests_fail(tmp_path: Path) -> None:
     r = run(tmp_path, CUDA_CELLS, ["ok_device", "out"], cuda_on_cpu=False)
-    assert [f.cell for f in r.execution.failures] == [3]
+    # cell 2 asks for the GPU's name, cell 3 moves the model: both fail as on any CPU
+    assert [f.cell for f in r.execution.failures] == [2, 3]
     assert r.answers["ok_device"].value is True
     assert r.answers["out"].status == "error"
     assert not any("asked for a GPU" in w for w in r.execution.warnings)
