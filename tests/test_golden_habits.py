@@ -44,12 +44,17 @@ def test_result_and_report_say_once_it_ran_on_the_cpu(graded: Path) -> None:
     assert any("%cd /content/drive/MyDrive/DL/hw3" in w for w in warnings)
     # the installed packages of `!pip install -q torch numpy` were skipped quietly
     assert not any("pip install" in w for w in warnings)
+    devices = result(graded, "colab_gpu")["devices"]
+    assert devices["kind"] == "cpu"
+    # Q2: X and F (device=); q4: .to(device) and the autocast batch (device=); q7:
+    # .cuda() and one .to(device); the harvest's probes call no .to of their own.
+    assert devices["cuda_requested_on_cpu"]["count"] >= 6
     (record,) = load_records(graded / "results")
     assert report_html(record).count("asked for a GPU") == 1
 
 
 def test_strict_devices_fail_the_answers_that_touch_the_device(tmp_path: Path) -> None:
-    """``DeviceRequest(cuda_on_cpu=False)`` is what ``devices: strict`` asks for."""
+    """``DeviceRequest(policy="strict")`` is what ``devices: strict`` asks for."""
     request = ExecutionRequest(
         files=SubmissionFiles(SAMPLE, ("hw3.ipynb",)),
         notebook=NotebookTask(
@@ -59,7 +64,7 @@ def test_strict_devices_fail_the_answers_that_touch_the_device(tmp_path: Path) -
             ),
         ),
         frameworks=("numpy", "torch"),
-        devices=DeviceRequest(cuda_on_cpu=False),
+        devices=DeviceRequest(policy="strict"),
         workroot=tmp_path,
     )
     run = execute(request).run
@@ -73,19 +78,15 @@ def test_strict_devices_fail_the_answers_that_touch_the_device(tmp_path: Path) -
 
 
 def test_keras_mnist_offline_from_the_bound_data_set(tmp_path: Path) -> None:
-    """End to end once part A's data-set binding is merged (``ExecutionRequest.datasets``,
-    bound read-only at ``/grader-data/NAME``, ``GRADER_DATASETS`` in the kernel): a
-    notebook calling ``keras.datasets.mnist.load_data()`` runs offline from a tiny
-    ``mnist.npz`` laid out as the data cache keeps it."""
-    import dataclasses
-
+    """End to end with part A's binding (``ExecutionRequest.datasets``, bound read-only
+    at ``/grader-data/NAME``, ``GRADER_DATASETS`` in the kernel): a notebook calling
+    ``keras.datasets.mnist.load_data()`` runs offline from a tiny ``mnist.npz`` laid out
+    as the data cache keeps it."""
     import nbformat
     import numpy as np
 
     from grader import sandbox
 
-    if "datasets" not in {f.name for f in dataclasses.fields(ExecutionRequest)}:
-        pytest.skip("needs part A's ExecutionRequest.datasets (issue 14, data sets bound)")
     folder = tmp_path / "cache" / "mnist"
     (folder / "data").mkdir(parents=True)
     np.savez(
@@ -106,8 +107,8 @@ def test_keras_mnist_offline_from_the_bound_data_set(tmp_path: Path) -> None:
         )
     ]
     nbformat.write(nb, subs / "hw.ipynb")  # type: ignore[no-untyped-call]
-    bind = sandbox.DatasetBind("mnist", folder)  # type: ignore[attr-defined]
-    request = ExecutionRequest(  # type: ignore[call-arg]
+    bind = sandbox.DatasetBind("mnist", folder)
+    request = ExecutionRequest(
         files=SubmissionFiles(subs, ("hw.ipynb",)),
         notebook=NotebookTask("hw.ipynb", harvest=(AnswerRequest("labels"),)),
         datasets=(bind,),
@@ -116,3 +117,27 @@ def test_keras_mnist_offline_from_the_bound_data_set(tmp_path: Path) -> None:
     run = execute(request).run
     assert run is not None and run.execution.failures == ()
     assert run.answers["labels"].value == [1, 2, 3, 9]
+
+
+def test_devices_strict_rubric_loses_the_device_touching_points(tmp_path: Path) -> None:
+    """hw3's rubric with ``devices: strict``: the preamble asks for nothing that fails
+    on the CPU except the moves and device= tensors, so by hand from colab_gpu.yaml:
+    Q2's four values (20 points) error (their tensors are created with device=device);
+    q4_model (16) errors (.to(device)); q7_model (10) errors (.cuda()); q3 (18 + 2) and
+    q6 (2 + 2) never touch the device and pass; the written answers are marked as
+    before (24 manual points): 90 - 20 - 16 - 10 = 44."""
+    rubric = (ROOT / "rubrics" / "hw3.yaml").read_text(encoding="utf-8")
+    assert "\ndevices:" not in rubric
+    folder = tmp_path / "rubric"
+    shutil.copytree(ROOT / "rubrics", folder)
+    (folder / "hw3.yaml").write_text(rubric + "\ndevices: strict\n", encoding="utf-8")
+    shutil.copytree(SAMPLE, tmp_path / "subs" / "colab_gpu")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "subs"), "--rubric", str(folder / "hw3.yaml"), "--out", str(out)]
+    assert main([*argv, "--no-reports", "--jobs", "1"]) == 0
+    record = result(out, "colab_gpu")
+    got = {c["id"]: (c["score"], c["status"]) for q in record["questions"] for c in q["checks"]}
+    for cid in ("q2_O", "q2_G", "q2_dL_dX", "q2_dL_dF", "q4_model", "q7_model"):
+        assert got[cid] == (0, "error"), cid
+    assert got["q3_table"] == (18, "pass") and got["q6_params"] == (2, "pass")
+    assert record["score"] == 44
