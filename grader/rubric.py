@@ -95,6 +95,12 @@ class RubricFile(StrictModel):
     late: LatePolicy | None = None
     """The late policy (due time, grace, penalty per day or hour, cap, cut-off); none: no
     penalty."""
+    packages: tuple[str, ...] = ()
+    """Import names of packages the grading environment must have beyond the grader's own
+    (sklearn, pandas): `grade validate` fails unless each imports. Inside the sandbox a
+    student's `!pip install X` of an installed package is skipped quietly; of a missing one
+    it prints that the grading environment lacks X (packages are never installed while
+    grading: there is no network)."""
     files: tuple[ProvidedSpec, ...] = ()
     """Instructor-provided files and folders, bound read-only into every sandbox at their
     target path relative to the notebook or module: a path (same source and target) or
@@ -131,6 +137,17 @@ class RubricFile(StrictModel):
         # A plain path is the short form of {source: path} (same target).
         if isinstance(value, list | tuple):
             return [{"source": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(
+                    f"{name!r} is not an import name: list what `import` takes (sklearn, "
+                    "not scikit-learn)"
+                )
         return value
 
     @field_validator("notebook")
@@ -187,6 +204,7 @@ class Rubric:
     frameworks: tuple[Framework, ...] = ()
     late: LatePolicy | None = None
     provided: tuple[ProvidedFile, ...] = ()  # `files:`, sources resolved
+    packages: tuple[str, ...] = ()  # `packages:`, import names
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     devices: Devices = "cpu"  # `devices:`
     datasets: tuple[str, ...] = ()  # `datasets:`, names in the data cache
@@ -313,6 +331,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         questions=tuple(questions),
         module=top.module,
         frameworks=top.frameworks,
+        packages=top.packages,
         late=top.late,
         provided=provided,
         similarity=top.similarity,
@@ -474,3 +493,32 @@ def _rubric_error(
     where = f"check {check!r}: " if check else ""
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return RubricError(path, f"{where}{what}{more}", line_of(lines, loc))
+
+
+def missing_packages(rubric: Rubric, timeout: float = 120.0) -> list[str]:
+    """A problem for each of the rubric's ``packages:`` that does not import in the
+    grading environment (tried in a fresh interpreter, so nothing it does at import
+    stays in the grader's process)."""
+    import subprocess
+    import sys
+
+    problems = []
+    for name in rubric.packages:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", f"import {name}"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            problems.append(f"packages: importing {name} took longer than {timeout:g} s")
+            continue
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            problems.append(
+                f"packages: {name} does not import in the grading environment ({last}): "
+                f"install it in the grader's environment (pip install into {sys.prefix})"
+            )
+    return problems

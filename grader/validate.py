@@ -18,7 +18,7 @@ from grader.errors import ReferenceComputationError
 from grader.models import ExecutionReport, GradeRecord, Submission
 from grader.pipeline import grade_submission
 from grader.reference import compute_values, load_expected, reference_path
-from grader.rubric import Question, Rubric, load_rubric
+from grader.rubric import Question, Rubric, load_rubric, missing_packages
 from grader.sandbox import Mode, sandbox_warnings
 
 
@@ -65,6 +65,7 @@ def validate_rubric(
     record = grade_submission(sub, rubric, expected, sandbox=sandbox)
     log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
     problems: list[str] = []
+    problems += missing_packages(rubric)
     problems += execution_problems(rubric, record.execution)
     problems += solution_problems(rubric, record)
     return problems

@@ -40,6 +40,7 @@ import numpy as np
 if TYPE_CHECKING:
     from grader.harness import encoding as _encoding
     from grader.harness import recorders as _recorders
+    from grader.harness import shims as _shims
 else:
     _encoding = sys.modules.get("__grader_encoding__") or importlib.import_module(
         "grader.harness.encoding"
@@ -49,6 +50,8 @@ else:
     _recorders = sys.modules.get("__grader_recorders__") or importlib.import_module(
         "grader.harness.recorders"
     )
+    # The Colab/Kaggle/GPU-habit shims, registered the same way (``__grader_shims__``).
+    _shims = sys.modules.get("__grader_shims__") or importlib.import_module("grader.harness.shims")
 
 # The Keras adapter (:mod:`grader.harness.keras_adapter`) is loaded only once the student's
 # code has imported Keras or Keras Tuner (no model or tuner can be theirs before), so a
@@ -116,6 +119,8 @@ def setup(
     seed_torch: bool = False,
     max_answer_bytes: int = 64 * 2**20,
     harvest_timeout_s: float = 60.0,
+    shims: bool = False,
+    cuda_on_cpu: bool = True,
 ) -> None:
     """Prepare the kernel before the first student cell.
 
@@ -131,6 +136,9 @@ def setup(
     _State.files = {}
     _State.probed = {}
     _inline_figures()
+    if shims:
+        # Before any student cell and before torch is seeded: torch may be preloaded.
+        _shims.install(cuda_on_cpu=cuda_on_cpu)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     _seed_tensorflow(seed)
@@ -213,6 +221,8 @@ def harvest(ns: dict[str, Any], requests_json: str, cell: int, final: bool) -> N
     shows the value the name holds now.
     """
     _State.generation += 1
+    with contextlib.suppress(Exception):  # notes are informative; answers come first
+        _shims.write_notes(_State.outbox)
     requests = _json_loads(requests_json)
     for request in requests:
         name = request["name"]

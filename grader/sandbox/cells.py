@@ -95,8 +95,10 @@ class Runner:
         runtime_dir: Path,
         budgets: Mapping[int | str, float] | None = None,
         calls: bool = False,
+        cuda_on_cpu: bool = True,
     ) -> None:
         self.nb = nb
+        self.cuda_on_cpu = cuda_on_cpu
         self.calls = calls  # set up the call machinery: functions are called after the cells
         self.code = code
         self.workdir = workdir
@@ -210,6 +212,7 @@ class Runner:
             max_answer_bytes=self.limits.max_answer_bytes,
             harvest_timeout=self.limits.harvest_timeout,
             calls=self.calls,
+            cuda_on_cpu=self.cuda_on_cpu,
         )
         try:
             reply = await self._silent(setup, self.limits.kernel_start_timeout)

@@ -28,6 +28,7 @@ from grader.harness import encoding as _encoding
 from grader.harness import keras_adapter as _keras_adapter
 from grader.harness import kernel as _harness
 from grader.harness import recorders as _recorders
+from grader.harness import shims as _shims
 from grader.harness import worker as _worker
 
 Launcher = Callable[[list[str]], list[str]]
@@ -41,6 +42,7 @@ WORKER_MODULE = "__grader_worker__"
 _WORKER_SOURCE = Path(_worker.__file__).read_text(encoding="utf-8")
 _RECORDERS_SOURCE = Path(_recorders.__file__).read_text(encoding="utf-8")
 _KERAS_SOURCE = Path(_keras_adapter.__file__).read_text(encoding="utf-8")
+_SHIMS_SOURCE = Path(_shims.__file__).read_text(encoding="utf-8")
 # The largest Jupyter message the grader accepts from a kernel. A larger one (a cell
 # printing hundreds of MB at once, an exception message of that size) would be read and
 # decoded whole in the grader's process; ZeroMQ drops the connection instead, which
@@ -69,6 +71,10 @@ try:
     _rec.__file__ = "<grader recorders>"
     sys.modules["__grader_recorders__"] = _rec
     exec(compile(ARGS["recorders_source"], "<grader recorders>", "exec"), _rec.__dict__)
+    _shm = type(sys)("__grader_shims__")
+    _shm.__file__ = "<grader shims>"
+    sys.modules["__grader_shims__"] = _shm
+    exec(compile(ARGS["shims_source"], "<grader shims>", "exec"), _shm.__dict__)
     _mod = type(sys)(ARGS["module"])
     _mod.__file__ = "<grader harness>"
     sys.modules[ARGS["module"]] = _mod
@@ -85,6 +91,8 @@ try:
         seed_torch=ARGS["seed_torch"],
         max_answer_bytes=ARGS["max_answer_bytes"],
         harvest_timeout_s=ARGS["harvest_timeout_s"],
+        shims=True,
+        cuda_on_cpu=ARGS["cuda_on_cpu"],
     )
 finally:
     sys.path[:] = _saved
@@ -100,12 +108,16 @@ def setup_code(
     max_answer_bytes: int,
     harvest_timeout: float,
     calls: bool = False,
+    cuda_on_cpu: bool = True,
 ) -> str:
     """The silent code that installs the harness in a new kernel (see ``_SETUP_SOURCE``);
     with ``calls``, also the call machinery of :mod:`grader.harness.worker`, before any
     student cell runs (it keeps private references to what it uses); with ``keras``,
     the Keras adapter's source (:mod:`grader.harness.keras_adapter`), compiled by the
-    harness only once the student's code imports Keras or Keras Tuner."""
+    harness only once the student's code imports Keras or Keras Tuner. The shims of
+    :mod:`grader.harness.shims` (Colab, ``!pip``, ``%cd``, offline data sets) are always
+    installed; ``cuda_on_cpu`` False (a rubric's ``devices: strict``) leaves CUDA
+    requests failing as on a CPU-only torch."""
     args = {
         "worker_module": WORKER_MODULE,
         "worker_source": _WORKER_SOURCE if calls else "",
@@ -114,6 +126,8 @@ def setup_code(
         "encoding_module": _ENCODING_MODULE,
         "encoding_source": _ENCODING_SOURCE,
         "recorders_source": _RECORDERS_SOURCE,
+        "shims_source": _SHIMS_SOURCE,
+        "cuda_on_cpu": cuda_on_cpu,
         "keras_source": _KERAS_SOURCE if keras else "",
         "outbox": str(outbox),
         "seed": seed,
@@ -249,3 +263,56 @@ def kernel_env(
             env[name] = os.environ[name]
     env.update(extra or {})
     return env
+
+
+_MAX_NOTES_BYTES = 64 * 2**10
+
+
+def habit_notes(outbox: Path) -> tuple[str, ...]:
+    """The warnings for what the in-kernel shims did (:mod:`grader.harness.shims`): once,
+    "this notebook asked for a GPU (...); it ran on the CPU", and a line per shell note
+    (``!pip install`` of a missing package, ``%cd`` into a missing folder). The notes
+    file is written by the kernel, so it is read as untrusted plain JSON, size-capped,
+    and anything malformed is ignored."""
+    data = read_habit_notes(outbox)
+    out: list[str] = []
+    cuda = data.get("cuda_requested_on_cpu")
+    if cuda:
+        out.append(
+            f"this notebook asked for a GPU ({', '.join(cuda['examples'])}); "
+            "it ran on the CPU (the grading machine has none)"
+        )
+    out += [f"while grading: {line}" for line in data.get("shell", ())]
+    return tuple(out)
+
+
+def read_habit_notes(outbox: Path) -> dict[str, Any]:
+    """The shims' notes as checked plain data: ``cuda_requested_on_cpu`` ({count: int,
+    examples: [str]}) and ``shell`` ([str]), each only when present and well formed."""
+    import json
+
+    path = outbox / _shims.NOTES_FILE
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > _MAX_NOTES_BYTES:
+            return {}
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {}
+    cuda = raw.get("cuda_requested_on_cpu")
+    if (
+        isinstance(cuda, dict)
+        and type(cuda.get("count")) is int
+        and isinstance(cuda.get("examples"), list)
+        and all(isinstance(e, str) for e in cuda["examples"])
+    ):
+        out["cuda_requested_on_cpu"] = {
+            "count": cuda["count"],
+            "examples": [e[:80] for e in cuda["examples"][: _shims.MAX_EXAMPLES]],
+        }
+    shell = raw.get("shell")
+    if isinstance(shell, list) and all(isinstance(s, str) for s in shell):
+        out["shell"] = [s[:200] for s in shell[:20]]
+    return out

@@ -21,7 +21,7 @@ from grader.answers import read_answers
 from grader.models import Answer, AnswerRequest, Call, CallResult, ExecutionReport, NotebookRun
 from grader.sandbox.cells import Runner, RunState
 from grader.sandbox.kernel_calls import KernelCalls, explain_missing, not_made
-from grader.sandbox.kernel_client import Launcher
+from grader.sandbox.kernel_client import Launcher, habit_notes
 from grader.sandbox.limits import ExecutionLimits
 from grader.sandbox.module_inbox import CallInbox
 from grader.sandbox.nbfile import Cell, assigns, image_cells, read_notebook, split_cells
@@ -43,6 +43,7 @@ def run_notebook(
     budgets: Mapping[int | str, float] | None = None,
     calls: Sequence[Call] = (),
     limit_hit: Callable[[], str | None] = lambda: None,
+    cuda_on_cpu: bool = True,
 ) -> NotebookRun:
     """Blocking wrapper of :func:`run_notebook_async` (one event loop per call/thread)."""
     return asyncio.run(
@@ -60,6 +61,7 @@ def run_notebook(
             budgets=budgets,
             calls=calls,
             limit_hit=limit_hit,
+            cuda_on_cpu=cuda_on_cpu,
         )
     )
 
@@ -79,6 +81,7 @@ async def run_notebook_async(
     budgets: Mapping[int | str, float] | None = None,
     calls: Sequence[Call] = (),
     limit_hit: Callable[[], str | None] = lambda: None,
+    cuda_on_cpu: bool = True,
 ) -> NotebookRun:
     """Run ``notebook`` with ``workdir`` as the kernel's cwd and harvest ``requests``.
 
@@ -92,7 +95,8 @@ async def run_notebook_async(
     position, or by a marker in the source). ``calls``: functions the notebook defines,
     called in its kernel after the last cell (:mod:`grader.sandbox.kernel_calls`;
     ``limit_hit`` names the sandbox limit that stopped a kernel); their results are the
-    run's ``calls``.
+    run's ``calls``. ``cuda_on_cpu``: CUDA requests run on the CPU when torch has no
+    CUDA device (:mod:`grader.harness.shims`; False for a rubric's ``devices: strict``).
     """
     started = time.monotonic()
     limits = limits or ExecutionLimits()
@@ -121,6 +125,7 @@ async def run_notebook_async(
             rdir,
             budgets,
             calls=bool(calls),
+            cuda_on_cpu=cuda_on_cpu,
         )
 
     async def restart() -> tuple[Runner, RunState]:
@@ -178,7 +183,7 @@ async def run_notebook_async(
         timed_out=state.timed_out,
         kernel_died=state.kernel_died,
         limit_hit=state.limit_hit,
-        warnings=tuple(dict.fromkeys((*state.warnings, *warnings))),
+        warnings=tuple(dict.fromkeys((*habit_notes(outbox), *state.warnings, *warnings))),
         duration_s=round(time.monotonic() - started, 3),
     )
     return NotebookRun(

@@ -71,8 +71,10 @@ class DeviceRequest:
     this process's pool (:mod:`grader.sandbox.gpus`) for the run, 0 for the CPU only.
     ``memory_mb``: the advisory GPU memory cap passed to the kernel. ``policy``: the
     rubric's ``devices:`` (``cpu``, ``gpu`` or ``strict``), for the in-kernel CUDA shim
-    (issue 14 part B: ``strict`` means code asking for CUDA is not moved to the CPU);
-    carried here, not yet applied by the sandbox."""
+    (:mod:`grader.harness.shims`): with ``cpu`` or ``gpu``, when torch in the sandbox has
+    no usable CUDA device, code asking for one (``.to('cuda')``, ``.cuda()``,
+    ``device='cuda'``, GPU checkpoints) runs on the CPU and the run says so once;
+    ``strict`` lets such code fail as it would on a CPU-only torch."""
 
     gpus: int = 0
     memory_mb: int | None = None

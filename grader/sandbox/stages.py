@@ -18,6 +18,7 @@ from typing import Any
 from grader.models import AnswerRequest, Call, ExecutionReport, ModuleRun, NotebookRun
 from grader.sandbox import confine
 from grader.sandbox.gpus import GpuGrant, GpuMonitor
+from grader.sandbox.kernel_client import read_habit_notes
 from grader.sandbox.limits import MIB, ExecutionLimits
 from grader.sandbox.module import _plain_env as plain_worker_env
 from grader.sandbox.module import run_module
@@ -47,6 +48,7 @@ def notebook_in_session(
     grant: GpuGrant | None = None,
     datasets: Sequence[DatasetBind] = (),
     devices: list[dict[str, Any]] | None = None,
+    cuda_on_cpu: bool = True,
 ) -> tuple[NotebookRun, str | None]:
     """Run ``notebook`` (in ``work``) with its kernel in one session, then make ``calls``
     of the functions it defines in that kernel (a new one after a crash, in the same
@@ -92,6 +94,7 @@ def notebook_in_session(
             budgets=budgets,
             calls=calls,
             limit_hit=box.limit_hit,
+            cuda_on_cpu=cuda_on_cpu,
         )
         hit = box.limit_hit()
     if monitor is not None and devices is not None:
@@ -134,6 +137,7 @@ def notebook_stage(
                 grant=grant,
                 datasets=request.datasets,
                 devices=used,
+                cuda_on_cpu=request.devices.policy != "strict",
             )
         except NotebookFormatError as exc:
             problem = str(exc)
@@ -149,7 +153,16 @@ def notebook_stage(
             used[0] if used else None,
         )
     execution = dataclasses.replace(run.execution, warnings=(*warnings, *run.execution.warnings))
-    return run, problem, execution, used[0] if used else None
+    return run, problem, execution, with_habit_notes(used[0] if used else None, outbox)
+
+
+def with_habit_notes(devices: dict[str, Any] | None, outbox: Path) -> dict[str, Any] | None:
+    """The result's ``devices`` section with ``cuda_requested_on_cpu`` ({count, examples})
+    added when the notebook asked for CUDA and ran on the CPU (:mod:`grader.harness.shims`)."""
+    cuda = read_habit_notes(outbox).get("cuda_requested_on_cpu")
+    if cuda is None:
+        return devices
+    return {**(devices or {"kind": "cpu"}), "cuda_requested_on_cpu": cuda}
 
 
 def module_stage(
