@@ -56,7 +56,9 @@ class ProvidedSpec(StrictModel):
     #: The instructor's file or folder, relative to the rubric's folder.
     source: str = Field(min_length=1)
     #: Where the students have it, relative to the notebook's or module's folder
-    #: (default: the same relative path as ``source``).
+    #: (default: the same relative path as ``source``), or an absolute path under
+    #: ``/content/`` or ``/kaggle/input/`` (Colab's and Kaggle's data folders), where it
+    #: is bound read-only at exactly that path (needs the sandbox: bubblewrap).
     target: str | None = Field(default=None, min_length=1)
     #: True: a student's own file of that name is used instead of the provided one.
     #: False (default): the provided file is used and the student's is not (a warning says so).
@@ -103,7 +105,8 @@ class RubricFile(StrictModel):
     grading: there is no network)."""
     files: tuple[ProvidedSpec, ...] = ()
     """Instructor-provided files and folders, bound read-only into every sandbox at their
-    target path relative to the notebook or module: a path (same source and target) or
+    target path relative to the notebook or module, or at an absolute target under /content/
+    or /kaggle/input/ (as on Colab and Kaggle): a path (same source and target) or
     {source, target, replaceable}."""
     similarity: SimilaritySettings = SimilaritySettings()
     """Similarity across the batch and the policy for edited given cells (threshold, floor,
@@ -344,7 +347,8 @@ def _provided_files(
     path: Path, lines: dict[Path_, int], top: RubricFile, solution: Path | None
 ) -> tuple[ProvidedFile, ...]:
     """The rubric's ``files:``, checked before any student runs: each source exists (no
-    symbolic link inside), each target stays inside the notebook's folder, together they
+    symbolic link inside), each target stays inside the notebook's folder (or under /content/
+    or /kaggle/input/), together they
     fit ``limits.provided_mb``, and none shows the rubric, the solution or golden files."""
     out: list[ProvidedFile] = []
     for i, spec in enumerate(top.files):
@@ -364,6 +368,13 @@ def _provided_files(
             target = provided_target(target).as_posix()
         except ValueError as exc:
             raise RubricError(path, f"files: {exc}", line) from exc
+        if spec.replaceable and target.startswith("/"):
+            raise RubricError(
+                path,
+                f"files: {target!r} is an absolute target, where a student has no file of "
+                "their own to keep: drop replaceable: true",
+                line,
+            )
         out.append(ProvidedFile(source, target, spec.replaceable))
     if out:
         total = provided_size([p.source for p in out])

@@ -71,10 +71,37 @@ def test_a_missing_provided_file_names_the_rubric_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("target", ["/etc/x", "../x", "a/../../x"])
+@pytest.mark.parametrize(
+    "target", ["/etc/x", "../x", "a/../../x", "/content", "/kaggle/x.csv", "/content/../etc/x"]
+)
 def test_a_target_outside_the_notebooks_folder_names_the_line(tmp_path: Path, target: str) -> None:
     path = course(tmp_path, f"files:\n  - {{source: data/tokens.npy, target: '{target}'}}\n")
-    with pytest.raises(RubricError, match=r":6: files: provided file target .* relative path"):
+    with pytest.raises(
+        RubricError,
+        match=r":6: files: provided file target .* relative path .* under /content/ or "
+        r"/kaggle/input/",
+    ):
+        load_rubric(path)
+
+
+def test_colab_and_kaggle_targets_are_kept_absolute(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n"
+        "  - {source: data/tokens.npy, target: /kaggle/input/comp/tokens.npy}\n"
+        "  - {source: helpers, target: /content/drive/MyDrive/helpers}\n",
+    )
+    targets = [p.target for p in load_rubric(path).provided]
+    assert targets == ["/kaggle/input/comp/tokens.npy", "/content/drive/MyDrive/helpers"]
+
+
+def test_a_replaceable_absolute_target_names_the_line(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n  - data/tokens.npy\n"
+        "  - {source: helpers, target: /content/helpers, replaceable: true}\n",
+    )
+    with pytest.raises(RubricError, match=r":7: files: '/content/helpers' is an absolute target"):
         load_rubric(path)
 
 
