@@ -20,7 +20,14 @@ from grader.errors import RubricError
 from grader.integrity.settings import SimilaritySettings
 from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
-from grader.sandbox import Framework, LimitSettings, ProvidedFile, provided_size, provided_target
+from grader.sandbox import (
+    Framework,
+    LimitSettings,
+    Mode,
+    ProvidedFile,
+    provided_size,
+    provided_target,
+)
 from grader.yamlpos import Path_, line_of, load_with_lines
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -386,6 +393,32 @@ def _provided_files(
                 line_of(lines, ("files",)),
             )
     return tuple(out)
+
+
+def refuse_unbindable_files(rubric: Rubric, sandbox: Mode) -> None:
+    """Raise :class:`RubricError` naming the ``files:`` line of the first absolute target
+    (``/content/...``, ``/kaggle/input/...``) that ``sandbox`` cannot bind: ``off``, or
+    ``permissive`` without bubblewrap (the grader never writes into the machine's own
+    ``/content`` or ``/kaggle``). Called before any student runs."""
+    absolute = [i for i, p in enumerate(rubric.provided) if p.target.startswith("/")]
+    if not absolute:
+        return
+    if sandbox != "off":
+        from grader.sandbox.protections import detect_protections
+
+        if detect_protections().bubblewrap:
+            return
+    _, lines = load_with_lines(rubric.path)
+    first = rubric.provided[absolute[0]]
+    why = "with the sandbox off" if sandbox == "off" else "without bubblewrap"
+    raise RubricError(
+        rubric.path,
+        f"files: {first.target!r} can be bound only inside the sandbox, and it cannot be "
+        f"{why} (the grader never writes into this machine's /content or /kaggle): grade "
+        "with --sandbox=strict where bubblewrap runs, or give the entry a target relative "
+        "to the notebook",
+        line_of(lines, ("files", absolute[0])),
+    )
 
 
 def provided_sha256(provided: Sequence[ProvidedFile]) -> str | None:
