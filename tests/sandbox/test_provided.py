@@ -213,11 +213,11 @@ def test_a_target_outside_the_notebooks_folder_is_refused(target: str) -> None:
 COLAB_CELLS = [
     "train = open('/kaggle/input/comp/train.csv').read()",
     "import numpy as np\nx = np.load('/content/drive/MyDrive/x.npy', allow_pickle=False).tolist()",
-    # As `%cd /content` does: /content exists only through the binds.
+    # /content exists only through the binds, and `%cd` gets there.
     """
 import os
 before = os.getcwd()
-os.chdir('/content')
+%cd /content
 here = os.getcwd()
 listing = sorted(os.listdir('/content/drive/MyDrive'))
 os.chdir(before)
