@@ -375,6 +375,21 @@ def _provided_files(
             target = provided_target(target).as_posix()
         except ValueError as exc:
             raise RubricError(path, f"files: {exc}", line) from exc
+        inside = [
+            o.target
+            for o in out
+            if o.target.startswith("/")
+            and target.startswith("/")
+            and (o.target.startswith(target + "/") or target.startswith(o.target + "/"))
+        ]
+        if inside:
+            # bwrap cannot make a mount point inside an earlier read-only bind.
+            raise RubricError(
+                path,
+                f"files: {target!r} and {inside[0]!r} lie one inside the other: give a "
+                "folder's files their own targets, or provide the folder alone",
+                line,
+            )
         if spec.replaceable and target.startswith("/"):
             raise RubricError(
                 path,

@@ -223,3 +223,13 @@ def test_relative_targets_and_the_sandbox_need_no_refusal(tmp_path: Path) -> Non
     if detect_protections().bubblewrap:
         refuse_unbindable_files(absolute, "strict")
         refuse_unbindable_files(absolute, "permissive")
+
+
+def test_nested_absolute_targets_name_the_line(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n  - {source: helpers, target: /kaggle/input/comp}\n"
+        "  - {source: data/tokens.npy, target: /kaggle/input/comp/tokens.npy}\n",
+    )
+    with pytest.raises(RubricError, match=r":7: files: '/kaggle/input/comp/tokens.npy' and "):
+        load_rubric(path)
