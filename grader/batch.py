@@ -47,7 +47,7 @@ from grader.progress import How, Reporter
 from grader.reference import Expected, load_expected
 from grader.results import RESULTS_DIR, record_from_dict, write_batch, write_result
 from grader.roster import Roster
-from grader.rubric import Rubric
+from grader.rubric import Rubric, refuse_unbindable_files
 from grader.sandbox import CELL_PROGRESS, Executed, Mode, gpus, preflight, sandbox_warnings
 
 if TYPE_CHECKING:  # only for annotations: a local batch never imports Dask
@@ -140,6 +140,8 @@ def grade_batch(
     report = reporter if reporter is not None else Reporter(log)
     # A data set missing from the cache fails every run alike: refuse before any runs.
     resolve_datasets(rubric.datasets)
+    # Files at /content/... or /kaggle/input/... need binds this sandbox may not make.
+    refuse_unbindable_files(rubric, sandbox if cluster is None else "strict")
     intake = read_submissions(submissions_dir, out_dir, layout)
     for warning in intake.warnings:
         report.warning(warning)

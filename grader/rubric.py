@@ -20,7 +20,14 @@ from grader.errors import RubricError
 from grader.integrity.settings import SimilaritySettings
 from grader.late import LatePolicy
 from grader.models import AnswerRequest, Call
-from grader.sandbox import Framework, LimitSettings, ProvidedFile, provided_size, provided_target
+from grader.sandbox import (
+    Framework,
+    LimitSettings,
+    Mode,
+    ProvidedFile,
+    provided_size,
+    provided_target,
+)
 from grader.yamlpos import Path_, line_of, load_with_lines
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -56,7 +63,9 @@ class ProvidedSpec(StrictModel):
     #: The instructor's file or folder, relative to the rubric's folder.
     source: str = Field(min_length=1)
     #: Where the students have it, relative to the notebook's or module's folder
-    #: (default: the same relative path as ``source``).
+    #: (default: the same relative path as ``source``), or an absolute path under
+    #: ``/content/`` or ``/kaggle/input/`` (Colab's and Kaggle's data folders), where it
+    #: is bound read-only at exactly that path (needs the sandbox: bubblewrap).
     target: str | None = Field(default=None, min_length=1)
     #: True: a student's own file of that name is used instead of the provided one.
     #: False (default): the provided file is used and the student's is not (a warning says so).
@@ -103,7 +112,8 @@ class RubricFile(StrictModel):
     grading: there is no network)."""
     files: tuple[ProvidedSpec, ...] = ()
     """Instructor-provided files and folders, bound read-only into every sandbox at their
-    target path relative to the notebook or module: a path (same source and target) or
+    target path relative to the notebook or module, or at an absolute target under /content/
+    or /kaggle/input/ (as on Colab and Kaggle): a path (same source and target) or
     {source, target, replaceable}."""
     similarity: SimilaritySettings = SimilaritySettings()
     """Similarity across the batch and the policy for edited given cells (threshold, floor,
@@ -344,7 +354,8 @@ def _provided_files(
     path: Path, lines: dict[Path_, int], top: RubricFile, solution: Path | None
 ) -> tuple[ProvidedFile, ...]:
     """The rubric's ``files:``, checked before any student runs: each source exists (no
-    symbolic link inside), each target stays inside the notebook's folder, together they
+    symbolic link inside), each target stays inside the notebook's folder (or under /content/
+    or /kaggle/input/), together they
     fit ``limits.provided_mb``, and none shows the rubric, the solution or golden files."""
     out: list[ProvidedFile] = []
     for i, spec in enumerate(top.files):
@@ -364,6 +375,28 @@ def _provided_files(
             target = provided_target(target).as_posix()
         except ValueError as exc:
             raise RubricError(path, f"files: {exc}", line) from exc
+        inside = [
+            o.target
+            for o in out
+            if o.target.startswith("/")
+            and target.startswith("/")
+            and (o.target.startswith(target + "/") or target.startswith(o.target + "/"))
+        ]
+        if inside:
+            # bwrap cannot make a mount point inside an earlier read-only bind.
+            raise RubricError(
+                path,
+                f"files: {target!r} and {inside[0]!r} lie one inside the other: give a "
+                "folder's files their own targets, or provide the folder alone",
+                line,
+            )
+        if spec.replaceable and target.startswith("/"):
+            raise RubricError(
+                path,
+                f"files: {target!r} is an absolute target, where a student has no file of "
+                "their own to keep: drop replaceable: true",
+                line,
+            )
         out.append(ProvidedFile(source, target, spec.replaceable))
     if out:
         total = provided_size([p.source for p in out])
@@ -375,6 +408,32 @@ def _provided_files(
                 line_of(lines, ("files",)),
             )
     return tuple(out)
+
+
+def refuse_unbindable_files(rubric: Rubric, sandbox: Mode) -> None:
+    """Raise :class:`RubricError` naming the ``files:`` line of the first absolute target
+    (``/content/...``, ``/kaggle/input/...``) that ``sandbox`` cannot bind: ``off``, or
+    ``permissive`` without bubblewrap (the grader never writes into the machine's own
+    ``/content`` or ``/kaggle``). Called before any student runs."""
+    absolute = [i for i, p in enumerate(rubric.provided) if p.target.startswith("/")]
+    if not absolute:
+        return
+    if sandbox != "off":
+        from grader.sandbox.protections import detect_protections
+
+        if detect_protections().bubblewrap:
+            return
+    _, lines = load_with_lines(rubric.path)
+    first = rubric.provided[absolute[0]]
+    why = "with the sandbox off" if sandbox == "off" else "without bubblewrap"
+    raise RubricError(
+        rubric.path,
+        f"files: {first.target!r} can be bound only inside the sandbox, and it cannot be "
+        f"{why} (the grader never writes into this machine's /content or /kaggle): grade "
+        "with --sandbox=strict where bubblewrap runs, or give the entry a target relative "
+        "to the notebook",
+        line_of(lines, ("files", absolute[0])),
+    )
 
 
 def provided_sha256(provided: Sequence[ProvidedFile]) -> str | None:

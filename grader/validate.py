@@ -18,7 +18,7 @@ from grader.errors import ReferenceComputationError
 from grader.models import ExecutionReport, GradeRecord, Submission
 from grader.pipeline import grade_submission
 from grader.reference import compute_values, load_expected, reference_path
-from grader.rubric import Question, Rubric, load_rubric, missing_packages
+from grader.rubric import Question, Rubric, load_rubric, missing_packages, refuse_unbindable_files
 from grader.sandbox import Mode, sandbox_warnings
 
 
@@ -62,6 +62,7 @@ def validate_rubric(
         student=rubric.solution.name, path=rubric.solution, files=files_under(rubric.solution)
     )
     sandbox_warnings(sandbox)
+    refuse_unbindable_files(rubric, sandbox)
     record = grade_submission(sub, rubric, expected, sandbox=sandbox)
     log(f"solution {rubric.solution.name}: {record.score:g}/{record.max_score:g}")
     problems: list[str] = []

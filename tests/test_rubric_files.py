@@ -10,8 +10,9 @@ import pytest
 
 from grader.cache import execution_fingerprint
 from grader.errors import RubricError
-from grader.rubric import load_rubric, provided_sha256
-from grader.sandbox import ProvidedFile
+from grader.rubric import load_rubric, provided_sha256, refuse_unbindable_files
+from grader.sandbox import Mode, ProvidedFile
+from grader.sandbox.protections import OFF, detect_protections
 from grader.validate import provided_leaks, validate_rubric
 
 HEAD = "assignment: x\ntitle: T\nreference: hw3\nnotebook: x.ipynb\n"
@@ -71,10 +72,37 @@ def test_a_missing_provided_file_names_the_rubric_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("target", ["/etc/x", "../x", "a/../../x"])
+@pytest.mark.parametrize(
+    "target", ["/etc/x", "../x", "a/../../x", "/content", "/kaggle/x.csv", "/content/../etc/x"]
+)
 def test_a_target_outside_the_notebooks_folder_names_the_line(tmp_path: Path, target: str) -> None:
     path = course(tmp_path, f"files:\n  - {{source: data/tokens.npy, target: '{target}'}}\n")
-    with pytest.raises(RubricError, match=r":6: files: provided file target .* relative path"):
+    with pytest.raises(
+        RubricError,
+        match=r":6: files: provided file target .* relative path .* under /content/ or "
+        r"/kaggle/input/",
+    ):
+        load_rubric(path)
+
+
+def test_colab_and_kaggle_targets_are_kept_absolute(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n"
+        "  - {source: data/tokens.npy, target: /kaggle/input/comp/tokens.npy}\n"
+        "  - {source: helpers, target: /content/drive/MyDrive/helpers}\n",
+    )
+    targets = [p.target for p in load_rubric(path).provided]
+    assert targets == ["/kaggle/input/comp/tokens.npy", "/content/drive/MyDrive/helpers"]
+
+
+def test_a_replaceable_absolute_target_names_the_line(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n  - data/tokens.npy\n"
+        "  - {source: helpers, target: /content/helpers, replaceable: true}\n",
+    )
+    with pytest.raises(RubricError, match=r":7: files: '/content/helpers' is an absolute target"):
         load_rubric(path)
 
 
@@ -167,3 +195,41 @@ def test_making_a_file_replaceable_changes_the_key(tmp_path: Path) -> None:
         )
     )
     assert provided_sha256(fixed.provided) != provided_sha256(loose.provided)
+
+
+@pytest.mark.parametrize("sandbox", ["off", "permissive-without-bwrap"])
+def test_absolute_targets_are_refused_where_nothing_can_bind_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    path = course(
+        tmp_path,
+        "files:\n  - data/tokens.npy\n  - {source: helpers, target: /kaggle/input/comp/helpers}\n",
+    )
+    rubric = load_rubric(path)
+    if sandbox != "off":
+        monkeypatch.setattr("grader.sandbox.protections.detect_protections", lambda: OFF)
+    mode: Mode = "off" if sandbox == "off" else "permissive"
+    with pytest.raises(RubricError, match=r":7: files: '/kaggle/input/comp/helpers' can be bound"):
+        refuse_unbindable_files(rubric, mode)
+    assert not os.path.lexists("/kaggle/input/comp")
+
+
+def test_relative_targets_and_the_sandbox_need_no_refusal(tmp_path: Path) -> None:
+    relative = load_rubric(course(tmp_path, "files:\n  - data/tokens.npy\n"))
+    refuse_unbindable_files(relative, "off")  # copied instead, as before
+    absolute = load_rubric(
+        course(tmp_path / "b", "files:\n  - {source: helpers, target: /content/helpers}\n")
+    )
+    if detect_protections().bubblewrap:
+        refuse_unbindable_files(absolute, "strict")
+        refuse_unbindable_files(absolute, "permissive")
+
+
+def test_nested_absolute_targets_name_the_line(tmp_path: Path) -> None:
+    path = course(
+        tmp_path,
+        "files:\n  - {source: helpers, target: /kaggle/input/comp}\n"
+        "  - {source: data/tokens.npy, target: /kaggle/input/comp/tokens.npy}\n",
+    )
+    with pytest.raises(RubricError, match=r":7: files: '/kaggle/input/comp/tokens.npy' and "):
+        load_rubric(path)

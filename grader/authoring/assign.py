@@ -35,6 +35,7 @@ import yaml
 
 from grader.errors import GraderError, RubricError
 from grader.rubric import Rubric, load_rubric
+from grader.sandbox import provided_target
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -140,7 +141,8 @@ def student_notebook(solution: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def provided_files(rubric_path: Path) -> list[tuple[Path, str]]:
     """The rubric's ``files:`` as (source path, target relative to the notebook): a
-    string is both; a mapping has ``source`` and ``target``. Read from the YAML itself,
+    string is both; a mapping has ``source`` and ``target``; an absolute target under
+    ``/content/`` or ``/kaggle/input/`` loses its leading ``/``. Read from the YAML itself,
     so that it works whether or not this grader's rubric model knows the key."""
     data = yaml.safe_load(rubric_path.read_text(encoding="utf-8")) or {}
     entries = data.get("files") or []
@@ -154,8 +156,13 @@ def provided_files(rubric_path: Path) -> list[tuple[Path, str]]:
             raise RubricError(
                 rubric_path, f"files: {entry!r} is neither a path nor {{source, target}}"
             )
-        if Path(target).is_absolute() or ".." in Path(target).parts:
-            raise RubricError(rubric_path, f"files: target {target!r} must stay inside the folder")
+        try:
+            checked = provided_target(target)
+        except ValueError as exc:
+            raise RubricError(rubric_path, f"files: {exc}") from exc
+        # A Colab or Kaggle path (/kaggle/input/comp/x.csv) is shipped at the same path
+        # inside the student folder (kaggle/input/comp/x.csv), never written to the host's.
+        target = checked.relative_to("/").as_posix() if checked.is_absolute() else target
         path = (rubric_path.parent / source).resolve()
         if not path.exists():
             raise RubricError(rubric_path, f"files: {source!r} not found (looked for {path})")

@@ -12,6 +12,12 @@ to the notebook or module being run (where the student had it), read-only:
 A student's own file of the same name is removed from the scratch copy (a warning says
 it was not used) unless the file is ``replaceable``: then the student's file is used
 and the provided one is not put in.
+
+A target may instead be an absolute path under ``/content/`` or ``/kaggle/input/`` (where
+Colab and Kaggle notebooks find their data): such a file is bound read-only at exactly
+that path inside the sandbox, never placed in the scratch. That needs bubblewrap (cold
+sessions only: a warm template's namespace is already made); without it the run is
+refused, since the grader never writes into the machine's own ``/content`` or ``/kaggle``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ from grader.sandbox.records import ProvidedFile
 Bind = tuple[Path, Path]
 """(the instructor's file or folder, its placeholder in the scratch copy)."""
 
+AbsoluteBind = tuple[Path, str]
+"""(the instructor's file or folder, its absolute target inside the sandbox)."""
+
+#: The roots an absolute target may lie under: Colab's and Kaggle's data folders.
+ABSOLUTE_ROOTS = (PurePosixPath("/content"), PurePosixPath("/kaggle/input"))
+
 
 @dataclass(frozen=True)
 class Placed:
@@ -39,15 +51,30 @@ class Placed:
 
     binds: tuple[Bind, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Files bound at absolute targets (``/content/...``, ``/kaggle/input/...``).
+    absolute: tuple[AbsoluteBind, ...] = ()
 
 
 def target_path(target: str) -> PurePosixPath:
-    """A provided file's target as a relative POSIX path; ValueError when it is absolute
-    or climbs out of the notebook's folder (``..``)."""
+    """A provided file's target as a POSIX path: relative (inside the notebook's folder)
+    or absolute strictly under one of :data:`ABSOLUTE_ROOTS`; ValueError when it is
+    another absolute path or climbs out (``..``)."""
     path = PurePosixPath(target)
-    if path.is_absolute() or ".." in path.parts or not path.parts or path == PurePosixPath("."):
-        raise ValueError(f"provided file target {target!r} must be a relative path inside it")
+    bad = ".." in path.parts or not path.parts or path == PurePosixPath(".")
+    if path.is_absolute() and not any(root in path.parents for root in ABSOLUTE_ROOTS):
+        bad = True
+    if bad:
+        raise ValueError(
+            f"provided file target {target!r} must be a relative path inside the notebook's "
+            "folder, or an absolute path under /content/ or /kaggle/input/ (as on Colab "
+            "and Kaggle)"
+        )
     return path
+
+
+def is_absolute_target(target: str) -> bool:
+    """True for a target bound at an absolute path (``/content/...``, ``/kaggle/input/...``)."""
+    return PurePosixPath(target).is_absolute()
 
 
 def provided_size(sources: Sequence[Path]) -> int:
@@ -117,10 +144,22 @@ def place_provided(
                     f"code runs as uid 65534: chmod -R o+rX {src}"
                 )
     binds: list[Bind] = []
+    absolute: list[AbsoluteBind] = []
     warnings: list[str] = []
     scratch = Path(os.path.abspath(scratch))
     for p, src in zip(provided, sources, strict=True):
         rel = target_path(p.target)
+        if rel.is_absolute():
+            if copy:
+                raise SandboxError(
+                    f"the rubric's files: binds {src} at {p.target}, which needs bubblewrap "
+                    "(mount namespaces), and the grader never writes into this machine's "
+                    f"/{rel.parts[1]}: grade with the sandbox on "
+                    "(strict, or permissive where bubblewrap runs), or give that entry a "
+                    "target relative to the notebook"
+                )
+            absolute.append((src, rel.as_posix()))
+            continue
         dst = Path(os.path.abspath(base / rel))
         if scratch != dst and scratch not in dst.parents:
             raise ValueError(f"provided file target {p.target!r} leaves the submission folder")
@@ -147,7 +186,7 @@ def place_provided(
             "the provided files were copied into the submission's folder, not mounted "
             "read-only (no mount namespaces here): they are read-only by permission only"
         )
-    return Placed(tuple(binds), tuple(warnings))
+    return Placed(tuple(binds), tuple(warnings), tuple(absolute))
 
 
 def _clear_way(scratch: Path, dst: Path) -> str | None:

@@ -55,13 +55,14 @@ class ProvidedFile:
 
     ``source``: an absolute path on the grader's machine. ``target``: a relative POSIX
     path, relative to the folder of the notebook or module being run (where the student
-    has it). A student's own file of that name is not used (a warning says so) unless
-    ``replaceable``: then the student's file is used instead. See
-    :mod:`grader.sandbox.provided`.
+    has it), or an absolute one under ``/content/`` or ``/kaggle/input/``, bound at
+    exactly that path (sandboxed runs only). A student's own file of that name is not
+    used (a warning says so) unless ``replaceable``: then the student's file is used
+    instead. See :mod:`grader.sandbox.provided`.
     """
 
     source: Path  # read by the grader
-    target: str  # POSIX path relative to the notebook's or module's folder
+    target: str  # POSIX path relative to the notebook's folder, or under /content, /kaggle/input
     replaceable: bool = False
 
 

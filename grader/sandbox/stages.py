@@ -25,7 +25,7 @@ from grader.sandbox.module import run_module
 from grader.sandbox.nbfile import NotebookFormatError
 from grader.sandbox.notebook import run_notebook
 from grader.sandbox.protections import OFF, detect_protections
-from grader.sandbox.provided import Bind, Placed, place_provided
+from grader.sandbox.provided import AbsoluteBind, Bind, Placed, place_provided
 from grader.sandbox.records import DatasetBind, ExecutionRequest, Mode
 from grader.sandbox.scratch import copy_to_scratch, locate_module, locate_notebook
 from grader.sandbox.warm_or_cold import open_session
@@ -44,6 +44,7 @@ def notebook_in_session(
     budgets: Mapping[int | str, float] | None = None,
     warm: bool | None = None,
     provided: Sequence[Bind] = (),
+    absolute: Sequence[AbsoluteBind] = (),
     calls: Sequence[Call] = (),
     grant: GpuGrant | None = None,
     datasets: Sequence[DatasetBind] = (),
@@ -54,7 +55,8 @@ def notebook_in_session(
     of the functions it defines in that kernel (a new one after a crash, in the same
     session); the run and the sandbox limit that stopped it, if any (``warm`` as in
     ``open_session``; ``provided``: read-only binds,
-    :func:`grader.sandbox.provided.place_provided`; ``grant``: the GPUs lent to the run,
+    :func:`grader.sandbox.provided.place_provided`, and ``absolute`` those bound at
+    absolute paths such as ``/kaggle/input/...``; ``grant``: the GPUs lent to the run,
     whose use is appended to ``devices``; ``datasets``: data sets bound read-only)."""
     with contextlib.ExitStack() as stack:
         box = stack.enter_context(
@@ -68,6 +70,7 @@ def notebook_in_session(
                 provided=provided,
                 grant=grant,
                 datasets=datasets,
+                absolute=absolute,
             )
         )
         monitor = None
@@ -133,6 +136,7 @@ def notebook_stage(
                 seed=request.seed,
                 budgets=task.cell_budgets,
                 provided=placed.binds,
+                absolute=placed.absolute,
                 calls=task.calls,
                 grant=grant,
                 datasets=request.datasets,
@@ -193,6 +197,7 @@ def module_stage(
         provided=placed.binds,
         grant=grant,
         datasets=request.datasets,
+        absolute=placed.absolute,
     ) as box:
         module_run = run_module(
             located.path,

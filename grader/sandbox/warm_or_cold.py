@@ -40,6 +40,7 @@ def open_session(
     provided: Sequence[tuple[Path, Path]] = (),
     grant: GpuGrant | None = None,
     datasets: Sequence[DatasetBind] = (),
+    absolute: Sequence[tuple[Path, str]] = (),
 ) -> Iterator[Session]:
     """One submission's session, open for the ``with`` block: warm when possible.
 
@@ -52,6 +53,9 @@ def open_session(
     placeholder in ``work``) pairs, bound read-only over the placeholders. ``grant``
     (GPUs lent to the run) and ``datasets`` (data sets bound read-only) take the cold
     path: a warm template's namespace has neither the device nodes nor the data binds.
+    ``absolute``: (instructor's file, absolute target such as ``/kaggle/input/x.csv``)
+    pairs, bound read-only at exactly that path; they take the cold path too (the warm
+    child's root is the template's, made before the submission was known).
     """
     env = confine.extra_env()
     # Without bubblewrap (permissive on a bare machine, or off) nothing can be bound:
@@ -60,7 +64,8 @@ def open_session(
     data_binds, run_env = dataset_binds(datasets, bound=bound)
     if grant is not None:
         run_env.update(grant.env)
-    special = grant is not None or bool(datasets)
+    data_binds = (*data_binds, *((Path(src), target) for src, target in absolute))
+    special = grant is not None or bool(datasets) or bool(absolute)
     if not special and _wants_warm(mode, warm) and usable_paths(work, outbox):
         wanted = preloaded_for(frameworks, work)
         template = warm_starts.thread_template(warm_starts.preload(wanted), limits, env)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from grader.authoring.assign import (
     GIVEN_TAG,
+    provided_files,
     selfcheck_source,
     strip_source,
     student_notebook,
@@ -249,3 +250,29 @@ def test_self_check_is_the_comparison_module_and_the_runner() -> None:
     compile(source, "check.py", "exec")
     assert source.count("from __future__ import annotations") == 1
     assert "def compare_arrays(" in source and "def run_case(" in source
+
+
+@pytest.mark.parametrize(
+    ("target", "shipped"),
+    [
+        ("/kaggle/input/comp/train.csv", "kaggle/input/comp/train.csv"),
+        ("/content/drive/MyDrive/hw/", "content/drive/MyDrive/hw"),
+        ("data/train.csv", "data/train.csv"),
+    ],
+)
+def test_colab_and_kaggle_targets_ship_inside_the_student_folder(
+    tmp_path: Path, target: str, shipped: str
+) -> None:
+    (tmp_path / "train.csv").write_text("a\n")
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(f"files:\n  - {{source: train.csv, target: '{target}'}}\n")
+    assert provided_files(rubric) == [((tmp_path / "train.csv").resolve(), shipped)]
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/kaggle/other.csv", "../x"])
+def test_other_targets_are_refused_by_assign(tmp_path: Path, target: str) -> None:
+    (tmp_path / "train.csv").write_text("a\n")
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(f"files:\n  - {{source: train.csv, target: '{target}'}}\n")
+    with pytest.raises(GraderError, match="under /content/ or /kaggle/input/"):
+        provided_files(rubric)

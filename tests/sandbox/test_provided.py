@@ -28,6 +28,7 @@ from grader.sandbox import (
 )
 from grader.sandbox.protections import detect_protections
 from grader.sandbox.provided import place_provided, target_path
+from grader.sandbox.records import Mode
 from tests.sandbox.test_execute import folder, notebook_bytes, use_warm
 
 CONFINED = os.geteuid() == 0 and detect_protections().complete
@@ -201,10 +202,93 @@ def test_provided_files_over_the_size_limit_are_refused(tmp_path: Path) -> None:
     assert list(scratch.iterdir()) == []
 
 
-@pytest.mark.parametrize("target", ["/etc/passwd", "../up.txt", "a/../../b", "."])
+@pytest.mark.parametrize(
+    "target", ["/etc/passwd", "../up.txt", "a/../../b", ".", "/content", "/kaggle/input"]
+)
 def test_a_target_outside_the_notebooks_folder_is_refused(target: str) -> None:
     with pytest.raises(ValueError, match="relative path inside"):
         target_path(target)
+
+
+COLAB_CELLS = [
+    "train = open('/kaggle/input/comp/train.csv').read()",
+    "import numpy as np\nx = np.load('/content/drive/MyDrive/x.npy', allow_pickle=False).tolist()",
+    # /content exists only through the binds, and `%cd` gets there.
+    """
+import os
+before = os.getcwd()
+%cd /content
+here = os.getcwd()
+listing = sorted(os.listdir('/content/drive/MyDrive'))
+os.chdir(before)
+""",
+    """
+errors = []
+for attempt in (
+    lambda: open('/kaggle/input/comp/train.csv', 'w').write('forged'),
+    lambda: open('/kaggle/input/comp/new.csv', 'w').write('new'),
+    lambda: open('/content/drive/MyDrive/x.npy', 'ab').write(b'forged'),
+    lambda: open('/content/drive/MyDrive/new.txt', 'w').write('new'),
+    lambda: open('/content/new.txt', 'w').write('new'),
+):
+    try:
+        attempt()
+        errors.append('none')
+    except OSError as exc:
+        errors.append(type(exc).__name__)
+""",
+]
+COLAB_HARVEST = tuple(AnswerRequest(n) for n in ("train", "x", "here", "listing", "errors"))
+
+
+def colab_request(tmp_path: Path, course: Path, mode: Mode) -> ExecutionRequest:
+    """A notebook reading Kaggle and Colab paths the rubric maps to provided files."""
+    import numpy as np
+
+    (course / "train.csv").write_text("a,b\n1,2\n")
+    np.save(course / "x.npy", np.arange(3))
+    return ExecutionRequest(
+        files=folder(tmp_path, {"hw.ipynb": notebook_bytes(COLAB_CELLS)}),
+        notebook=NotebookTask("hw.ipynb", harvest=COLAB_HARVEST),
+        provided=(
+            ProvidedFile(course / "train.csv", "/kaggle/input/comp/train.csv"),
+            ProvidedFile(course / "x.npy", "/content/drive/MyDrive/x.npy"),
+        ),
+        limits=LIMITS,
+        mode=mode,
+    )
+
+
+@needs_confined
+@pytest.mark.parametrize("path", ["cold", "warm"])
+def test_colab_and_kaggle_paths_read_the_provided_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course: Path, path: str
+) -> None:
+    # Warm requests with absolute targets take the cold path (warm_or_cold.open_session).
+    use_warm(monkeypatch, path == "warm")
+    request = colab_request(tmp_path, course, "strict")
+    before = (course / "x.npy").stat().st_size
+    got = execute(request)
+    assert got.run is not None, got.problem
+    answers = {name: a.value for name, a in got.run.answers.items()}
+    assert answers["train"] == "a,b\n1,2\n"
+    assert answers["x"] == [0, 1, 2]
+    assert answers["here"] == "/content"
+    assert answers["listing"] == ["x.npy"]
+    # every write failed (read-only file system, or permission for the root-owned file)
+    assert len(answers["errors"]) == 5 and "none" not in answers["errors"], answers["errors"]
+    assert (course / "train.csv").read_text() == "a,b\n1,2\n"
+    assert (course / "x.npy").stat().st_size == before
+    assert not os.path.lexists("/kaggle/input/comp")  # nothing on the host
+
+
+def test_colab_and_kaggle_paths_are_refused_without_the_sandbox(
+    tmp_path: Path, course: Path
+) -> None:
+    # With the sandbox off nothing may be written into the machine's own /kaggle.
+    with pytest.raises(SandboxError, match=r"files: binds .*train\.csv at /kaggle/input/comp"):
+        execute(colab_request(tmp_path, course, "off"))
+    assert not os.path.lexists("/kaggle/input/comp/train.csv")
 
 
 def test_a_student_file_where_a_provided_folder_goes_is_shadowed(tmp_path: Path) -> None:

@@ -518,6 +518,24 @@ def test_module_session_is_warm_by_default(
         assert isinstance(box, SandboxSession)
 
 
+def test_files_at_colab_or_kaggle_paths_take_the_cold_path(
+    tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
+) -> None:
+    # The warm child's root is the template's: a bind at /kaggle/input needs a new one.
+    rubric = hw2[0]
+    work, outbox = tmp_path / "w", tmp_path / "o"
+    work.mkdir()
+    outbox.mkdir()
+    (tmp_path / "train.csv").write_text("a\n")
+    absolute = ((tmp_path / "train.csv", "/kaggle/input/comp/train.csv"),)
+    limits = execution_limits(rubric)
+    with open_session(
+        work, outbox, limits, "strict", rubric.frameworks, warm=True, absolute=absolute
+    ) as box:
+        assert isinstance(box, SandboxSession)
+        assert box.data_binds == absolute
+
+
 def test_module_memory_limit_is_named_and_the_next_call_runs(
     tmp_path: Path, hw2: tuple[Rubric, list[Call], str]
 ) -> None:
