@@ -419,7 +419,7 @@ def refuse_unbindable_files(rubric: Rubric, sandbox: Mode) -> None:
     if not absolute:
         return
     if sandbox != "off":
-        from grader.sandbox.protections import detect_protections
+        from grader.sandbox import detect_protections
 
         if detect_protections().bubblewrap:
             return

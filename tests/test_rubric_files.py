@@ -207,7 +207,7 @@ def test_absolute_targets_are_refused_where_nothing_can_bind_them(
     )
     rubric = load_rubric(path)
     if sandbox != "off":
-        monkeypatch.setattr("grader.sandbox.protections.detect_protections", lambda: OFF)
+        monkeypatch.setattr("grader.sandbox.detect_protections", lambda: OFF)
     mode: Mode = "off" if sandbox == "off" else "permissive"
     with pytest.raises(RubricError, match=r":7: files: '/kaggle/input/comp/helpers' can be bound"):
         refuse_unbindable_files(rubric, mode)

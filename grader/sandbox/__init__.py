@@ -34,6 +34,7 @@ from grader.sandbox.errors import (
 )
 from grader.sandbox.limits import CELL_PROGRESS, ExecutionLimits, LimitSettings
 from grader.sandbox.nbfile import NotebookFormatError, read_notebook
+from grader.sandbox.protections import detect_protections
 from grader.sandbox.provided import provided_size
 from grader.sandbox.provided import target_path as provided_target
 from grader.sandbox.readiness import preflight, sandbox_warnings
@@ -82,6 +83,7 @@ __all__ = [
     "Stored",
     "SubmissionFiles",
     "UnsupportedRequest",
+    "detect_protections",
     "execute",
     "gpus",
     "preflight",
